@@ -1,0 +1,235 @@
+"""Event contracts: decoding and validating input events, encoding output events.
+
+Every topic's value is one UTF-8 JSON object, documented for other languages by a JSON Schema in
+``streams/schemas/<topic>.schema.json`` (tests keep the schemas and this module in agreement).
+This module is the one validation path: input bytes either become a typed record or raise
+:class:`EventError` carrying a bounded ``reason`` code (a metric label) and a message a human
+can act on; the caller turns that into a dead letter.
+
+``ts`` is event time in **integer epoch milliseconds** (UTC). ISO-8601 strings, floats and
+seconds-since-epoch-looking values outside the accepted range are rejected, not guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
+__all__ = [
+    "EventError",
+    "Reason",
+    "REASONS",
+    "PriceTick",
+    "TextEvent",
+    "LabelEvent",
+    "decode_price",
+    "decode_text",
+    "decode_label",
+    "encode",
+    "TS_MIN_MS",
+    "TS_MAX_MS",
+]
+
+Reason = Literal[
+    "empty_value",
+    "oversized",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "unknown_field",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    "empty_text",
+    "scoring_failed",
+]
+REASONS: Final[tuple[str, ...]] = get_args(Reason)
+
+TS_MIN_MS: Final = 0  # 1970-01-01T00:00:00Z
+TS_MAX_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+PRICE_MAX: Final = 1e12
+TEXT_MAX_CHARS: Final = 10_000
+ID_MAX_CHARS: Final = 128
+SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._:/-]{1,32}")
+
+
+class EventError(ValueError):
+    """An input event that cannot be processed; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason: Reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTick:
+    """A value on ``prices``: one observed price of ``symbol`` at event time ``ts``."""
+
+    symbol: str
+    ts: int
+    price: float
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextEvent:
+    """A value on ``texts``: a text to score, optionally with its ground-truth ``label``."""
+
+    id: str
+    ts: int
+    text: str
+    symbol: str | None = None
+    label: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """A value on ``labels``: ground truth (1 positive, 0 negative) for text ``id``."""
+
+    id: str
+    label: int
+
+
+# -- generic decoding --------------------------------------------------------------------------
+def _reject_constant(name: str) -> Any:
+    raise EventError("not_json", f"{name} is not valid JSON (use a finite number)")
+
+
+def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
+    """Bytes -> JSON object, or :class:`EventError` saying why not."""
+    if raw is None or len(raw) == 0:
+        raise EventError("empty_value", "the message has no value (null or empty)")
+    if len(raw) > max_bytes:
+        raise EventError("oversized", f"value is {len(raw)} bytes; the limit is {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError("not_utf8", f"value is not valid UTF-8 ({exc.reason} at byte "
+                                     f"{exc.start})") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except EventError:
+        raise
+    except RecursionError:
+        raise EventError("not_json", "JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise EventError("not_json", f"value is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise EventError("not_object", f"value must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _check_fields(obj: Mapping[str, Any], required: tuple[str, ...],
+                  optional: tuple[str, ...], kind: str) -> None:
+    allowed = required + optional
+    unknown = sorted(k for k in obj if k not in allowed)
+    if unknown:
+        raise EventError("unknown_field", f"{kind} event has unknown field(s) "
+                         f"{', '.join(map(repr, unknown))[:200]}; allowed: {', '.join(allowed)}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise EventError("missing_field", f"{kind} event is missing {', '.join(missing)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _wrong_type(field: str, value: Any, expected: str) -> EventError:
+    return EventError("wrong_type", f"{field} must be {expected}, got "
+                      f"{type(value).__name__} {_short(value)}")
+
+
+def _get_str(obj: Mapping[str, Any], field: str, *, max_chars: int) -> str:
+    value = obj[field]
+    if not isinstance(value, str):
+        raise _wrong_type(field, value, "a string")
+    if not value:
+        raise EventError("invalid_value", f"{field} must not be empty")
+    if len(value) > max_chars:
+        raise EventError("invalid_value", f"{field} is {len(value)} characters; the limit is "
+                         f"{max_chars}")
+    return value
+
+
+def _get_ts(obj: Mapping[str, Any]) -> int:
+    value = obj["ts"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = " (ISO-8601 strings are not accepted)" if isinstance(value, str) else ""
+        raise _wrong_type("ts", value, "an integer of epoch milliseconds" + hint)
+    if not TS_MIN_MS <= value < TS_MAX_MS:
+        raise EventError("invalid_value", f"ts={value} is outside 1970..2100 in epoch "
+                         "milliseconds")
+    return value
+
+
+def _get_symbol(obj: Mapping[str, Any]) -> str:
+    value = obj["symbol"]
+    if not isinstance(value, str):
+        raise _wrong_type("symbol", value, "a string")
+    if not SYMBOL_RE.fullmatch(value):
+        raise EventError("invalid_value", f"symbol={_short(value)} must be 1-32 characters of "
+                         "A-Z a-z 0-9 . _ : / -")
+    return value
+
+
+def _get_label(obj: Mapping[str, Any]) -> int:
+    value = obj["label"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type("label", value, "the integer 0 or 1")
+    if value not in (0, 1):
+        raise EventError("invalid_value", f"label={value} must be 0 or 1")
+    return value
+
+
+# -- input events ------------------------------------------------------------------------------
+def decode_price(raw: bytes | None, *, max_bytes: int) -> PriceTick:
+    obj = decode_object(raw, max_bytes=max_bytes)
+    _check_fields(obj, ("symbol", "ts", "price"), ("id",), "price")
+    price = obj["price"]
+    if isinstance(price, bool) or not isinstance(price, int | float):
+        raise _wrong_type("price", price, "a number")
+    if not (math.isfinite(price) and 0 < price < PRICE_MAX):
+        raise EventError("invalid_value", f"price={_short(price)} must be finite, > 0 and "
+                         f"< {PRICE_MAX:g}")
+    event_id = _get_str(obj, "id", max_chars=ID_MAX_CHARS) if "id" in obj else None
+    return PriceTick(symbol=_get_symbol(obj), ts=_get_ts(obj), price=float(price), id=event_id)
+
+
+def decode_text(raw: bytes | None, *, max_bytes: int) -> TextEvent:
+    obj = decode_object(raw, max_bytes=max_bytes)
+    _check_fields(obj, ("id", "ts", "text"), ("symbol", "label"), "text")
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise _wrong_type("text", text, "a string")
+    if not text.strip():
+        raise EventError("empty_text", "text is empty or only whitespace")
+    if len(text) > TEXT_MAX_CHARS:
+        raise EventError("oversized", f"text is {len(text)} characters; the limit is "
+                         f"{TEXT_MAX_CHARS}")
+    return TextEvent(
+        id=_get_str(obj, "id", max_chars=ID_MAX_CHARS),
+        ts=_get_ts(obj),
+        text=text,
+        symbol=_get_symbol(obj) if obj.get("symbol") is not None else None,
+        label=_get_label(obj) if obj.get("label") is not None else None,
+    )
+
+
+def decode_label(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
+    obj = decode_object(raw, max_bytes=max_bytes)
+    _check_fields(obj, ("id", "label"), (), "label")
+    return LabelEvent(id=_get_str(obj, "id", max_chars=ID_MAX_CHARS), label=_get_label(obj))
+
+
+# -- output events -----------------------------------------------------------------------------
+def encode(value: Mapping[str, Any]) -> bytes:
+    """The one serializer for output events: compact UTF-8 JSON, NaN refused."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")

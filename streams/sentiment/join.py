@@ -1,0 +1,82 @@
+"""Join texts' scores with ground truth that arrives inline or later on ``labels``.
+
+Pure logic, no Kafka: the agent feeds it scored texts and labels in consumption order and it
+feeds each model's rolling AUC once per labelled id. Memory is bounded: at most ``pending_max``
+scored texts wait for a label (and as many early labels wait for their text); the oldest are
+dropped first and counted as ``expired``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tickcast.streams.evaluation import RollingAUC
+
+__all__ = ["LabelJoin", "JoinOutcome"]
+
+JoinOutcome = Literal["matched", "waiting", "duplicate", "unlabelled"]
+
+
+@dataclass(slots=True)
+class LabelJoin:
+    window_size: int
+    pending_max: int
+    aucs: dict[str, RollingAUC] = field(default_factory=dict)
+    _scores: OrderedDict[str, dict[str, float]] = field(default_factory=OrderedDict)
+    _early_labels: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _counted: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    expired: int = 0
+
+    def auc(self, model: str) -> RollingAUC:
+        if model not in self.aucs:
+            self.aucs[model] = RollingAUC(self.window_size)
+        return self.aucs[model]
+
+    @property
+    def waiting_texts(self) -> int:
+        return len(self._scores)
+
+    @property
+    def waiting_labels(self) -> int:
+        return len(self._early_labels)
+
+    def on_scored(self, text_id: str, scores: Mapping[str, float],
+                  label: int | None) -> JoinOutcome:
+        """A text was scored by each model in ``scores``; ``label`` if it came inline."""
+        if label is None:
+            label = self._early_labels.pop(text_id, None)
+        if label is None:
+            if text_id not in self._counted:
+                self._remember(self._scores, text_id, dict(scores))
+            return "unlabelled"
+        return self._count(text_id, scores, label)
+
+    def on_label(self, text_id: str, label: int) -> JoinOutcome:
+        """Ground truth for ``text_id`` arrived on ``labels``."""
+        if text_id in self._counted:
+            return "duplicate"
+        scores = self._scores.pop(text_id, None)
+        if scores is None:
+            self._remember(self._early_labels, text_id, label)
+            return "waiting"
+        return self._count(text_id, scores, label)
+
+    def _count(self, text_id: str, scores: Mapping[str, float], label: int) -> JoinOutcome:
+        if text_id in self._counted:
+            return "duplicate"  # e.g. a text redelivered after a restart
+        self._scores.pop(text_id, None)
+        for model, score in scores.items():
+            self.auc(model).update(score, label)
+        self._remember(self._counted, text_id, None)
+        return "matched"
+
+    def _remember(self, store: OrderedDict, key: str, value: object) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self.pending_max:
+            store.popitem(last=False)
+            if store is not self._counted:
+                self.expired += 1

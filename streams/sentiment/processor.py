@@ -1,0 +1,171 @@
+"""One batch of ``texts`` and ``labels`` in, ``sentiment`` and ``dead-letters`` out.
+
+Order within the batch is kept (a label after its text in the batch matches it); scoring is
+done once per model for all the batch's texts. Nothing in a batch can crash the worker: bad
+events and texts a model cannot score become dead letters with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+
+from tickcast.streams.deadletters import dead_letter
+from tickcast.streams.events import (
+    EventError, LabelEvent, TextEvent, decode_label, decode_text, encode,
+)
+from tickcast.streams.messages import InMessage, OutMessage
+from tickcast.streams.metrics import Metrics
+from tickcast.streams.sentiment.join import LabelJoin
+from tickcast.streams.sentiment.scoring import TextScorer, VaderScorer
+
+__all__ = ["SentimentProcessor", "OPTIONAL_MODELS"]
+
+log = logging.getLogger(__name__)
+
+# Models that always have columns in ``sentiment`` (null while no artifact is serving).
+OPTIONAL_MODELS = ("rnn",)
+
+
+class SentimentProcessor:
+    def __init__(self, *, vader: VaderScorer, join: LabelJoin, metrics: Metrics,
+                 max_event_bytes: int, extra_scorers: Sequence[TextScorer] = ()) -> None:
+        self.vader = vader
+        self.scorers: list[TextScorer] = [vader, *extra_scorers]
+        self.join = join
+        self.metrics = metrics
+        self.max_event_bytes = max_event_bytes
+        self._expired_exported = 0
+        for scorer in self.scorers:
+            metrics.register_model(scorer.name, scorer.version)
+
+    # -- batch ------------------------------------------------------------------------------
+    def process(self, batch: Sequence[InMessage]) -> list[OutMessage]:
+        started = time.perf_counter()
+        decoded: list[TextEvent | LabelEvent | OutMessage] = [self._decode(m) for m in batch]
+        texts = [(i, d) for i, d in enumerate(decoded) if isinstance(d, TextEvent)]
+        scores = self._score([t for _, t in texts])
+        out: list[OutMessage] = []
+        for (i, text), text_scores in zip(texts, scores, strict=True):
+            if isinstance(text_scores, EventError):
+                decoded[i] = self._reject(batch[i], text_scores)
+            else:
+                decoded[i] = self._sentiment(text, text_scores)  # type: ignore[assignment]
+        for item in decoded:
+            if isinstance(item, LabelEvent):
+                self._on_label(item)
+            else:
+                out.append(item)  # type: ignore[arg-type]
+        self._export_state()
+        self.metrics.batch_size.labels(agent="sentiment").observe(len(batch))
+        self.metrics.batch_seconds.labels(agent="sentiment").observe(
+            time.perf_counter() - started)
+        return out
+
+    def _decode(self, msg: InMessage) -> TextEvent | LabelEvent | OutMessage:
+        try:
+            if msg.topic == "labels":
+                event: TextEvent | LabelEvent = decode_label(
+                    msg.value, max_bytes=self.max_event_bytes)
+            else:
+                event = decode_text(msg.value, max_bytes=self.max_event_bytes)
+        except EventError as exc:
+            return self._reject(msg, exc)
+        self.metrics.events_in.labels(topic=msg.topic, outcome="ok").inc()
+        return event
+
+    def _reject(self, msg: InMessage, error: EventError) -> OutMessage:
+        self.metrics.events_in.labels(topic=msg.topic, outcome="dead_letter").inc()
+        self.metrics.dead_letters.labels(topic=msg.topic, reason=error.reason).inc()
+        self.metrics.events_out.labels(topic="dead-letters").inc()
+        value = dead_letter(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                            key=msg.key, raw=msg.value, error=error)
+        return OutMessage("dead-letters", msg.topic.encode(), value)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _score(self, texts: Sequence[TextEvent]) -> list[dict[str, float] | EventError]:
+        """Per text, ``{model: probability}`` from every scorer, or why it could not be scored."""
+        results: list[dict[str, float] | EventError] = [{} for _ in texts]
+        if not texts:
+            return results
+        bodies = [t.text for t in texts]
+        for scorer in self.scorers:
+            for i, value in enumerate(self._score_with(scorer, bodies)):
+                current = results[i]
+                if isinstance(current, dict):
+                    results[i] = value if isinstance(value, EventError) else {
+                        **current, scorer.name: value}
+            self.metrics.scored.labels(model=scorer.name).inc(
+                sum(1 for r in results if isinstance(r, dict)))
+        return results
+
+    def _score_with(self, scorer: TextScorer, bodies: list[str]) -> list[float | EventError]:
+        try:
+            return _checked(scorer, bodies, scorer.score_batch(bodies))
+        except Exception:  # noqa: BLE001 - a model must never take the worker down
+            log.exception("%s failed on a batch of %d; retrying one by one", scorer.name,
+                          len(bodies))
+        singles: list[float | EventError] = []
+        for body in bodies:
+            try:
+                singles.extend(_checked(scorer, [body], scorer.score_batch([body])))
+            except Exception as exc:  # noqa: BLE001
+                singles.append(EventError("scoring_failed", f"{scorer.name} could not score "
+                                          f"this text: {type(exc).__name__}: {exc}"[:300]))
+        return singles
+
+    # -- outputs and evaluation -------------------------------------------------------------
+    def _sentiment(self, text: TextEvent, scores: dict[str, float]) -> OutMessage:
+        vader_score = scores["vader"]
+        record: dict[str, object] = {
+            "id": text.id,
+            "ts": text.ts,
+            # VADER rounds compound to 4 decimals, so this recovers it exactly.
+            "vader_compound": round(vader_score * 2.0 - 1.0, 4),
+            "vader_score": vader_score,
+            "vader_version": self.vader.version,
+        }
+        versions = {s.name: s.version for s in self.scorers}
+        for name in OPTIONAL_MODELS:
+            record[f"{name}_score"] = scores.get(name)
+            record[f"{name}_version"] = versions.get(name)
+        if text.symbol is not None:
+            record["symbol"] = text.symbol
+        if text.label is not None:
+            record["label"] = text.label
+        record["scored_at"] = int(time.time() * 1000)
+        outcome = self.join.on_scored(text.id, scores, text.label)
+        if outcome in ("matched", "duplicate"):
+            self.metrics.labels.labels(outcome=outcome).inc()
+        self.metrics.events_out.labels(topic="sentiment").inc()
+        return OutMessage("sentiment", text.id.encode(), encode(record))
+
+    def _on_label(self, label: LabelEvent) -> None:
+        outcome = self.join.on_label(label.id, label.label)
+        self.metrics.labels.labels(outcome=outcome).inc()
+
+    def _export_state(self) -> None:
+        m = self.metrics
+        for model, auc in self.join.aucs.items():
+            value = auc.get()
+            m.auc.labels(model=model).set(math.nan if value is None else value)
+            m.auc_window.labels(model=model, label="1").set(auc.positives)
+            m.auc_window.labels(model=model, label="0").set(auc.negatives)
+        m.pending.labels(kind="texts").set(self.join.waiting_texts)
+        m.pending.labels(kind="labels").set(self.join.waiting_labels)
+        if self.join.expired > self._expired_exported:
+            m.labels.labels(outcome="expired").inc(self.join.expired - self._expired_exported)
+            self._expired_exported = self.join.expired
+
+
+def _checked(scorer: TextScorer, bodies: list[str], scores: Sequence[float]) -> list[float]:
+    """Enforce the scorer contract: one finite probability per text."""
+    if len(scores) != len(bodies):
+        raise ValueError(f"{scorer.name} returned {len(scores)} scores for {len(bodies)} texts")
+    values = [float(s) for s in scores]
+    bad = [v for v in values if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
+    if bad:
+        raise ValueError(f"{scorer.name} returned scores outside [0, 1]: {bad[:3]}")
+    return values

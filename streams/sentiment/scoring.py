@@ -1,0 +1,60 @@
+"""Text scorers: the seam where sentiment models plug into the stream.
+
+A scorer turns a batch of texts into probabilities of the positive class in ``[0, 1]``. VADER
+is always present; the RNN classifier (trained offline, loaded from the model store) is added
+beside it by the model-update path, and the agent scores every text with every scorer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Protocol, runtime_checkable
+
+__all__ = ["TextScorer", "VaderScorer", "Scores"]
+
+
+class Scores(Protocol):
+    """What :meth:`TextScorer.score_batch` returns: one entry per input text."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int, /) -> float: ...
+
+
+@runtime_checkable
+class TextScorer(Protocol):
+    """Contract for a sentiment model in the stream.
+
+    ``name`` is a short, stable metric label (``vader``, ``rnn``); ``version`` identifies the
+    artifact serving now. ``score_batch`` must return exactly one finite probability of the
+    positive class per text, in input order, and may raise on a batch it cannot score (the
+    agent then retries text by text and dead-letters the ones that still fail).
+    """
+
+    name: str
+    version: str
+
+    def score_batch(self, texts: Sequence[str]) -> Sequence[float]: ...
+
+
+class VaderScorer:
+    """VADER (Hutto & Gilbert, 2014): lexicon and rules, no training.
+
+    ``score_batch`` returns ``(compound + 1) / 2``, a monotone map of the compound score into
+    ``[0, 1]`` (ROC AUC is unchanged by it); :meth:`compound_batch` gives the raw compound.
+    """
+
+    name = "vader"
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+        self.version = metadata.version("vaderSentiment")
+
+    def compound_batch(self, texts: Sequence[str]) -> list[float]:
+        polarity = self._analyzer.polarity_scores
+        return [float(polarity(t)["compound"]) for t in texts]
+
+    def score_batch(self, texts: Sequence[str]) -> list[float]:
+        return [(c + 1.0) / 2.0 for c in self.compound_batch(texts)]

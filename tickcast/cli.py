@@ -1,0 +1,194 @@
+"""The ``tickcast`` command line: one console script, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = "Configuration comes from TICKCAST_* environment variables; `tickcast config` lists them."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tickcast", epilog=EPILOG,
+        description="Streaming forecasts and sentiment on Kafka: workers, local broker, replay.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    kafka = sub.add_parser("kafka", help="run a local single-node Kafka (KRaft) broker",
+                           description="Resolve the Apache Kafka jars with Maven and run one "
+                           "KRaft broker on loopback; its data survives down/up.", epilog=EPILOG)
+    kafka.add_argument("action", choices=["up", "down", "status", "fetch"],
+                       help="up: start (idempotent); down: stop; status; fetch: resolve jars")
+    kafka.set_defaults(func=_cmd_kafka)
+
+    topics = sub.add_parser("topics", help="create the pipeline's topics (idempotent)",
+                            epilog=EPILOG)
+    topics.set_defaults(func=_cmd_topics)
+
+    worker = sub.add_parser("worker", help="run a stream worker (Faust) with /metrics",
+                            description="Declare topics, serve Prometheus /metrics and process "
+                            "texts and labels until SIGINT/SIGTERM.", epilog=EPILOG)
+    worker.set_defaults(func=_cmd_worker)
+
+    produce = sub.add_parser("produce", help="replay a dataset or CSV into Kafka",
+                             description="Replay the bundled gold closes (prices) or labelled "
+                             "texts (texts), or your own CSV, at a set rate.", epilog=EPILOG)
+    produce.add_argument("kind", choices=["prices", "texts"])
+    produce.add_argument("--csv", type=Path, help="prices: date,close|price; texts: id,text"
+                         "[,label]. Default: the bundled dataset")
+    produce.add_argument("--rate", type=float, default=0.0,
+                         help="records per second; 0 (default) sends as fast as possible")
+    produce.add_argument("--limit", type=int, help="stop after this many records")
+    produce.add_argument("--symbol", default="XAU", help="symbol of replayed prices [XAU]")
+    produce.add_argument("--labels", choices=["inline", "separate", "none"], default="inline",
+                         help="texts: label inside the text event, as a later event on "
+                         "`labels`, or not at all [inline]")
+    produce.add_argument("--no-progress", action="store_true", help="no progress bar")
+    produce.set_defaults(func=_cmd_produce)
+
+    demo = sub.add_parser("demo", help="local broker + worker + replay, with a live summary",
+                          description="Start the local broker (unless TICKCAST_KAFKA_BOOTSTRAP "
+                          "points elsewhere), a worker and a replay of labelled texts; print "
+                          "where /metrics is and a live summary. Ctrl-C stops all it started.",
+                          epilog=EPILOG)
+    demo.add_argument("--rate", type=float, default=50.0, help="texts per second [50]")
+    demo.add_argument("--duration", type=float, default=0.0,
+                      help="stop after this many seconds; 0 runs until Ctrl-C [0]")
+    demo.set_defaults(func=_cmd_demo)
+
+    config = sub.add_parser("config", help="list every TICKCAST_* variable, default, meaning")
+    config.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    config.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("TICKCAST_LOG_LEVEL", "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python and aiokafka narrate every connection at INFO.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from tickcast.localkafka import KafkaError
+    from tickcast.streams.settings import SettingsError
+    from tickcast.streams.topics import TopicError
+
+    try:
+        return int(args.func(args) or 0)
+    except (KafkaError, SettingsError, TopicError, ValueError, OSError) as exc:
+        print(f"tickcast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _version() -> str:
+    from tickcast import __version__
+
+    return f"tickcast {__version__}"
+
+
+def _settings():  # noqa: ANN202 - imported lazily to keep --help fast
+    from tickcast.streams.settings import Settings
+
+    return Settings.from_env()
+
+
+def _local_kafka():  # noqa: ANN202
+    from tickcast.localkafka import LocalKafka
+
+    return LocalKafka.from_env(os.environ, state_dir=_settings().state_dir)
+
+
+def _cmd_kafka(args: argparse.Namespace) -> int:
+    broker = _local_kafka()
+    if args.action == "fetch":
+        broker.resolve(quiet=False)
+        print(f"Kafka jars in {broker.lib_dir}")
+    elif args.action == "up":
+        started = broker.up()
+        print(("started: " if started else "already running: ") + broker.status().describe())
+    elif args.action == "down":
+        print("stopped" if broker.down() else "not running")
+    else:
+        status = broker.status()
+        print(status.describe())
+        return 0 if status.answering else 1
+    return 0
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from tickcast.streams.topics import ensure_topics, topic_specs
+
+    settings = _settings()
+    specs = topic_specs(settings)
+    created = set(ensure_topics(settings.bootstrap_servers, specs))
+    for spec in specs:
+        config = ",".join(f"{k}={v}" for k, v in spec.config.items())
+        state = "created" if spec.name in created else "exists"
+        print(f"{spec.name:<24} partitions={spec.partitions:<3} {state} {config}".rstrip())
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tickcast.streams.app import run_worker
+
+    run_worker(_settings())
+    return 0
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from tickcast.replay import Replay, price_events, read_csv, text_events
+    from tickcast.streams.topics import ensure_topics, topic_specs
+    from tickcast.training.data import gold_closes, sample_texts
+
+    settings = _settings()
+    if args.kind == "prices":
+        frame = read_csv(args.csv, "prices") if args.csv else gold_closes()
+        records = price_events(frame, symbol=args.symbol)
+        total = len(frame)
+    else:
+        frame = read_csv(args.csv, "texts") if args.csv else sample_texts()
+        records = text_events(frame, label_mode=args.labels)
+        total = len(frame) * (2 if args.labels == "separate" and "label" in frame else 1)
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
+    try:
+        stats = replay.run(records, rate=args.rate, limit=args.limit, total=total,
+                           progress=not args.no_progress)
+    finally:
+        replay.close()
+    sent = ", ".join(f"{n} to {settings.topic(t)}" for t, n in sorted(stats.sent.items()))
+    print(f"sent {sent or 'nothing'} in {stats.seconds:.1f}s; {stats.failed} failed")
+    for error in stats.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tickcast.demo import run_demo
+
+    return run_demo(_settings(), rate=args.rate, duration=args.duration)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from tickcast.localkafka import LOCAL_ENV
+    from tickcast.streams.settings import Settings
+
+    rows = [*Settings.describe(), *LOCAL_ENV]
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for var, default, meaning in rows:
+            print(f"| `{var}` | `{default}` | {meaning} |")
+    else:
+        width = max(len(r[0]) for r in rows)
+        for var, default, meaning in rows:
+            print(f"{var:<{width}}  {default:<18} {meaning}")
+    return 0

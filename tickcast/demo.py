@@ -1,0 +1,140 @@
+"""``tickcast demo``: the whole pipeline on one machine, with a live summary.
+
+Starts what is not already running — the local broker (when the bootstrap is the local one), a
+worker process and a replay of labelled texts — prints where ``/metrics`` is and a summary every
+few seconds, and stops everything it started on Ctrl-C (or after ``--duration``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from itertools import count
+from pathlib import Path
+
+from tickcast.localkafka import LocalKafka
+from tickcast.streams.settings import Settings
+
+__all__ = ["run_demo", "scrape", "wait_for_metrics"]
+
+
+def scrape(url: str, timeout: float = 2.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of a Prometheus text endpoint as ``{(name, sorted labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URL
+        text = response.read().decode("utf-8")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def wait_for_metrics(url: str, *, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with status {proc.returncode}")
+        try:
+            scrape(url, timeout=1.0)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def _summary(samples: dict) -> str:
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    scored = value("tickcast_texts_scored_total", model="vader")
+    dead = sum(v for (n, _), v in samples.items() if n == "tickcast_dead_letters_total")
+    auc = value("tickcast_sentiment_auc", model="vader")
+    pos = value("tickcast_sentiment_auc_window_labels", model="vader", label="1")
+    neg = value("tickcast_sentiment_auc_window_labels", model="vader", label="0")
+    matched = value("tickcast_labels_total", outcome="matched")
+    auc_text = "n/a" if auc != auc else f"{auc:.3f}"  # NaN while one class only
+    return (f"scored {int(scored):>6}  labels matched {int(matched):>6}  dead letters "
+            f"{int(dead):>4}  VADER rolling AUC {auc_text} over {int(pos + neg)} labelled")
+
+
+def _replay_forever(settings: Settings, rate: float, stop: threading.Event) -> None:
+    from tickcast.replay import Replay, text_events
+    from tickcast.training.data import sample_texts
+
+    frame = sample_texts()
+    replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
+                    client_id="tickcast-demo-replay")
+
+    def records():  # noqa: ANN202 - endless, ids made unique per round so each is counted
+        for round_no in count():
+            shuffled = frame.sample(frac=1.0, random_state=round_no).copy()
+            shuffled["id"] = shuffled["id"] + f"#{round_no}"
+            for record in text_events(shuffled, label_mode="separate"):
+                if stop.is_set():
+                    return
+                yield record
+
+    try:
+        replay.run(records(), rate=rate, progress=False)
+    finally:
+        replay.close()
+
+
+def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
+    broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
+    started_broker = False
+    if settings.kafka_bootstrap == broker.bootstrap:
+        print(f"starting the local Kafka broker on {broker.bootstrap} ...", flush=True)
+        started_broker = broker.up()
+    worker = None
+    stop = threading.Event()
+    try:
+        if settings.metrics_port == 0:
+            settings = replace(settings, metrics_port=9464)
+        log_path = Path(settings.state_dir) / "demo-worker.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TICKCAST_METRICS_PORT": str(settings.metrics_port)}
+        with open(log_path, "ab") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "tickcast", "worker"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
+        wait_for_metrics(url, timeout=90, proc=worker)
+        feeder = threading.Thread(target=_replay_forever, args=(settings, rate, stop),
+                                  daemon=True, name="demo-replay")
+        feeder.start()
+        print(f"\nworker metrics: {url}\nworker log:     {log_path}\n"
+              f"sentiment out:  kcat -C -b {settings.kafka_bootstrap} -t "
+              f"{settings.topic('sentiment')} -o end\nreplaying labelled texts at {rate:g}/s; "
+              "Ctrl-C stops everything this demo started\n", flush=True)
+        deadline = time.monotonic() + duration if duration > 0 else float("inf")
+        while time.monotonic() < deadline:
+            time.sleep(min(3.0, max(0.0, deadline - time.monotonic())))
+            if worker.poll() is not None:
+                print(f"the worker exited ({worker.returncode}); see {log_path}")
+                return 1
+            try:
+                print(_summary(scrape(url)), flush=True)
+            except OSError as exc:
+                print(f"(metrics unavailable: {exc})", flush=True)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop.set()
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if started_broker:
+            broker.down()
+        print("demo stopped" + (" (and the broker it started)" if started_broker else ""))

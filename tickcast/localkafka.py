@@ -1,0 +1,352 @@
+"""A real single-node Apache Kafka (KRaft) broker for development, tests and the demo.
+
+The broker jars come from Maven Central through ``deploy/kafka/pom.xml``; the data directory,
+the rendered ``server.properties``, the pid file and the log live under the project's state
+directory (git-ignored). ``up`` is idempotent and the data directory survives ``down``/``up``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["KafkaError", "LocalKafka", "BrokerStatus", "LOCAL_ENV"]
+
+KAFKA_MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+REQUIRED_JAR_PREFIX = "kafka_2.13-"
+# In a checkout (editable install) the pom sits at <repo>/deploy/kafka.
+DEFAULT_KAFKA_HOME = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
+LOCAL_ENV = (
+    ("TICKCAST_KAFKA_HOME", "<repo>/deploy/kafka", "Folder with the pom.xml resolving the broker"
+     " jars (copied into its lib/)."),
+    ("TICKCAST_KAFKA_HOST", "127.0.0.1", "Listener address of the local broker."),
+    ("TICKCAST_KAFKA_PORT", "9092", "Client port of the local broker."),
+    ("TICKCAST_KAFKA_CONTROLLER_PORT", "9093", "KRaft controller port of the local broker."),
+    ("TICKCAST_KAFKA_HEAP", "512m", "JVM heap of the local broker."),
+)
+
+
+class KafkaError(RuntimeError):
+    """The local broker could not be resolved, formatted, started or stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    bootstrap: str
+    answering: bool
+    data_dir: Path
+
+    def describe(self) -> str:
+        if self.running and self.answering:
+            return f"running (pid {self.pid}) on {self.bootstrap}, data in {self.data_dir}"
+        if self.running:
+            return f"started (pid {self.pid}) but not answering on {self.bootstrap} yet"
+        return f"stopped; data in {self.data_dir}"
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+class LocalKafka:
+    """Resolve, format, start, probe and stop one local KRaft broker.
+
+    Args:
+        kafka_home: folder holding ``pom.xml``; jars are copied into ``kafka_home/lib``.
+        state_dir: folder this broker owns (data, config, pid file, log).
+        host, port, controller_port: listeners, loopback only by default.
+        heap: JVM heap, e.g. ``"512m"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        kafka_home: Path,
+        state_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap: str = "512m",
+    ) -> None:
+        self.kafka_home = kafka_home.resolve()
+        self.state_dir = state_dir.resolve()
+        self.host = host
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, state_dir: Path) -> LocalKafka:
+        """The local broker as configured by ``TICKCAST_KAFKA_*`` (see ``tickcast config``)."""
+        home = environ.get("TICKCAST_KAFKA_HOME")
+        kafka_home = Path(home) if home else DEFAULT_KAFKA_HOME
+        if not (kafka_home / "pom.xml").is_file():
+            raise KafkaError(f"no pom.xml in {kafka_home}: run from a tickcast checkout or set "
+                             "TICKCAST_KAFKA_HOME to its deploy/kafka folder")
+
+        def port(var: str, default: int) -> int:
+            raw = environ.get(var, str(default))
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise KafkaError(f"{var}={raw!r} is invalid: expected a port 1..65535")
+            return int(raw)
+
+        return cls(
+            kafka_home=kafka_home,
+            state_dir=state_dir / "kafka",
+            host=environ.get("TICKCAST_KAFKA_HOST", "127.0.0.1"),
+            port=port("TICKCAST_KAFKA_PORT", 9092),
+            controller_port=port("TICKCAST_KAFKA_CONTROLLER_PORT", 9093),
+            heap=environ.get("TICKCAST_KAFKA_HEAP", "512m"),
+        )
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def lib_dir(self) -> Path:
+        return self.kafka_home / "lib"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "server.properties"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.state_dir / "kafka.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "kafka.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- resolve -------------------------------------------------------------------------
+    def jars_present(self) -> bool:
+        return self.lib_dir.is_dir() and any(
+            p.name.startswith(REQUIRED_JAR_PREFIX) for p in self.lib_dir.glob("*.jar")
+        )
+
+    def resolve(self, *, quiet: bool = True) -> None:
+        """Copy the broker jars from Maven Central into ``lib/`` (cached after the first run)."""
+        if self.jars_present():
+            return
+        pom = self.kafka_home / "pom.xml"
+        if not pom.is_file():
+            raise KafkaError(f"no pom.xml in {self.kafka_home}; set TICKCAST_KAFKA_HOME")
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaError(
+                "Maven ('mvn') is not on PATH; it resolves the Kafka jars from Maven Central. "
+                "Install it (Debian: apt-get install maven) and retry."
+            )
+        cmd = [mvn, "-B", "-f", str(pom), "dependency:copy-dependencies"]
+        if quiet:
+            cmd.insert(1, "-q")
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not self.jars_present():
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            raise KafkaError(f"Maven could not resolve the Kafka jars:\n{tail}")
+
+    # -- format --------------------------------------------------------------------------
+    def _java(self) -> str:
+        java_home = os.environ.get("JAVA_HOME")
+        if java_home and (Path(java_home) / "bin" / "java").is_file():
+            return str(Path(java_home) / "bin" / "java")
+        java = shutil.which("java")
+        if java is None:
+            raise KafkaError(
+                "Java is not on PATH (Kafka 3.9 needs Java 11+, 17 recommended). "
+                "Install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
+            )
+        return java
+
+    def _classpath(self) -> str:
+        return str(self.lib_dir / "*")
+
+    def render_config(self) -> str:
+        return "\n".join(
+            [
+                "# Written by `tickcast kafka up`; edits are overwritten on the next start.",
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
+                f"listeners=PLAINTEXT://{self.host}:{self.port},"
+                f"CONTROLLER://{self.host}:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.data_dir}",
+                "num.partitions=1",
+                # Topics are declared by tickcast (and Faust for its internal ones), never
+                # created by accident from a typo in a producer.
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=8",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.retention.hours=168",
+                "",
+            ]
+        )
+
+    def _is_formatted(self) -> bool:
+        return (self.data_dir / "meta.properties").is_file()
+
+    def format(self) -> None:
+        """Format the KRaft data directory once; an existing one is kept as it is."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.render_config(), encoding="utf-8")
+        if self._is_formatted():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        cmd = [
+            self._java(), "-cp", self._classpath(), STORAGE_TOOL,
+            "format", "-t", cluster_id, "-c", str(self.config_path),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise KafkaError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _read_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def answering(self, timeout: float = 5.0) -> bool:
+        """True when the broker serves metadata (not just an open port)."""
+        if not _port_open(self.host, self.port):
+            return False
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError as ClientError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap,
+                request_timeout_ms=int(timeout * 1000),
+                client_id="tickcast-probe",
+            )
+        except (ClientError, OSError, ValueError):
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except (ClientError, OSError):
+            return False
+        finally:
+            admin.close()
+
+    def status(self) -> BrokerStatus:
+        pid = self._read_pid()
+        return BrokerStatus(
+            running=pid is not None,
+            pid=pid,
+            bootstrap=self.bootstrap,
+            answering=pid is not None and self.answering(),
+            data_dir=self.data_dir,
+        )
+
+    def up(self, *, wait: float = 60.0) -> bool:
+        """Start the broker unless it already runs; returns True when this call started it."""
+        pid = self._read_pid()
+        if pid is not None:
+            self._wait_answering(pid, wait)
+            return False
+        if _port_open(self.host, self.port) or _port_open(self.host, self.controller_port):
+            raise KafkaError(
+                f"port {self.port} or {self.controller_port} on {self.host} is taken by another "
+                "process; stop it or choose TICKCAST_KAFKA_PORT / TICKCAST_KAFKA_CONTROLLER_PORT"
+            )
+        self.resolve()
+        self.format()
+        log_cfg = self.kafka_home / "log4j.properties"
+        cmd = [
+            self._java(), f"-Xms{self.heap}", f"-Xmx{self.heap}",
+            "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{log_cfg}",
+            f"-Dkafka.logs.dir={self.state_dir}",
+            "-cp", self._classpath(), KAFKA_MAIN, str(self.config_path),
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=self.state_dir,
+            )  # fmt: skip
+        self.pid_path.write_text(str(proc.pid), encoding="ascii")
+        self._wait_answering(proc.pid, wait)
+        return True
+
+    def _wait_answering(self, pid: int, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                raise KafkaError(f"the broker exited during start; see {self.log_path}:\n"
+                                 + self._log_tail())
+            if self.answering():
+                return
+            time.sleep(0.5)
+        raise KafkaError(f"the broker did not answer on {self.bootstrap} within {wait:.0f}s; "
+                         f"see {self.log_path}")
+
+    def _log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def down(self, *, wait: float = 30.0) -> bool:
+        """Stop the broker cleanly (SIGTERM, then SIGKILL after ``wait``); keeps the data."""
+        pid = self._read_pid()
+        if pid is None:
+            self.pid_path.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _pid_alive(pid):
+                time.sleep(0.1)
+        self.pid_path.unlink(missing_ok=True)
+        return True

