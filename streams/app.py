@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import faust
 from prometheus_client import disable_created_metrics
-
 from tickcast.streams.metrics import Metrics, serve_metrics
 from tickcast.streams.sentiment.agents import register_sentiment_agent
 from tickcast.streams.sentiment.join import LabelJoin

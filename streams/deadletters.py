@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
 
-from tickcast.streams.events import EventError, encode
+from tickcast.streams.events import DeadLetter, EventError
 
 __all__ = ["dead_letter"]
 
@@ -23,15 +22,8 @@ def _b64(data: bytes | None) -> str | None:
 def dead_letter(*, source_topic: str, partition: int, offset: int, key: bytes | None,
                 raw: bytes | None, error: EventError) -> bytes:
     """The encoded ``dead-letters`` value for one rejected event."""
-    record: dict[str, Any] = {
-        "source_topic": source_topic,
-        "partition": partition,
-        "offset": offset,
-        "reason": error.reason,
-        "error": error.message,
-        "key": _b64(key),
-        "raw": _b64(raw),
-        "raw_encoding": "base64",
-        "dead_lettered_at": int(time.time() * 1000),
-    }
-    return encode(record)
+    return DeadLetter(
+        source_topic=source_topic, partition=partition, offset=offset, reason=error.reason,
+        error=error.message, key=_b64(key), raw=_b64(raw),
+        dead_lettered_at=int(time.time() * 1000),
+    ).to_bytes()

@@ -16,22 +16,27 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Final, Literal, get_args
 
 __all__ = [
-    "EventError",
-    "Reason",
     "REASONS",
-    "PriceTick",
-    "TextEvent",
+    "TS_MAX_MS",
+    "TS_MIN_MS",
+    "DeadLetter",
+    "EventError",
+    "Forecast",
     "LabelEvent",
+    "ModelUpdate",
+    "PriceTick",
+    "Reason",
+    "SentimentScore",
+    "TextEvent",
+    "decode_label",
+    "decode_model_update",
     "decode_price",
     "decode_text",
-    "decode_label",
     "encode",
-    "TS_MIN_MS",
-    "TS_MAX_MS",
 ]
 
 Reason = Literal[
@@ -55,6 +60,8 @@ PRICE_MAX: Final = 1e12
 TEXT_MAX_CHARS: Final = 10_000
 ID_MAX_CHARS: Final = 128
 SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._:/-]{1,32}")
+MODEL_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 class EventError(ValueError):
@@ -158,11 +165,22 @@ def _get_str(obj: Mapping[str, Any], field: str, *, max_chars: int) -> str:
     return value
 
 
+def _integer(value: Any) -> int | None:
+    """JSON Schema's integer: an int (not a bool) or a float with no fractional part."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _get_ts(obj: Mapping[str, Any]) -> int:
-    value = obj["ts"]
-    if isinstance(value, bool) or not isinstance(value, int):
-        hint = " (ISO-8601 strings are not accepted)" if isinstance(value, str) else ""
-        raise _wrong_type("ts", value, "an integer of epoch milliseconds" + hint)
+    value = _integer(obj["ts"])
+    if value is None:
+        hint = " (ISO-8601 strings are not accepted)" if isinstance(obj["ts"], str) else ""
+        raise _wrong_type("ts", obj["ts"], "an integer of epoch milliseconds" + hint)
     if not TS_MIN_MS <= value < TS_MAX_MS:
         raise EventError("invalid_value", f"ts={value} is outside 1970..2100 in epoch "
                          "milliseconds")
@@ -180,9 +198,9 @@ def _get_symbol(obj: Mapping[str, Any]) -> str:
 
 
 def _get_label(obj: Mapping[str, Any]) -> int:
-    value = obj["label"]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _wrong_type("label", value, "the integer 0 or 1")
+    value = _integer(obj["label"])
+    if value is None:
+        raise _wrong_type("label", obj["label"], "the integer 0 or 1")
     if value not in (0, 1):
         raise EventError("invalid_value", f"label={value} must be 0 or 1")
     return value
@@ -228,8 +246,102 @@ def decode_label(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
     return LabelEvent(id=_get_str(obj, "id", max_chars=ID_MAX_CHARS), label=_get_label(obj))
 
 
+def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
+    obj = decode_object(raw, max_bytes=max_bytes)
+    _check_fields(obj, ("name", "version", "uri", "sha256", "metrics", "created_at"), (),
+                  "model-update")
+    name = _get_str(obj, "name", max_chars=64)
+    if not MODEL_NAME_RE.fullmatch(name):
+        raise EventError("invalid_value", f"name={_short(name)} must match "
+                         f"{MODEL_NAME_RE.pattern}")
+    sha256 = _get_str(obj, "sha256", max_chars=64)
+    if not SHA256_RE.fullmatch(sha256):
+        raise EventError("invalid_value", "sha256 must be 64 lowercase hex characters")
+    metrics = obj["metrics"]
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()):
+        raise _wrong_type("metrics", metrics, "an object of numbers")
+    created_at = _integer(obj["created_at"])
+    if created_at is None or created_at < 0:
+        raise _wrong_type("created_at", obj["created_at"], "epoch milliseconds")
+    return ModelUpdate(name=name, version=_get_str(obj, "version", max_chars=ID_MAX_CHARS),
+                       uri=_get_str(obj, "uri", max_chars=4096), sha256=sha256,
+                       metrics={str(k): float(v) for k, v in metrics.items()},
+                       created_at=created_at)
+
+
 # -- output events -----------------------------------------------------------------------------
 def encode(value: Mapping[str, Any]) -> bytes:
     """The one serializer for output events: compact UTF-8 JSON, NaN refused."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
                       allow_nan=False).encode("utf-8")
+
+
+class _Output:
+    """Output records serialize with :func:`encode`; optional fields left ``None`` are omitted."""
+
+    __slots__ = ()
+    _omit_if_none: tuple[str, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        values = asdict(self)  # type: ignore[call-overload]
+        return encode({k: v for k, v in values.items()
+                       if not (v is None and k in self._omit_if_none)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentimentScore(_Output):
+    """A value on ``sentiment``: every model's score of one text, side by side."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("symbol", "label")
+    id: str
+    ts: int
+    vader_compound: float
+    vader_score: float
+    vader_version: str
+    rnn_score: float | None
+    rnn_version: str | None
+    scored_at: int
+    symbol: str | None = None
+    label: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forecast(_Output):
+    """A value on ``forecasts``: the next price of ``symbol`` ``horizon`` ticks after ``ts``."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("id",)
+    symbol: str
+    ts: int
+    last_price: float
+    forecast: float
+    horizon: int
+    model_version: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelUpdate(_Output):
+    """A value on ``model-updates`` (compacted, keyed by ``name``): a published artifact."""
+
+    name: str
+    version: str
+    uri: str
+    sha256: str
+    metrics: dict[str, float]
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter(_Output):
+    """A value on ``dead-letters``: an input event that could not be processed, and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    reason: Reason
+    error: str
+    key: str | None
+    raw: str | None
+    raw_encoding: Literal["base64"] = "base64"
+    dead_lettered_at: int

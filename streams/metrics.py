@@ -12,10 +12,9 @@ import math
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-
 from tickcast.streams.events import REASONS
 
-__all__ = ["Metrics", "INPUT_TOPICS", "LABEL_OUTCOMES", "serve_metrics"]
+__all__ = ["INPUT_TOPICS", "LABEL_OUTCOMES", "Metrics", "serve_metrics"]
 
 INPUT_TOPICS: Final = ("prices", "texts", "labels")
 LABEL_OUTCOMES: Final = ("matched", "waiting", "duplicate", "expired")

@@ -7,12 +7,12 @@ the variable, the value and what was expected, and passed down as typed argument
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Settings", "SettingsError", "ENV_PREFIX"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "TICKCAST_"
 T = TypeVar("T")
@@ -69,8 +69,8 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        _require(bool(self.kafka_bootstrap.strip()), "TICKCAST_KAFKA_BOOTSTRAP", self.kafka_bootstrap,
-                 "a comma-separated host:port list")
+        _require(bool(self.kafka_bootstrap.strip()), "TICKCAST_KAFKA_BOOTSTRAP",
+                 self.kafka_bootstrap, "a comma-separated host:port list")
         for server in self.bootstrap_servers:
             host, _, port = server.rpartition(":")
             _require(bool(host) and port.isdigit(), "TICKCAST_KAFKA_BOOTSTRAP", server, "host:port")
@@ -140,11 +140,12 @@ def _field_docs() -> dict[str, str]:
     """Attribute docstrings of ``Settings`` (read from its source, only when asked for)."""
     import ast
     import inspect
+    import itertools
 
     tree = ast.parse(inspect.getsource(Settings))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:], strict=False):
+    for node, nxt in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
             docs[node.target.id] = str(nxt.value.value)

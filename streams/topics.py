@@ -6,6 +6,7 @@ label lands on the worker that scored its text (Faust assigns co-partitioned top
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Final
 
 from tickcast.streams.settings import Settings
 
-__all__ = ["TopicSpec", "LOGICAL_TOPICS", "topic_specs", "ensure_topics", "TopicError"]
+__all__ = ["LOGICAL_TOPICS", "TopicError", "TopicSpec", "ensure_topics", "topic_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,10 @@ def ensure_topics(bootstrap: Iterable[str], specs: Iterable[TopicSpec], *,
         missing = {s.name: {"num_partitions": s.partitions, "replication_factor": s.replication,
                             "configs": s.config} for s in specs if s.name not in existing}
         if missing:
-            try:
+            # Another worker may create them at the same moment: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing, timeout_ms=int(timeout_s * 1000),
                                     wait_for_metadata=True)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them at the same time
             log.info("created topics %s", ", ".join(sorted(missing)))
         _check_partitions(admin, [s for s in specs if s.name in existing])
         return sorted(missing)

@@ -15,11 +15,11 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KafkaError", "LocalKafka", "BrokerStatus", "LOCAL_ENV"]
+__all__ = ["LOCAL_ENV", "BrokerStatus", "KafkaError", "LocalKafka"]
 
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"

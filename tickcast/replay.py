@@ -18,7 +18,7 @@ import pandas as pd
 
 from tickcast.streams.events import encode
 
-__all__ = ["Replay", "ReplayStats", "price_events", "text_events", "LabelMode"]
+__all__ = ["LabelMode", "Replay", "ReplayStats", "price_events", "text_events"]
 
 LabelMode = Literal["inline", "separate", "none"]
 Record = tuple[str, bytes, bytes]  # (logical topic, key, value)

@@ -23,13 +23,13 @@ from typing import Final
 import pandas as pd
 
 __all__ = [
-    "DataError",
-    "gold_closes",
-    "sample_texts",
-    "fetch_sentiment_corpus",
-    "load_rated_texts",
-    "build_sentiment_sample",
     "SENTIMENT_SOURCES",
+    "DataError",
+    "build_sentiment_sample",
+    "fetch_sentiment_corpus",
+    "gold_closes",
+    "load_rated_texts",
+    "sample_texts",
 ]
 
 VADER_SDIST: Final = "vaderSentiment-3.3.2.tar.gz"

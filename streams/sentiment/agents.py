@@ -11,7 +11,6 @@ import asyncio
 from typing import Any
 
 import faust
-
 from tickcast.streams.messages import InMessage
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings

@@ -15,7 +15,7 @@ from typing import Literal
 
 from tickcast.streams.evaluation import RollingAUC
 
-__all__ = ["LabelJoin", "JoinOutcome"]
+__all__ = ["JoinOutcome", "LabelJoin"]
 
 JoinOutcome = Literal["matched", "waiting", "duplicate", "unlabelled"]
 

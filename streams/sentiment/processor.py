@@ -14,19 +14,21 @@ from collections.abc import Sequence
 
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.events import (
-    EventError, LabelEvent, TextEvent, decode_label, decode_text, encode,
+    EventError,
+    LabelEvent,
+    SentimentScore,
+    TextEvent,
+    decode_label,
+    decode_text,
 )
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.sentiment.join import LabelJoin
 from tickcast.streams.sentiment.scoring import TextScorer, VaderScorer
 
-__all__ = ["SentimentProcessor", "OPTIONAL_MODELS"]
+__all__ = ["SentimentProcessor"]
 
 log = logging.getLogger(__name__)
-
-# Models that always have columns in ``sentiment`` (null while no artifact is serving).
-OPTIONAL_MODELS = ("rnn",)
 
 
 class SentimentProcessor:
@@ -104,7 +106,7 @@ class SentimentProcessor:
     def _score_with(self, scorer: TextScorer, bodies: list[str]) -> list[float | EventError]:
         try:
             return _checked(scorer, bodies, scorer.score_batch(bodies))
-        except Exception:  # noqa: BLE001 - a model must never take the worker down
+        except Exception:
             log.exception("%s failed on a batch of %d; retrying one by one", scorer.name,
                           len(bodies))
         singles: list[float | EventError] = []
@@ -118,29 +120,25 @@ class SentimentProcessor:
 
     # -- outputs and evaluation -------------------------------------------------------------
     def _sentiment(self, text: TextEvent, scores: dict[str, float]) -> OutMessage:
-        vader_score = scores["vader"]
-        record: dict[str, object] = {
-            "id": text.id,
-            "ts": text.ts,
-            # VADER rounds compound to 4 decimals, so this recovers it exactly.
-            "vader_compound": round(vader_score * 2.0 - 1.0, 4),
-            "vader_score": vader_score,
-            "vader_version": self.vader.version,
-        }
         versions = {s.name: s.version for s in self.scorers}
-        for name in OPTIONAL_MODELS:
-            record[f"{name}_score"] = scores.get(name)
-            record[f"{name}_version"] = versions.get(name)
-        if text.symbol is not None:
-            record["symbol"] = text.symbol
-        if text.label is not None:
-            record["label"] = text.label
-        record["scored_at"] = int(time.time() * 1000)
+        record = SentimentScore(
+            id=text.id,
+            ts=text.ts,
+            # VADER rounds compound to 4 decimals, so this recovers it exactly.
+            vader_compound=round(scores["vader"] * 2.0 - 1.0, 4),
+            vader_score=scores["vader"],
+            vader_version=self.vader.version,
+            rnn_score=scores.get("rnn"),
+            rnn_version=versions.get("rnn"),
+            scored_at=int(time.time() * 1000),
+            symbol=text.symbol,
+            label=text.label,
+        )
         outcome = self.join.on_scored(text.id, scores, text.label)
         if outcome in ("matched", "duplicate"):
             self.metrics.labels.labels(outcome=outcome).inc()
         self.metrics.events_out.labels(topic="sentiment").inc()
-        return OutMessage("sentiment", text.id.encode(), encode(record))
+        return OutMessage("sentiment", text.id.encode(), record.to_bytes())
 
     def _on_label(self, label: LabelEvent) -> None:
         outcome = self.join.on_label(label.id, label.label)

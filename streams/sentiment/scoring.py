@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Protocol, runtime_checkable
 
-__all__ = ["TextScorer", "VaderScorer", "Scores"]
+__all__ = ["Scores", "TextScorer", "VaderScorer"]
 
 
 class Scores(Protocol):
