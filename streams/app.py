@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 
 import faust
+from faust.types import TP
 from prometheus_client import disable_created_metrics
-from tickcast.streams.metrics import Metrics, serve_metrics
+from tickcast.streams.metrics import INPUT_TOPICS, Metrics, serve_metrics
 from tickcast.streams.sentiment.agents import register_sentiment_agent
 from tickcast.streams.sentiment.join import LabelJoin
 from tickcast.streams.sentiment.processor import SentimentProcessor
@@ -59,7 +60,21 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         max_event_bytes=settings.max_event_bytes,
     )
     register_sentiment_agent(app, settings=settings, processor=sentiment)
+    _export_assignment(app, settings, metrics)
     return Service(settings=settings, app=app, metrics=metrics, sentiment=sentiment)
+
+
+def _export_assignment(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    logical = {settings.topic(name): name for name in INPUT_TOPICS}
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: faust.App, assigned: set[TP], **kwargs: object) -> None:
+        counts = dict.fromkeys(INPUT_TOPICS, 0)
+        for tp in assigned:
+            if tp.topic in logical:
+                counts[logical[tp.topic]] += 1
+        for name, n in counts.items():
+            metrics.assigned_partitions.labels(topic=name).set(n)
 
 
 def run_worker(settings: Settings) -> None:
@@ -67,6 +82,7 @@ def run_worker(settings: Settings) -> None:
     created = ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     if created:
         log.info("created topics: %s", ", ".join(created))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     disable_created_metrics()  # *_created series double the scrape for no dashboard use
     service = build_app(settings)
     port = serve_metrics(service.metrics, addr=settings.metrics_addr, port=settings.metrics_port)

@@ -62,6 +62,9 @@ class Metrics:
         self.pending = Gauge(
             "tickcast_sentiment_pending", "Scored texts waiting for a label, and labels waiting "
             "for their text.", ["kind"], registry=r)
+        self.assigned_partitions = Gauge(
+            "tickcast_assigned_partitions", "Input-topic partitions assigned to this worker "
+            "(0 until it joined the consumer group).", ["topic"], registry=r)
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -72,6 +75,8 @@ class Metrics:
                 self.dead_letters.labels(topic=topic, reason=reason)
         for topic in ("forecasts", "sentiment", "dead-letters"):
             self.events_out.labels(topic=topic)
+        for topic in INPUT_TOPICS:
+            self.assigned_partitions.labels(topic=topic)
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(outcome=outcome)
         for kind in ("texts", "labels"):

@@ -1,0 +1,111 @@
+"""A batch of good and bad texts and labels: outputs, dead letters and metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Sequence
+
+import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from tickcast.streams.messages import InMessage
+from tickcast.streams.metrics import Metrics
+from tickcast.streams.sentiment.join import LabelJoin
+from tickcast.streams.sentiment.processor import SentimentProcessor
+from tickcast.streams.sentiment.scoring import VaderScorer
+
+
+@pytest.fixture(scope="module")
+def vader() -> VaderScorer:
+    return VaderScorer()
+
+
+def make(vader: VaderScorer, *extra: object) -> tuple[SentimentProcessor, Metrics]:
+    metrics = Metrics()
+    processor = SentimentProcessor(vader=vader, join=LabelJoin(window_size=50, pending_max=100),
+                                   metrics=metrics, max_event_bytes=2048,
+                                   extra_scorers=extra)  # type: ignore[arg-type]
+    return processor, metrics
+
+
+def msg(topic: str, offset: int, value: object) -> InMessage:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return InMessage(topic=topic, partition=0, offset=offset, key=b"k", value=raw)
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_scores_texts_and_dead_letters_bad_ones(vader: VaderScorer) -> None:
+    processor, metrics = make(vader)
+    batch = [
+        msg("texts", 0, {"id": "a", "ts": 1, "text": "I love this, it is great!", "label": 1}),
+        msg("texts", 1, b"\xff\xfe"),
+        msg("texts", 2, {"id": "b", "ts": 2, "text": "Terrible, awful, I hate it."}),
+        msg("labels", 3, {"id": "b", "label": 0}),
+        msg("labels", 4, {"id": "c"}),
+        msg("texts", 5, {"id": "d", "ts": 3, "text": "   "}),
+    ]
+    out = processor.process(batch)
+    assert [o.topic for o in out] == [
+        "sentiment", "dead-letters", "sentiment", "dead-letters", "dead-letters"]
+    analyzer = SentimentIntensityAnalyzer()
+    for o, text in [(out[0], "I love this, it is great!"), (out[2], "Terrible, awful, I hate it.")]:
+        record = json.loads(o.value)
+        assert record["vader_compound"] == analyzer.polarity_scores(text)["compound"]
+        assert record["rnn_score"] is None and record["rnn_version"] is None
+    dead = [json.loads(o.value) for o in out if o.topic == "dead-letters"]
+    assert [(d["source_topic"], d["offset"], d["reason"]) for d in dead] == [
+        ("texts", 1, "not_utf8"), ("labels", 4, "missing_field"), ("texts", 5, "empty_text")]
+    assert base64.b64decode(dead[0]["raw"]) == b"\xff\xfe"
+    assert sample(metrics, "tickcast_dead_letters_total", topic="labels",
+                  reason="missing_field") == 1
+    assert sample(metrics, "tickcast_events_in_total", topic="texts", outcome="ok") == 2
+    assert sample(metrics, "tickcast_events_in_total", topic="texts", outcome="dead_letter") == 2
+    assert sample(metrics, "tickcast_labels_total", outcome="matched") == 2
+    assert sample(metrics, "tickcast_sentiment_auc", model="vader") == 1.0
+
+
+def test_bad_label_is_emitted_as_dead_letter(vader: VaderScorer) -> None:
+    processor, _ = make(vader)
+    out = processor.process([msg("labels", 9, {"id": "x", "label": "yes"})])
+    assert len(out) == 1 and out[0].topic == "dead-letters"
+    assert json.loads(out[0].value)["reason"] == "wrong_type"
+    assert out[0].key == b"labels"
+
+
+def test_auc_gauge_is_nan_while_one_class(vader: VaderScorer) -> None:
+    processor, metrics = make(vader)
+    processor.process([msg("texts", 0, {"id": "a", "ts": 1, "text": "good", "label": 1})])
+    assert math.isnan(sample(metrics, "tickcast_sentiment_auc", model="vader"))
+
+
+class FlakyScorer:
+    """Fails on any batch containing 'boom', returns garbage for 'nan'."""
+
+    name, version = "rnn", "test-1"
+
+    def score_batch(self, texts: Sequence[str]) -> list[float]:
+        if any("boom" in t for t in texts):
+            raise RuntimeError("model exploded")
+        return [math.nan if "nan" in t else 0.7 for t in texts]
+
+
+def test_a_failing_model_dead_letters_only_the_texts_it_cannot_score(vader: VaderScorer) -> None:
+    processor, metrics = make(vader, FlakyScorer())
+    out = processor.process([
+        msg("texts", 0, {"id": "a", "ts": 1, "text": "fine text"}),
+        msg("texts", 1, {"id": "b", "ts": 1, "text": "boom"}),
+        msg("texts", 2, {"id": "c", "ts": 1, "text": "nan please"}),
+    ])
+    assert [o.topic for o in out] == ["sentiment", "dead-letters", "dead-letters"]
+    assert json.loads(out[0].value)["rnn_score"] == 0.7
+    assert json.loads(out[0].value)["rnn_version"] == "test-1"
+    reasons = [json.loads(o.value) for o in out[1:]]
+    assert {r["reason"] for r in reasons} == {"scoring_failed"}
+    assert "model exploded" in reasons[0]["error"]
+    assert sample(metrics, "tickcast_texts_scored_total", model="rnn") == 1
