@@ -8,15 +8,15 @@ import time
 
 import pytest
 from sklearn.metrics import roc_auc_score
+from tickcast.training.data import sample_texts
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tests.integration.conftest import consume, produce
-from tickcast.training.data import sample_texts
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(predicate, *, timeout: float = 60.0, what: str = "condition") -> None:  # noqa: ANN001
+def wait_for(predicate, *, timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -57,7 +57,8 @@ def test_labelled_texts_come_back_scored_and_auc_matches_sklearn(start_worker) -
     n_window = (worker.value("tickcast_sentiment_auc_window_labels", model="vader", label="0")
                 + worker.value("tickcast_sentiment_auc_window_labels", model="vader", label="1"))
     assert n_window == 150
-    assert gauge is not None and not math.isnan(gauge)
+    assert gauge is not None
+    assert not math.isnan(gauge)
     assert 0.6 < gauge <= 1.0  # VADER is informative on human-rated texts
 
 

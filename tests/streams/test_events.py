@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tickcast.streams.events import (
     REASONS,
     TS_MAX_MS,

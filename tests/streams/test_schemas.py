@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-
 from tickcast.streams.events import (
     REASONS,
     DeadLetter,
@@ -88,7 +87,8 @@ def agree(topic: str, decoder: Any, obj: dict[str, Any]) -> None:
         decoded_ok = True
     except EventError:
         decoded_ok = False
-    assert schema_ok == decoded_ok, f"schema says {schema_ok}, decoder {decoded_ok}: {str(obj)[:300]}"
+    verdicts = f"schema says {schema_ok}, decoder {decoded_ok}"
+    assert schema_ok == decoded_ok, f"{verdicts}: {str(obj)[:300]}"
 
 
 @settings(max_examples=600, deadline=None)

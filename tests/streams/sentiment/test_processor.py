@@ -8,13 +8,12 @@ import math
 from collections.abc import Sequence
 
 import pytest
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
 from tickcast.streams.messages import InMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.sentiment.join import LabelJoin
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.sentiment.scoring import VaderScorer
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,8 @@ def test_scores_texts_and_dead_letters_bad_ones(vader: VaderScorer) -> None:
     for o, text in [(out[0], "I love this, it is great!"), (out[2], "Terrible, awful, I hate it.")]:
         record = json.loads(o.value)
         assert record["vader_compound"] == analyzer.polarity_scores(text)["compound"]
-        assert record["rnn_score"] is None and record["rnn_version"] is None
+        assert record["rnn_score"] is None
+        assert record["rnn_version"] is None
     dead = [json.loads(o.value) for o in out if o.topic == "dead-letters"]
     assert [(d["source_topic"], d["offset"], d["reason"]) for d in dead] == [
         ("texts", 1, "not_utf8"), ("labels", 4, "missing_field"), ("texts", 5, "empty_text")]
@@ -73,7 +73,8 @@ def test_scores_texts_and_dead_letters_bad_ones(vader: VaderScorer) -> None:
 def test_bad_label_is_emitted_as_dead_letter(vader: VaderScorer) -> None:
     processor, _ = make(vader)
     out = processor.process([msg("labels", 9, {"id": "x", "label": "yes"})])
-    assert len(out) == 1 and out[0].topic == "dead-letters"
+    assert len(out) == 1
+    assert out[0].topic == "dead-letters"
     assert json.loads(out[0].value)["reason"] == "wrong_type"
     assert out[0].key == b"labels"
 
