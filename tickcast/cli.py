@@ -186,7 +186,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print("| variable | default | meaning |\n|---|---|---|")
         for var, default, meaning in rows:
-            print(f"| `{var}` | `{default}` | {meaning} |")
+            shown = f"`{default}`" if default else "(empty)"
+            print(f"| `{var}` | {shown} | {meaning} |")
     else:
         width = max(len(r[0]) for r in rows)
         for var, default, meaning in rows:

@@ -1,0 +1,94 @@
+"""The local KRaft broker: configuration, clear errors, and (integration) its lifecycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+from tickcast.localkafka import KafkaError, LocalKafka
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def broker(tmp_path: Path, **kwargs: object) -> LocalKafka:
+    return LocalKafka(kafka_home=REPO / "deploy" / "kafka", state_dir=tmp_path / "kafka",
+                      **kwargs)  # type: ignore[arg-type]
+
+
+def test_config_is_single_node_kraft_on_loopback(tmp_path: Path) -> None:
+    text = broker(tmp_path, port=19092, controller_port=19093).render_config()
+    assert "process.roles=broker,controller" in text
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
+    assert f"log.dirs={tmp_path / 'kafka' / 'data'}" in text
+    assert "auto.create.topics.enable=false" in text
+
+
+def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(KafkaError, match="Java is not on PATH"):
+        broker(tmp_path)._java()
+
+
+def test_missing_maven_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "pom.xml").write_text("<project/>")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(KafkaError, match="Maven"):
+        LocalKafka(kafka_home=home, state_dir=tmp_path / "s").resolve()
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"TICKCAST_KAFKA_PORT": "ninety"}, "TICKCAST_KAFKA_PORT='ninety'"),
+    ({"TICKCAST_KAFKA_HOME": "/nonexistent"}, "no pom.xml in /nonexistent"),
+])
+def test_bad_local_settings(tmp_path: Path, env: dict[str, str], words: str) -> None:
+    with pytest.raises(KafkaError, match=words):
+        LocalKafka.from_env(env, state_dir=tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_up_is_idempotent_and_data_survives_down_up(tmp_path: Path) -> None:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+    kafka = broker(tmp_path, port=free_port(), controller_port=free_port(), heap="256m")
+    try:
+        assert kafka.up() is True
+        pid = kafka.status().pid
+        assert kafka.up() is False  # already running: no second broker
+        assert kafka.status().pid == pid
+        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        admin.create_topics({"durable": {"num_partitions": 1, "replication_factor": 1}},
+                            wait_for_metadata=True)
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+        producer.send("durable", b"kept").get(timeout=30)
+        producer.close()
+
+        assert kafka.down() is True
+        assert not kafka.status().running
+        assert kafka.down() is False
+        assert kafka.up() is True
+        consumer = KafkaConsumer("durable", bootstrap_servers=kafka.bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=20000)
+        assert next(iter(consumer)).value == b"kept"
+        consumer.close()
+    finally:
+        kafka.down()
+
+
+@pytest.mark.integration
+def test_a_taken_port_is_reported_not_fought_over(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        kafka = broker(tmp_path, port=sock.getsockname()[1], controller_port=free_port())
+        with pytest.raises(KafkaError, match="taken by another process"):
+            kafka.up()
+    assert not (tmp_path / "kafka" / "kafka.pid").exists()
