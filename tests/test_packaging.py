@@ -69,3 +69,20 @@ def test_compose_file_matches_the_code() -> None:
     assert env["TICKCAST_METRICS_ADDR"] == "0.0.0.0"
     kafka_env = services["kafka"]["environment"]
     assert "PLAINTEXT://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_compose_file_is_valid_for_docker_compose() -> None:
+    """Debian's docker-compose (1.29) validates the file offline against the Compose schema."""
+    import os
+    import shutil
+
+    import pytest
+
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed; .ci/run installs it")
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    result = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
