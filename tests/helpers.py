@@ -10,3 +10,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def require_tool(name: str, install: str) -> str:
+    """Path of a system tool; CI (which installs it in .ci/run) fails without it, a developer
+    machine skips the test with the install hint."""
+    import os
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run installs it ({install})")
+        pytest.skip(f"{name} is not installed ({install})")
+    return path

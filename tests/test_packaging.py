@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tests.helpers import require_tool
+
 REPO = Path(__file__).resolve().parent.parent
 MAPPED = {"tickcast": "tickcast", "streams": "tickcast.streams", "models": "tickcast.models",
           "training": "tickcast.training"}
@@ -73,16 +75,7 @@ def test_compose_file_matches_the_code() -> None:
 
 def test_compose_file_is_valid_for_docker_compose() -> None:
     """Debian's docker-compose (1.29) validates the file offline against the Compose schema."""
-    import os
-    import shutil
-
-    import pytest
-
-    tool = shutil.which("docker-compose")
-    if tool is None:
-        if os.environ.get("CI"):
-            pytest.fail("docker-compose is not installed; .ci/run installs it")
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    tool = require_tool("docker-compose", "apt-get install docker-compose")
     result = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from tests.helpers import require_tool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def kcat() -> str:
-    path = shutil.which("kcat")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("kcat is not installed; .ci/run installs it (apt-get install kcat)")
-        pytest.skip("kcat is not installed (apt-get install kcat)")
-    return path
+    return require_tool("kcat", "apt-get install kcat")
 
 
 def test_texts_produced_with_kcat_come_back_scored_to_kcat(kcat: str, start_worker) -> None:
