@@ -1,0 +1,44 @@
+"""Model architectures: the seed lesson's shapes, built only from stock Keras layers.
+
+No Lambda layers and no custom objects, so artifacts load with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickcast.models._tf import keras
+
+__all__ = ["build_forecaster", "build_sentiment_rnn"]
+
+
+def build_forecaster(*, window: int, units: tuple[int, ...] = (64, 32),
+                     dropout: float = 0.2) -> Any:
+    """Stacked LSTM with dropout between layers and a Dense head: W scaled log returns in,
+    the next scaled log return out."""
+    k = keras()
+    inputs = k.Input(shape=(window, 1), name="window")
+    x = inputs
+    for i, n in enumerate(units):
+        x = k.layers.LSTM(n, return_sequences=i < len(units) - 1, name=f"lstm_{i}")(x)
+        x = k.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    outputs = k.layers.Dense(1, name="next_return")(x)
+    model = k.Model(inputs, outputs, name="gold_lstm")
+    model.compile(optimizer=k.optimizers.Adam(1e-3), loss="mse")
+    return model
+
+
+def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
+                        units: int = 48, dropout: float = 0.3) -> Any:
+    """Embedding -> bidirectional LSTM with dropout -> P(positive)."""
+    k = keras()
+    inputs = k.Input(shape=(max_len,), dtype="int32", name="token_ids")
+    x = k.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")(inputs)
+    x = k.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
+    x = k.layers.Bidirectional(k.layers.LSTM(units), name="bilstm")(x)
+    x = k.layers.Dropout(dropout, name="dropout")(x)
+    outputs = k.layers.Dense(1, activation="sigmoid", name="p_positive")(x)
+    model = k.Model(inputs, outputs, name="sentiment_rnn")
+    model.compile(optimizer=k.optimizers.Adam(2e-3), loss="binary_crossentropy",
+                  metrics=[k.metrics.AUC(name="auc")])
+    return model
