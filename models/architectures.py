@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from tickcast.models._tf import keras
 
 __all__ = ["build_forecaster", "build_sentiment_rnn"]
@@ -29,11 +30,25 @@ def build_forecaster(*, window: int, units: tuple[int, ...] = (64, 32),
 
 
 def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
-                        units: int = 48, dropout: float = 0.3) -> Any:
-    """Embedding -> bidirectional LSTM with dropout -> P(positive)."""
+                        units: int = 48, dropout: float = 0.3,
+                        lexicon: np.ndarray | None = None) -> Any:
+    """Embedding -> bidirectional LSTM with dropout -> P(positive).
+
+    ``lexicon`` (``(vocab_size, d)``), when given, adds frozen per-token features beside the
+    learned embedding — prior knowledge such as VADER's human-rated word valences, which a
+    corpus of 20k snippets cannot learn for rare words. It is stored as ordinary weights.
+    """
     k = keras()
     inputs = k.Input(shape=(max_len,), dtype="int32", name="token_ids")
     x = k.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")(inputs)
+    if lexicon is not None:
+        if lexicon.shape[0] != vocab_size:
+            raise ValueError(f"lexicon has {lexicon.shape[0]} rows for {vocab_size} tokens")
+        prior = k.layers.Embedding(vocab_size, lexicon.shape[1], mask_zero=True,
+                                   trainable=False, name="lexicon")
+        prior.build((None, max_len))
+        prior.set_weights([lexicon.astype("float32")])
+        x = k.layers.Concatenate(name="embedding_and_lexicon")([x, prior(inputs)])
     x = k.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
     x = k.layers.Bidirectional(k.layers.LSTM(units), name="bilstm")(x)
     x = k.layers.Dropout(dropout, name="dropout")(x)

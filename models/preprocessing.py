@@ -131,6 +131,18 @@ class Vocabulary:
     def _index(self) -> dict[str, int]:
         return {tok: i + 2 for i, tok in enumerate(self.tokens)}
 
+    def lexicon_features(self) -> np.ndarray:
+        """``(size, 2)``: VADER's mean human valence of each token (scaled to -1..1) and
+        whether VADER knows it; zeros for padding and out-of-vocabulary."""
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        lexicon = SentimentIntensityAnalyzer().lexicon
+        features = np.zeros((self.size, 2), dtype=np.float32)
+        for i, token in enumerate(self.tokens, start=2):
+            if token in lexicon:
+                features[i] = (float(lexicon[token]) / 4.0, 1.0)
+        return features
+
     def to_dict(self) -> dict[str, Any]:
         return {"tokens": list(self.tokens), "max_len": self.max_len}
 

@@ -52,6 +52,8 @@ class Settings:
     """Scored texts (and early labels) remembered while waiting for their ground truth."""
     state_dir: Path = Path(".tickcast")
     """Local state: Faust's data directory, the local broker, the model store."""
+    model_dir: Path = Path(".tickcast/models")
+    """The model store: versioned artifacts per model and their LATEST pointers."""
     log_level: str = "info"
     """Worker log level: debug, info, warning or error."""
 

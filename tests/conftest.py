@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tickcast.training.data import gold_closes, sample_texts
+from tickcast.training.prices import DAILY_FROM, PriceConfig, PriceResult, train_prices
+from tickcast.training.sentiment import SentimentConfig, SentimentResult, train_sentiment
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,3 +40,25 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}-"
+
+
+# Tiny real models, trained once per session (seconds), saved through the real writer.
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_forecaster(model_store: Path) -> PriceResult:
+    gold = gold_closes()
+    gold = gold[gold["date"] >= DAILY_FROM].tail(1200).reset_index(drop=True)
+    config = PriceConfig(window=10, units=(8,), epochs=2, patience=1)
+    return train_prices(gold, store_dir=model_store, config=config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment(model_store: Path) -> SentimentResult:
+    config = SentimentConfig(max_tokens=2000, max_len=24, embed_dim=8, units=4, epochs=2,
+                             patience=1)
+    return train_sentiment(sample_texts(), store_dir=model_store, config=config,
+                           progress=False)

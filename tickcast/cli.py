@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop after this many seconds; 0 runs until Ctrl-C [0]")
     demo.set_defaults(func=_cmd_demo)
 
+    from tickcast.modelcmds import add_models_parser, add_train_parser
+
+    add_train_parser(sub, EPILOG)
+    add_models_parser(sub, EPILOG)
+
     config = sub.add_parser("config", help="list every TICKCAST_* variable, default, meaning")
     config.add_argument("--markdown", action="store_true", help="as a Markdown table")
     config.set_defaults(func=_cmd_config)
@@ -77,12 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("kafka", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from tickcast.localkafka import KafkaError
+    from tickcast.models.artifacts import ArtifactError
     from tickcast.streams.settings import SettingsError
     from tickcast.streams.topics import TopicError
+    from tickcast.training.data import DataError
+    from tickcast.training.publish import PublishError
 
     try:
         return int(args.func(args) or 0)
-    except (KafkaError, SettingsError, TopicError, ValueError, OSError) as exc:
+    except (KafkaError, SettingsError, TopicError, ArtifactError, DataError, PublishError,
+            ValueError, OSError) as exc:
         print(f"tickcast {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

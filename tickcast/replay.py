@@ -87,7 +87,7 @@ class Replay:
         self.topic_prefix = topic_prefix
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5,
-            retries=5, max_in_flight_requests_per_connection=1,
+            enable_idempotence=True,  # retries never duplicate or reorder
         )
 
     def run(self, records: Iterable[Record], *, rate: float = 0.0, limit: int | None = None,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -82,23 +83,33 @@ def _verify(path: Path, expected: str) -> None:
         raise DataError(f"{path.name}: sha256 {actual} does not match the expected {expected}")
 
 
-def fetch_sentiment_corpus(cache_dir: Path) -> Path:
-    """Download (once) and unpack the rated sentiment sets; returns the folder of ratings."""
+def _pip_download(target: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+               "--no-binary", ":all:", "vaderSentiment==3.3.2", "-d", tmp]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DataError("pip could not download the vaderSentiment 3.3.2 sdist "
+                            f"(needs the package index):\n{result.stderr[-2000:]}")
+        (Path(tmp) / VADER_SDIST).replace(target)
+
+
+def fetch_sentiment_corpus(cache_dir: Path, *, download: Callable[[Path], None] = _pip_download,
+                           sdist_sha256: str = VADER_SDIST_SHA256,
+                           corpus_sha256: str = CORPUS_SHA256) -> Path:
+    """Download (once) and unpack the rated sentiment sets; returns the folder of ratings.
+
+    ``download(path)`` must write the sdist to ``path`` (default: ``pip download``); both the
+    sdist and the corpus archive inside it are checked against their sha256 before use.
+    """
     target = cache_dir / "hutto_ICWSM_2014"
     if all((target / name).is_file() for name in SENTIMENT_SOURCES.values()):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     sdist = cache_dir / VADER_SDIST
     if not sdist.is_file():
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                   "--no-binary", ":all:", "vaderSentiment==3.3.2", "-d", tmp]
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise DataError("pip could not download the vaderSentiment 3.3.2 sdist "
-                                f"(needs the package index):\n{result.stderr[-2000:]}")
-            (Path(tmp) / VADER_SDIST).replace(sdist)
-    _verify(sdist, VADER_SDIST_SHA256)
+        download(sdist)
+    _verify(sdist, sdist_sha256)
     with tempfile.TemporaryDirectory() as tmp:
         inner = Path(tmp) / "corpus.tar.gz"
         with tarfile.open(sdist) as outer:
@@ -106,7 +117,7 @@ def fetch_sentiment_corpus(cache_dir: Path) -> Path:
             if member is None:
                 raise DataError(f"{VADER_SDIST} has no {CORPUS_MEMBER}")
             inner.write_bytes(member.read())
-        _verify(inner, CORPUS_SHA256)
+        _verify(inner, corpus_sha256)
         with tarfile.open(inner) as corpus:
             wanted = [m for m in corpus.getmembers()
                       if m.isfile() and Path(m.name).name in SENTIMENT_SOURCES.values()]

@@ -53,6 +53,10 @@ class SentimentConfig:
     threshold: float = 0.5
     seed: int = 42
     max_train_texts: int | None = None
+    vader_lexicon: bool = True
+    """Feed VADER's word valences to the RNN as frozen features beside its embedding."""
+    balance_sources: bool = True
+    """Weight training texts so each source set counts equally (movies would dominate)."""
 
     @classmethod
     def quick(cls) -> SentimentConfig:
@@ -109,11 +113,16 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
     set_seed(config.seed)
     model = build_sentiment_rnn(vocab_size=vocab.size, max_len=vocab.max_len,
                                 embed_dim=config.embed_dim, units=config.units,
-                                dropout=config.dropout)
+                                dropout=config.dropout,
+                                lexicon=vocab.lexicon_features() if config.vader_lexicon
+                                else None)
     k = keras()
     val = split["val"]
+    counts = train["source"].map(train["source"].value_counts())
+    weights = (len(train) / (counts * train["source"].nunique())).to_numpy(np.float32)
     history = model.fit(
         vocab.encode_batch(list(train["text"])), train["label"].to_numpy(np.float32),
+        sample_weight=weights if config.balance_sources else None,
         validation_data=(vocab.encode_batch(list(val["text"])),
                          val["label"].to_numpy(np.float32)),
         epochs=config.epochs, batch_size=config.batch_size, verbose=1 if progress else 0,

@@ -9,7 +9,7 @@ import pytest
 
 from tickcast.cli import build_parser, main
 
-SUBCOMMANDS = ["kafka", "topics", "worker", "produce", "demo", "config"]
+SUBCOMMANDS = ["kafka", "topics", "worker", "produce", "demo", "train", "models", "config"]
 
 
 def test_every_subcommand_is_listed_and_has_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,3 +63,46 @@ def test_readme_configuration_table_is_current(capsys: pytest.CaptureFixture[str
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert table in readme, "README's configuration table is stale: paste `tickcast config "
     "--markdown`"
+
+
+def test_models_commands_list_show_promote_rollback(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import shutil
+
+    from tickcast.training.data import gold_closes
+    from tickcast.training.prices import PriceConfig, train_prices
+
+    store = tmp_path / "models"
+    monkeypatch.setenv("TICKCAST_MODEL_DIR", str(store))
+    assert main(["models", "list"]) == 0
+    assert "no models" in capsys.readouterr().out
+    versions = [train_prices(gold_closes().tail(300).reset_index(drop=True), store_dir=store,
+                             progress=False,
+                             config=PriceConfig(window=5, units=(4,), epochs=1, seed=s)
+                             ).manifest.version for s in (1, 2)]
+    for version in versions:
+        assert main(["models", "promote", "gold-lstm", version]) == 0
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[0] for line in lines] == [" ", "*"]
+    assert main(["models", "rollback", "gold-lstm"]) == 0
+    assert f"LATEST is now {versions[0]}" in capsys.readouterr().out
+    assert main(["models", "show", "gold-lstm"]) == 0
+    shown = capsys.readouterr().out
+    assert json.loads(shown[: shown.rindex("}") + 1])["version"] == versions[0]
+    shutil.rmtree(store / "gold-lstm" / versions[1])
+    assert main(["models", "promote", "gold-lstm", versions[1]]) == 2
+    assert "is not an artifact directory" in capsys.readouterr().err
+
+
+def test_train_csv_errors_are_explained(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "prices.csv"
+    bad.write_text("day,value\n2024-01-01,1\n")
+    assert main(["train", "prices", "--csv", str(bad), "--quick"]) == 2
+    assert "no column date, close" in capsys.readouterr().err
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\nhello,2\n")
+    assert main(["train", "sentiment", "--csv", str(texts), "--quick"]) == 2
+    assert "label must be 0 or 1" in capsys.readouterr().err

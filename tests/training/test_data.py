@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from tickcast.training.data import (
+    CORPUS_MEMBER,
+    SENTIMENT_SOURCES,
     DataError,
     _verify,
-    build_sentiment_sample,
     fetch_sentiment_corpus,
     gold_closes,
+    load_rated_texts,
     sample_texts,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gold_closes_are_sorted_positive_and_span_decades() -> None:
@@ -46,11 +45,56 @@ def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
         _verify(path, "0" * 64)
 
 
-@pytest.mark.slow
-def test_shipped_sample_is_rebuilt_exactly_from_the_verified_corpus(tmp_path: Path) -> None:
-    """Downloads the vaderSentiment sdist from the package index (as the training jobs do)."""
-    cache = Path(os.environ.get("TICKCAST_TEST_DATASETS", REPO / ".tickcast" / "datasets"))
-    corpus = fetch_sentiment_corpus(cache)
-    rebuilt = build_sentiment_sample(corpus)
-    rebuilt.to_csv(tmp_path / "sample.csv", index=False)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sample.csv"), sample_texts())
+def _fake_sdist(folder: Path, ratings: dict[str, str]) -> tuple[Path, str, str]:
+    """An sdist shaped like vaderSentiment's, holding a tiny corpus; returns its digests."""
+    import hashlib
+    import io
+    import tarfile
+
+    corpus = io.BytesIO()
+    with tarfile.open(fileobj=corpus, mode="w:gz") as tar:
+        for name, body in ratings.items():
+            data = body.encode()
+            info = tarfile.TarInfo(f"hutto_ICWSM_2014/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    inner = corpus.getvalue()
+    sdist = folder / "fake.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        info = tarfile.TarInfo(CORPUS_MEMBER)
+        info.size = len(inner)
+        tar.addfile(info, io.BytesIO(inner))
+    return (sdist, hashlib.sha256(sdist.read_bytes()).hexdigest(),
+            hashlib.sha256(inner).hexdigest())
+
+
+RATINGS = {name: f"1\t2.5\tLovely {src}\r\n2\t-1.2\tAwful {src}\r\n3\t0\tNeutral\r\n"
+           for src, name in SENTIMENT_SOURCES.items()}
+
+
+def test_corpus_is_verified_unpacked_and_labelled(tmp_path: Path) -> None:
+    sdist, sdist_sha, corpus_sha = _fake_sdist(tmp_path, RATINGS)
+    calls = []
+
+    def download(target: Path) -> None:
+        calls.append(target)
+        shutil.copy(sdist, target)
+
+    corpus = fetch_sentiment_corpus(tmp_path / "cache", download=download,
+                                    sdist_sha256=sdist_sha, corpus_sha256=corpus_sha)
+    frame = load_rated_texts(corpus)
+    assert len(frame) == 8  # neutral (rating 0) rows dropped
+    assert set(frame["id"]) >= {"tweets-1", "nyt-2"}
+    assert frame.set_index("id").loc["movies-1", "label"] == 1
+    assert frame.set_index("id").loc["amazon-2", "label"] == 0
+    fetch_sentiment_corpus(tmp_path / "cache", download=download, sdist_sha256=sdist_sha,
+                           corpus_sha256=corpus_sha)
+    assert len(calls) == 1  # cached
+
+
+def test_tampered_sdist_is_refused(tmp_path: Path) -> None:
+    sdist, _, corpus_sha = _fake_sdist(tmp_path, RATINGS)
+    with pytest.raises(DataError, match="does not match"):
+        fetch_sentiment_corpus(tmp_path / "cache",
+                               download=lambda target: shutil.copy(sdist, target),
+                               sdist_sha256="0" * 64, corpus_sha256=corpus_sha)

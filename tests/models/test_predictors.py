@@ -1,0 +1,79 @@
+"""The one loader: a real model saved, reloaded and giving the same predictions; unsafe
+models refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tickcast.models._tf import keras
+from tickcast.models.artifacts import ArtifactError, write_artifact
+from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
+from tickcast.training.data import gold_closes, sample_texts
+from tickcast.training.prices import PriceResult
+from tickcast.training.sentiment import SentimentResult
+
+
+def test_forecaster_reloads_with_identical_predictions(tiny_forecaster: PriceResult) -> None:
+    predictor = load_predictor(tiny_forecaster.path)
+    assert isinstance(predictor, Forecaster)
+    closes = gold_closes()["close"].to_numpy()[-300:]
+    windows = np.lib.stride_tricks.sliding_window_view(closes, 10)
+    fast = predictor.predict_prices(windows)
+    # Reference: Keras' own predict on the model file, through the same preprocessing.
+    reference_model = keras().saving.load_model(tiny_forecaster.path / "model.keras")
+    slow = predictor.scaler.prices(windows, reference_model.predict(
+        predictor.scaler.inputs(windows), verbose=0).reshape(-1))
+    assert np.max(np.abs(fast - slow)) <= 1e-4
+    assert np.all(np.abs(fast / windows[:, -1] - 1) < 0.2)  # sane next-day moves
+
+
+def test_sentiment_reloads_with_identical_scores(tiny_sentiment: SentimentResult) -> None:
+    predictor = load_predictor(tiny_sentiment.path)
+    assert isinstance(predictor, SentimentRNN)
+    assert predictor.name == "rnn"
+    assert predictor.version == tiny_sentiment.manifest.version
+    texts = list(sample_texts()["text"].head(64))
+    fast = np.array(predictor.score_batch(texts))
+    reference_model = keras().saving.load_model(tiny_sentiment.path / "model.keras")
+    slow = reference_model.predict(predictor.vocabulary.encode_batch(texts), verbose=0)
+    assert np.max(np.abs(fast - slow.reshape(-1))) <= 1e-4
+    assert np.all((fast >= 0) & (fast <= 1))
+    assert predictor.score_batch([]) == []
+
+
+def test_wrong_window_shape_is_a_clear_error(tiny_forecaster: PriceResult) -> None:
+    predictor = load_predictor(tiny_forecaster.path)
+    with pytest.raises(ValueError, match=r"shape \(n, 10\)"):
+        predictor.predict_prices(np.ones((2, 7)))  # type: ignore[union-attr]
+
+
+def test_a_lambda_layer_is_refused_even_with_valid_checksums(tmp_path: Path) -> None:
+    k = keras()
+    inputs = k.Input(shape=(10, 1))
+    outputs = k.layers.Dense(1)(k.layers.Flatten()(k.layers.Lambda(lambda x: x * 2)(inputs)))
+    model = k.Model(inputs, outputs)
+
+    def write(folder: Path) -> None:
+        model.save(folder / "model.keras")
+        (folder / "preprocessing.json").write_text(json.dumps({"window": 10, "scale": 0.01}))
+
+    path, _ = write_artifact(tmp_path / "evil", name="evil", kind="forecaster", version="v1",
+                             write_files=write, metrics={}, input_spec={}, data={})
+    with pytest.raises(ArtifactError, match="could not be loaded safely"):
+        load_predictor(path)
+
+
+def test_preprocessing_that_does_not_fit_the_model_is_refused(
+        tiny_forecaster: PriceResult, tmp_path: Path) -> None:
+    def write(folder: Path) -> None:
+        shutil.copy(tiny_forecaster.path / "model.keras", folder / "model.keras")
+        (folder / "preprocessing.json").write_text(json.dumps({"window": 30, "scale": 0.01}))
+
+    path, _ = write_artifact(tmp_path / "m", name="m", kind="forecaster", version="v1",
+                             write_files=write, metrics={}, input_spec={}, data={})
+    with pytest.raises(ArtifactError, match="does not match the preprocessing"):
+        load_predictor(path)

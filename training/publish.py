@@ -1,0 +1,57 @@
+"""Publishing: one ``model-updates`` event per artifact, through an idempotent producer.
+
+The event (``name, version, uri, sha256, metrics, created_at``; JSON Schema in
+``streams/schemas/model-updates.schema.json``) is keyed by model name on a compacted topic, so
+the newest version per model survives and a starting worker can read it. ``sha256`` is the
+digest of the artifact's manifest, which itself lists the sha256 of every file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from tickcast.models.artifacts import Manifest
+from tickcast.models.registry import ModelStore
+
+__all__ = ["PublishError", "publish_update", "update_event"]
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge the model-update event."""
+
+
+def update_event(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "uri": ModelStore.uri(manifest.name, manifest.version),
+        "sha256": manifest.sha256,
+        "metrics": {k: v for k, v in manifest.metrics.items() if math.isfinite(v)},
+        "created_at": manifest.created_at,
+    }
+
+
+def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
+                   timeout_s: float = 30.0) -> tuple[int, int]:
+    """Send the event with ``acks=all`` and idempotence; returns ``(partition, offset)``."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    value = json.dumps(update_event(manifest), separators=(",", ":")).encode("utf-8")
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                 enable_idempotence=True, client_id="tickcast-train")
+    except (KafkaError, OSError) as exc:
+        raise PublishError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}") from None
+    try:
+        metadata = producer.send(topic, key=manifest.name.encode(), value=value).get(
+            timeout=timeout_s)
+        producer.flush()
+    except KafkaError as exc:
+        raise PublishError(f"publishing {manifest.name}/{manifest.version} to {topic} failed: "
+                           f"{exc}") from None
+    finally:
+        producer.close()
+    return metadata.partition, metadata.offset
