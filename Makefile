@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JARS := deploy/kafka/lib/.resolved
 
-.PHONY: setup demo test test-unit lint kafka-up kafka-down kafka-status clean help
+.PHONY: setup demo test test-unit lint train kafka-up kafka-down kafka-status clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -51,3 +51,7 @@ kafka-status: setup
 clean:  ## remove the virtualenv, jars and local state (Kafka data included)
 	-$(VENV)/bin/tickcast kafka down 2>/dev/null
 	rm -rf $(VENV) deploy/kafka/lib .tickcast .pytest_cache .ruff_cache .hypothesis
+
+train: setup  ## train both models on the full datasets (first sentiment run downloads the corpus)
+	$(VENV)/bin/tickcast train prices
+	$(VENV)/bin/tickcast train sentiment

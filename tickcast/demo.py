@@ -88,10 +88,29 @@ def _replay_forever(settings: Settings, rate: float, stop: threading.Event) -> N
         replay.close()
 
 
+DEMO_MODELS = (("prices", "gold-lstm"), ("sentiment", "sentiment-rnn"))
+
+
+def ensure_models(settings: Settings) -> None:
+    """Train quick models (seconds, offline) for any model the store has no LATEST of."""
+    from tickcast.models.registry import ModelStore
+
+    store = ModelStore(settings.model_dir)
+    for task, name in DEMO_MODELS:
+        if store.latest(name) is None:
+            print(f"no {name} model in {settings.model_dir}: training a quick one "
+                  f"(`tickcast train {task}` trains the real one) ...", flush=True)
+            from tickcast.cli import main
+
+            if main(["train", task, "--quick", "--quiet"]) != 0:
+                raise RuntimeError(f"training the quick {name} model failed")
+
+
 def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
+    ensure_models(settings)
     broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
     started_broker = False
-    if settings.kafka_bootstrap == broker.bootstrap:
+    if settings.kafka_bootstrap == broker.bootstrap and not broker.answering():
         print(f"starting the local Kafka broker on {broker.bootstrap} ...", flush=True)
         started_broker = broker.up()
     worker = None

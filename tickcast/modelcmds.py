@@ -29,7 +29,8 @@ def add_train_parser(sub: Any, epilog: str) -> None:
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end "
                        "sooner)")
     train.add_argument("--quick", action="store_true",
-                       help="tiny model and data: a pipeline check in seconds, not a model")
+                       help="tiny model on little data (sentiment: the shipped 1,200-text "
+                       "sample, offline): a pipeline check in seconds, not a useful model")
     train.add_argument("--no-promote", action="store_true",
                        help="write the artifact but leave LATEST where it is")
     train.add_argument("--publish", action="store_true",
@@ -89,8 +90,10 @@ def _prices_frame(args: argparse.Namespace) -> tuple[Any, str]:
 def _texts_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str]:
     import pandas as pd
 
-    from tickcast.training.data import fetch_sentiment_corpus, load_rated_texts
+    from tickcast.training.data import fetch_sentiment_corpus, load_rated_texts, sample_texts
 
+    if args.csv is None and args.quick:
+        return sample_texts(), "sentiment_sample.csv"  # shipped: offline, seconds
     if args.csv is None:
         print("fetching the human-rated sentiment sets (vaderSentiment 3.3.2 sdist, "
               "checksum-verified, cached) ...", flush=True)
