@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import faust
 from faust.types import TP
 from prometheus_client import disable_created_metrics
+from tickcast.models.registry import ModelStore
 from tickcast.streams.metrics import INPUT_TOPICS, Metrics, serve_metrics
+from tickcast.streams.prices.agents import register_price_agent
+from tickcast.streams.prices.processor import PriceProcessor
 from tickcast.streams.sentiment.agents import register_sentiment_agent
 from tickcast.streams.sentiment.join import LabelJoin
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.sentiment.scoring import VaderScorer
+from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
 from tickcast.streams.topics import ensure_topics, topic_specs
 
@@ -28,11 +34,14 @@ class Service:
     settings: Settings
     app: faust.App
     metrics: Metrics
+    models: ModelManager
     sentiment: SentimentProcessor
+    prices: PriceProcessor
 
 
 def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
-    """Create the Faust app and register its agents (no network, no threads)."""
+    """Create the Faust app and register its agents (no network, no threads, no models yet:
+    :meth:`ModelManager.load_latest` loads them)."""
     metrics = metrics or Metrics()
     app = faust.App(
         settings.app_id,
@@ -53,15 +62,50 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
+    models = ModelManager(store=ModelStore(settings.model_dir), metrics=metrics,
+                          names={"forecaster": settings.forecaster_model,
+                                 "sentiment": settings.sentiment_model})
+    # One inference thread: batches of both agents run one at a time, off the event loop.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-inference")
     sentiment = SentimentProcessor(
         vader=VaderScorer(),
-        join=LabelJoin(window_size=settings.auc_window, pending_max=settings.pending_max),
+        join=LabelJoin(window_size=settings.auc_window, pending_max=settings.pending_max,
+                       ttl_s=settings.pending_ttl_s),
         metrics=metrics,
         max_event_bytes=settings.max_event_bytes,
+        rnn=models.sentiment,
+        window_size=settings.auc_window,
     )
-    register_sentiment_agent(app, settings=settings, processor=sentiment)
+    prices = PriceProcessor(metrics=metrics, max_event_bytes=settings.max_event_bytes,
+                            eval_window=settings.forecast_window, symbol_cap=settings.symbol_cap)
+    register_sentiment_agent(app, settings=settings, processor=sentiment, executor=executor)
+    register_price_agent(app, settings=settings, processor=prices, models=models,
+                         executor=executor)
+    _follow_model_updates(app, settings, models, executor)
     _export_assignment(app, settings, metrics)
-    return Service(settings=settings, app=app, metrics=metrics, sentiment=sentiment)
+    return Service(settings=settings, app=app, metrics=metrics, models=models,
+                   sentiment=sentiment, prices=prices)
+
+
+def _follow_model_updates(app: faust.App, settings: Settings, models: ModelManager,
+                          executor: ThreadPoolExecutor) -> None:
+    """Every worker reads all of ``model-updates`` (no consumer group: a broadcast)."""
+
+    @app.task
+    async def follow() -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            settings.topic("model-updates"), bootstrap_servers=settings.bootstrap_servers,
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            client_id=f"{settings.app_id}-model-updates")
+        await consumer.start()
+        loop = asyncio.get_running_loop()
+        try:
+            async for message in consumer:
+                await loop.run_in_executor(executor, models.apply_raw, message.value)
+        finally:
+            await consumer.stop()
 
 
 def _export_assignment(app: faust.App, settings: Settings, metrics: Metrics) -> None:
@@ -85,6 +129,7 @@ def run_worker(settings: Settings) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     disable_created_metrics()  # *_created series double the scrape for no dashboard use
     service = build_app(settings)
+    service.models.load_latest()  # before consuming: the first batch has its models
     port = serve_metrics(service.metrics, addr=settings.metrics_addr, port=settings.metrics_port)
     print(f"tickcast worker: metrics on http://{settings.metrics_addr}:{port}/metrics, "
           f"Kafka {settings.kafka_bootstrap}", flush=True)

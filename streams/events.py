@@ -50,6 +50,7 @@ Reason = Literal[
     "wrong_type",
     "invalid_value",
     "empty_text",
+    "out_of_order",
     "scoring_failed",
 ]
 REASONS: Final[tuple[str, ...]] = get_args(Reason)
@@ -248,8 +249,11 @@ def decode_label(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
 
 def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
     obj = decode_object(raw, max_bytes=max_bytes)
-    _check_fields(obj, ("name", "version", "uri", "sha256", "metrics", "created_at"), (),
-                  "model-update")
+    _check_fields(obj, ("name", "version", "uri", "sha256", "metrics", "created_at"),
+                  ("rollback",), "model-update")
+    rollback = obj.get("rollback", False)
+    if not isinstance(rollback, bool):
+        raise _wrong_type("rollback", rollback, "true or false")
     name = _get_str(obj, "name", max_chars=64)
     if not MODEL_NAME_RE.fullmatch(name):
         raise EventError("invalid_value", f"name={_short(name)} must match "
@@ -267,7 +271,7 @@ def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
     return ModelUpdate(name=name, version=_get_str(obj, "version", max_chars=ID_MAX_CHARS),
                        uri=_get_str(obj, "uri", max_chars=4096), sha256=sha256,
                        metrics={str(k): float(v) for k, v in metrics.items()},
-                       created_at=created_at)
+                       created_at=created_at, rollback=rollback)
 
 
 # -- output events -----------------------------------------------------------------------------
@@ -304,13 +308,15 @@ class SentimentScore(_Output):
     scored_at: int
     symbol: str | None = None
     label: int | None = None
+    agree: bool | None = None
+    """Whether the RNN (P >= 0.5) and VADER (compound >= 0.05) call the same class."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forecast(_Output):
     """A value on ``forecasts``: the next price of ``symbol`` ``horizon`` ticks after ``ts``."""
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("id",)
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "processed_at", "latency_ms")
     symbol: str
     ts: int
     last_price: float
@@ -318,6 +324,10 @@ class Forecast(_Output):
     horizon: int
     model_version: str
     id: str | None = None
+    processed_at: int | None = None
+    """Processing time, epoch milliseconds."""
+    latency_ms: int | None = None
+    """From the tick's Kafka timestamp to this forecast, milliseconds."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -330,6 +340,8 @@ class ModelUpdate(_Output):
     sha256: str
     metrics: dict[str, float]
     created_at: int
+    rollback: bool = False
+    """True when an older version is published on purpose (``tickcast models rollback``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,8 @@ class InMessage:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp_ms: int | None = None
+    """Kafka timestamp (producer create time, or broker append time)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,9 +59,70 @@ class Metrics:
         self.model_info = Gauge(
             "tickcast_model_info", "Model version serving (value 1), by model.",
             ["model", "version"], registry=r)
+        self.model_swaps = Counter(
+            "tickcast_model_swaps_total", "model-updates handled, by model and outcome: "
+            "swapped, current (already serving), stale (older), refused (failed a check), "
+            "unknown_model, invalid_event.", ["model", "outcome"], registry=r)
+        self.model_update_errors = Counter(
+            "tickcast_model_update_errors_total", "Malformed model-updates events, by reason.",
+            ["reason"], registry=r)
+        self.agreement = Gauge(
+            "tickcast_sentiment_agreement_ratio", "Share of the last TICKCAST_AUC_WINDOW texts "
+            "scored by both models on which the RNN and VADER call the same class.",
+            registry=r)
+        self.kappa = Gauge(
+            "tickcast_sentiment_kappa", "Cohen's kappa between the RNN's and VADER's calls over "
+            "the same window (NaN when undefined).", registry=r)
+        self.auc_diff = Gauge(
+            "tickcast_sentiment_auc_diff", "RNN AUC minus VADER AUC on the same labelled texts "
+            "(both models serving), with its 95% DeLong interval: bound=estimate|low|high.",
+            ["bound"], registry=r)
         self.pending = Gauge(
             "tickcast_sentiment_pending", "Scored texts waiting for a label, and labels waiting "
             "for their text.", ["kind"], registry=r)
+        self.ticks = Counter(
+            "tickcast_ticks_total", "Valid price ticks by outcome: forecast, replayed "
+            "(redelivered; forecast again), warming_up (window not full), no_model.",
+            ["outcome"], registry=r)
+        self.inference_seconds = Histogram(
+            "tickcast_inference_duration_seconds", "Wall time of one batched inference, by "
+            "model.", ["model"], buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25,
+                                          .5, 1.0), registry=r)
+        self.latency = Histogram(
+            "tickcast_event_latency_seconds", "From an input event's Kafka timestamp to its "
+            "output being produced, by output topic.", ["topic"],
+            buckets=(.005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0), registry=r)
+        self.queue_wait = Histogram(
+            "tickcast_batch_queue_wait_seconds", "From the oldest event's Kafka timestamp in "
+            "a batch to the start of its processing, by agent.", ["agent"],
+            buckets=(.005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0), registry=r)
+        self.forecasts_scored = Counter(
+            "tickcast_forecasts_scored_total", "Forecasts compared with the price they "
+            "predicted.", registry=r)
+        self.forecast_rmse = Gauge(
+            "tickcast_forecast_rmse", "Rolling RMSE of next-tick forecasts (price units), for "
+            "the LSTM and naive persistence on the same ticks.", ["model"], registry=r)
+        self.forecast_mae = Gauge(
+            "tickcast_forecast_mae", "Rolling mean absolute error (price units).", ["model"],
+            registry=r)
+        self.forecast_mape = Gauge(
+            "tickcast_forecast_mape_ratio", "Rolling mean absolute percentage error, as a "
+            "ratio (0.01 = 1%).", ["model"], registry=r)
+        self.forecast_skill = Gauge(
+            "tickcast_forecast_skill_ratio", "1 - RMSE(LSTM)/RMSE(naive) over the window: > 0 "
+            "means the LSTM beats persistence.", registry=r)
+        self.forecast_direction_auc = Gauge(
+            "tickcast_forecast_direction_auc", "Rolling ROC AUC of the predicted move as a "
+            "score for 'the price goes up'.", registry=r)
+        self.forecast_window = Gauge(
+            "tickcast_forecast_window_size", "Scored forecasts in the rolling window.",
+            registry=r)
+        self.last_price = Gauge(
+            "tickcast_last_price", "Latest price per symbol (symbols beyond the cap fold into "
+            "'other').", ["symbol"], registry=r)
+        self.last_forecast = Gauge(
+            "tickcast_last_forecast", "Latest next-tick forecast per symbol (same cap).",
+            ["symbol"], registry=r)
         self.assigned_partitions = Gauge(
             "tickcast_assigned_partitions", "Input-topic partitions assigned to this worker "
             "(0 until it joined the consumer group).", ["topic"], registry=r)
@@ -77,18 +138,30 @@ class Metrics:
             self.events_out.labels(topic=topic)
         for topic in INPUT_TOPICS:
             self.assigned_partitions.labels(topic=topic)
+        for outcome in ("forecast", "replayed", "warming_up", "no_model"):
+            self.ticks.labels(outcome=outcome)
+        for model in ("lstm", "naive"):
+            for gauge in (self.forecast_rmse, self.forecast_mae, self.forecast_mape):
+                gauge.labels(model=model).set(math.nan)
+        for gauge in (self.forecast_skill, self.forecast_direction_auc):
+            gauge.set(math.nan)
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(outcome=outcome)
         for kind in ("texts", "labels"):
             self.pending.labels(kind=kind)
+        self.agreement.set(math.nan)
+        self.kappa.set(math.nan)
+        for bound in ("estimate", "low", "high"):
+            self.auc_diff.labels(bound=bound).set(math.nan)
 
-    def register_model(self, model: str, version: str) -> None:
-        """Pre-initialise a sentiment model's series and mark ``version`` as serving."""
+    def register_model(self, model: str, version: str | None) -> None:
+        """Pre-initialise a sentiment model's series; mark ``version`` serving if given."""
         self.scored.labels(model=model)
         self.auc.labels(model=model).set(math.nan)
         for label in ("0", "1"):
             self.auc_window.labels(model=model, label=label).set(0)
-        self.model_info.labels(model=model, version=version).set(1)
+        if version is not None:
+            self.model_info.labels(model=model, version=version).set(1)
 
 
 def serve_metrics(metrics: Metrics, *, addr: str, port: int) -> int:

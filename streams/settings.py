@@ -46,10 +46,20 @@ class Settings:
     """Maximum events per batch handed to the models."""
     batch_within_ms: int = 50
     """Longest wait for a batch to fill before it is processed anyway."""
+    forecast_window: int = 500
+    """Number of most recent scored forecasts in the rolling RMSE/MAE/MAPE, skill and AUC."""
+    forecaster_model: str = "gold-lstm"
+    """Model name (in the model store) of the forecaster this worker serves."""
+    sentiment_model: str = "sentiment-rnn"
+    """Model name of the RNN sentiment classifier this worker serves beside VADER."""
+    symbol_cap: int = 50
+    """Distinct symbols with their own metric series; more fold into symbol="other"."""
     max_event_bytes: int = 65_536
     """Events larger than this go to ``dead-letters`` as ``oversized``."""
     pending_max: int = 100_000
     """Scored texts (and early labels) remembered while waiting for their ground truth."""
+    pending_ttl_s: int = 86_400
+    """Seconds a scored text (or an early label) waits for the other before it expires."""
     state_dir: Path = Path(".tickcast")
     """Local state: Faust's data directory, the local broker, the model store."""
     model_dir: Path = Path(".tickcast/models")
@@ -92,6 +102,10 @@ class Settings:
         _require(self.max_event_bytes >= 256, "TICKCAST_MAX_EVENT_BYTES", self.max_event_bytes,
                  ">= 256")
         _require(self.pending_max >= 1, "TICKCAST_PENDING_MAX", self.pending_max, ">= 1")
+        _require(self.pending_ttl_s >= 1, "TICKCAST_PENDING_TTL_S", self.pending_ttl_s, ">= 1")
+        _require(self.forecast_window >= 2, "TICKCAST_FORECAST_WINDOW", self.forecast_window,
+                 ">= 2")
+        _require(self.symbol_cap >= 1, "TICKCAST_SYMBOL_CAP", self.symbol_cap, ">= 1")
         _require(self.log_level.lower() in {"debug", "info", "warning", "error"},
                  "TICKCAST_LOG_LEVEL", self.log_level, "debug, info, warning or error")
 

@@ -152,14 +152,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish(manifest: Any, settings: Any) -> None:
+def _publish(manifest: Any, settings: Any, *, rollback: bool = False) -> None:
     from tickcast.streams.topics import ensure_topics, topic_specs
     from tickcast.training.publish import publish_update
 
     ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     topic = settings.topic("model-updates")
     partition, offset = publish_update(manifest, bootstrap=settings.bootstrap_servers,
-                                       topic=topic)
+                                       topic=topic, rollback=rollback)
     print(f"published {manifest.name}/{manifest.version} to {topic} "
           f"(partition {partition}, offset {offset})")
 
@@ -193,5 +193,5 @@ def cmd_models(args: argparse.Namespace) -> int:
         manifest = store.rollback(args.name)
     print(f"{manifest.name} LATEST is now {manifest.version}")
     if args.publish:
-        _publish(manifest, settings)
+        _publish(manifest, settings, rollback=args.action == "rollback")
     return 0

@@ -22,7 +22,9 @@ class PublishError(RuntimeError):
     """The broker did not acknowledge the model-update event."""
 
 
-def update_event(manifest: Manifest) -> dict[str, Any]:
+def update_event(manifest: Manifest, *, rollback: bool = False) -> dict[str, Any]:
+    """The ``model-updates`` value for ``manifest``; ``rollback`` lets workers go back to an
+    older version (they otherwise ignore versions older than the one serving)."""
     return {
         "name": manifest.name,
         "version": manifest.version,
@@ -30,16 +32,18 @@ def update_event(manifest: Manifest) -> dict[str, Any]:
         "sha256": manifest.sha256,
         "metrics": {k: v for k, v in manifest.metrics.items() if math.isfinite(v)},
         "created_at": manifest.created_at,
+        "rollback": rollback,
     }
 
 
 def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
-                   timeout_s: float = 30.0) -> tuple[int, int]:
+                   rollback: bool = False, timeout_s: float = 30.0) -> tuple[int, int]:
     """Send the event with ``acks=all`` and idempotence; returns ``(partition, offset)``."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    value = json.dumps(update_event(manifest), separators=(",", ":")).encode("utf-8")
+    value = json.dumps(update_event(manifest, rollback=rollback),
+                       separators=(",", ":")).encode("utf-8")
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                  enable_idempotence=True, client_id="tickcast-train")

@@ -2,16 +2,19 @@
 
 Values are consumed as raw bytes: decoding and validation happen in
 :class:`~tickcast.streams.sentiment.processor.SentimentProcessor`, so a malformed event becomes
-a dead letter instead of an exception inside Faust's deserializer.
+a dead letter instead of an exception inside Faust's deserializer. Scoring runs in a worker
+thread so the event loop keeps Kafka heartbeats and fetches going.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent.futures import Executor
 from typing import Any
 
 import faust
-from tickcast.streams.messages import InMessage
+from tickcast.streams.prices.agents import to_in_message
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings
 
@@ -19,7 +22,7 @@ __all__ = ["register_sentiment_agent"]
 
 
 def register_sentiment_agent(app: faust.App, *, settings: Settings,
-                             processor: SentimentProcessor) -> Any:
+                             processor: SentimentProcessor, executor: Executor) -> Any:
     """Attach the sentiment agent to ``app``; returns the agent."""
     source = app.topic(settings.topic("texts"), settings.topic("labels"),
                        key_serializer="raw", value_serializer="raw")
@@ -35,16 +38,15 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         # At-least-once: a batch's offsets are acked (and so committed) only after every
         # output it caused is delivered. ``take``/``take_events`` would ack in a ``finally``
         # even when the batch was cancelled half-way, losing it on restart.
+        loop = asyncio.get_running_loop()
         async for events in stream.noack_take(settings.batch_size, within=within):
-            batch = [
-                InMessage(topic=e.message.topic[prefix_len:], partition=e.message.partition,
-                          offset=e.message.offset, key=e.message.key, value=e.message.value)
-                for e in events
-            ]
-            deliveries = [
-                await sinks[out.topic].send(key=out.key, value=out.value)
-                for out in processor.process(batch)
-            ]
+            batch = [to_in_message(e, prefix_len) for e in events]
+            stamps = [m.timestamp_ms for m in batch if m.timestamp_ms]
+            if stamps:
+                processor.metrics.queue_wait.labels(agent="sentiment").observe(
+                    max(time.time() - min(stamps) / 1000, 0.0))
+            outputs = await loop.run_in_executor(executor, processor.process, batch)
+            deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
             await asyncio.gather(*deliveries)
             for event in events:
                 await stream.ack(event)

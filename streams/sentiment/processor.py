@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tickcast.streams.deadletters import dead_letter
+from tickcast.streams.evaluation import PairedAUC, RollingAgreement
 from tickcast.streams.events import (
     EventError,
     LabelEvent,
@@ -30,22 +31,37 @@ __all__ = ["SentimentProcessor"]
 
 log = logging.getLogger(__name__)
 
+RNN_THRESHOLD = 0.5  # P(positive) >= 0.5 is a positive call
+VADER_THRESHOLD = 0.05  # VADER's documented cut-off on the compound score
+
+
+def _no_rnn() -> TextScorer | None:
+    return None
+
 
 class SentimentProcessor:
+    """Scores with VADER and, when one serves, the RNN (read once per batch from ``rnn``)."""
+
     def __init__(self, *, vader: VaderScorer, join: LabelJoin, metrics: Metrics,
-                 max_event_bytes: int, extra_scorers: Sequence[TextScorer] = ()) -> None:
+                 max_event_bytes: int, rnn: Callable[[], TextScorer | None] = _no_rnn,
+                 window_size: int = 500) -> None:
         self.vader = vader
-        self.scorers: list[TextScorer] = [vader, *extra_scorers]
+        self.rnn = rnn
+        self.scorers: list[TextScorer] = [vader]
         self.join = join
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
+        self.agreement = RollingAgreement(window_size)
+        self.paired = PairedAUC(window_size)
         self._expired_exported = 0
-        for scorer in self.scorers:
-            metrics.register_model(scorer.name, scorer.version)
+        metrics.register_model("vader", vader.version)
+        metrics.register_model("rnn", None)
 
     # -- batch ------------------------------------------------------------------------------
     def process(self, batch: Sequence[InMessage]) -> list[OutMessage]:
         started = time.perf_counter()
+        rnn = self.rnn()
+        self.scorers = [self.vader] if rnn is None else [self.vader, rnn]
         decoded: list[TextEvent | LabelEvent | OutMessage] = [self._decode(m) for m in batch]
         texts = [(i, d) for i, d in enumerate(decoded) if isinstance(d, TextEvent)]
         scores = self._score([t for _, t in texts])
@@ -121,11 +137,17 @@ class SentimentProcessor:
     # -- outputs and evaluation -------------------------------------------------------------
     def _sentiment(self, text: TextEvent, scores: dict[str, float]) -> OutMessage:
         versions = {s.name: s.version for s in self.scorers}
+        compound = round(scores["vader"] * 2.0 - 1.0, 4)  # VADER rounds to 4 decimals
+        agree = None
+        if "rnn" in scores:
+            rnn_positive = scores["rnn"] >= RNN_THRESHOLD
+            vader_positive = compound >= VADER_THRESHOLD
+            agree = rnn_positive == vader_positive
+            self.agreement.update(rnn_positive, vader_positive)
         record = SentimentScore(
             id=text.id,
             ts=text.ts,
-            # VADER rounds compound to 4 decimals, so this recovers it exactly.
-            vader_compound=round(scores["vader"] * 2.0 - 1.0, 4),
+            vader_compound=compound,
             vader_score=scores["vader"],
             vader_version=self.vader.version,
             rnn_score=scores.get("rnn"),
@@ -133,16 +155,21 @@ class SentimentProcessor:
             scored_at=int(time.time() * 1000),
             symbol=text.symbol,
             label=text.label,
+            agree=agree,
         )
-        outcome = self.join.on_scored(text.id, scores, text.label)
+        outcome = self.join.on_scored(text.id, scores, text.label, on_match=self._on_match)
         if outcome in ("matched", "duplicate"):
             self.metrics.labels.labels(outcome=outcome).inc()
         self.metrics.events_out.labels(topic="sentiment").inc()
         return OutMessage("sentiment", text.id.encode(), record.to_bytes())
 
     def _on_label(self, label: LabelEvent) -> None:
-        outcome = self.join.on_label(label.id, label.label)
+        outcome = self.join.on_label(label.id, label.label, on_match=self._on_match)
         self.metrics.labels.labels(outcome=outcome).inc()
+
+    def _on_match(self, scores: Mapping[str, float], label: int) -> None:
+        if "rnn" in scores:
+            self.paired.update(scores["rnn"], scores["vader"], label)
 
     def _export_state(self) -> None:
         m = self.metrics
@@ -151,6 +178,13 @@ class SentimentProcessor:
             m.auc.labels(model=model).set(math.nan if value is None else value)
             m.auc_window.labels(model=model, label="1").set(auc.positives)
             m.auc_window.labels(model=model, label="0").set(auc.negatives)
+        agreement, kappa = self.agreement.agreement(), self.agreement.kappa()
+        m.agreement.set(math.nan if agreement is None else agreement)
+        m.kappa.set(math.nan if kappa is None else kappa)
+        comparison = self.paired.get()
+        for bound, attr in (("estimate", "diff"), ("low", "low"), ("high", "high")):
+            value = math.nan if comparison is None else getattr(comparison, attr)
+            m.auc_diff.labels(bound=bound).set(value)
         m.pending.labels(kind="texts").set(self.join.waiting_texts)
         m.pending.labels(kind="labels").set(self.join.waiting_labels)
         if self.join.expired > self._expired_exported:

@@ -129,7 +129,7 @@ def test_model_update_round_trip_and_rejections() -> None:
     good = {"name": "sentiment-rnn", "version": "20240101T000000Z", "uri": "models/x",
             "sha256": "a" * 64, "metrics": {"auc": 0.9}, "created_at": 1}
     update = decode_model_update(_j(good), max_bytes=MAX)
-    assert json.loads(update.to_bytes()) == good
+    assert json.loads(update.to_bytes()) == {**good, "rollback": False}
     for change, reason in [({"sha256": "A" * 64}, "invalid_value"),
                            ({"name": "../etc"}, "invalid_value"),
                            ({"metrics": {"auc": "high"}}, "wrong_type")]:

@@ -21,11 +21,11 @@ def vader() -> VaderScorer:
     return VaderScorer()
 
 
-def make(vader: VaderScorer, *extra: object) -> tuple[SentimentProcessor, Metrics]:
+def make(vader: VaderScorer, rnn: object = None) -> tuple[SentimentProcessor, Metrics]:
     metrics = Metrics()
     processor = SentimentProcessor(vader=vader, join=LabelJoin(window_size=50, pending_max=100),
                                    metrics=metrics, max_event_bytes=2048,
-                                   extra_scorers=extra)  # type: ignore[arg-type]
+                                   rnn=lambda: rnn)  # type: ignore[arg-type,return-value]
     return processor, metrics
 
 
@@ -110,3 +110,44 @@ def test_a_failing_model_dead_letters_only_the_texts_it_cannot_score(vader: Vade
     assert {r["reason"] for r in reasons} == {"scoring_failed"}
     assert "model exploded" in reasons[0]["error"]
     assert sample(metrics, "tickcast_texts_scored_total", model="rnn") == 1
+
+
+class FixedRNN:
+    """A stand-in RNN scorer: P(positive) from a table, for exact metric checks."""
+
+    name = "rnn"
+
+    def __init__(self, version: str, table: dict[str, float]) -> None:
+        self.version, self.table = version, table
+
+    def score_batch(self, texts: Sequence[str]) -> list[float]:
+        return [self.table[t] for t in texts]
+
+
+def test_agreement_kappa_and_auc_difference(vader: VaderScorer) -> None:
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
+    from tickcast.streams.evaluation import delong
+
+    texts = ["great wonderful", "awful terrible", "fine I guess", "not good", "love it",
+             "hate it", "okay", "meh bad", "superb", "dreadful"]
+    labels = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+    rnn_scores = [0.9, 0.2, 0.6, 0.55, 0.8, 0.3, 0.4, 0.45, 0.7, 0.1]
+    processor, metrics = make(vader, FixedRNN("v1", dict(zip(texts, rnn_scores, strict=True))))
+    out = processor.process([msg("texts", i, {"id": f"t{i}", "ts": 1, "text": t, "label": y})
+                             for i, (t, y) in enumerate(zip(texts, labels, strict=True))])
+    records = [json.loads(o.value) for o in out]
+    compound = np.array([r["vader_compound"] for r in records])
+    rnn_calls, vader_calls = np.array(rnn_scores) >= 0.5, compound >= 0.05
+    assert [r["agree"] for r in records] == list(rnn_calls == vader_calls)
+    assert sample(metrics, "tickcast_sentiment_agreement_ratio") == pytest.approx(
+        np.mean(rnn_calls == vader_calls))
+    assert sample(metrics, "tickcast_sentiment_kappa") == pytest.approx(
+        cohen_kappa_score(rnn_calls, vader_calls))
+    assert sample(metrics, "tickcast_sentiment_auc", model="rnn") == pytest.approx(
+        roc_auc_score(labels, rnn_scores))
+    expected = delong(np.array(rnn_scores), (compound + 1) / 2, np.array(labels))
+    assert sample(metrics, "tickcast_sentiment_auc_diff", bound="estimate") == pytest.approx(
+        roc_auc_score(labels, rnn_scores) - roc_auc_score(labels, compound))
+    assert sample(metrics, "tickcast_sentiment_auc_diff", bound="low") == pytest.approx(
+        expected.low)

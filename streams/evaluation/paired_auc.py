@@ -1,0 +1,70 @@
+"""Two models' ROC AUC on the same labelled texts, their difference and its DeLong interval.
+
+DeLong, DeLong & Clarke-Pearson (1988): each AUC is the mean of per-positive and per-negative
+placement values; their covariance across the two models gives the variance of the difference
+without resampling. Computed on demand over the last ``window_size`` texts labelled while both
+models were serving.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["AUCComparison", "PairedAUC", "delong"]
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True, slots=True)
+class AUCComparison:
+    auc_a: float
+    auc_b: float
+    diff: float
+    """``auc_a - auc_b``."""
+    low: float
+    high: float
+    """95 % DeLong interval of ``diff``."""
+    n: int
+
+
+def delong(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray) -> AUCComparison:
+    y = np.asarray(labels).astype(bool)
+    scores = np.vstack([np.asarray(scores_a, float), np.asarray(scores_b, float)])
+    pos, neg = scores[:, y], scores[:, ~y]
+    m, n = pos.shape[1], neg.shape[1]
+    if m < 2 or n < 2:
+        raise ValueError("DeLong needs at least two positives and two negatives")
+    # psi[k, i, j] = 1 if positive i outranks negative j under model k, 1/2 on ties
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    auc = v10.mean(axis=1)
+    s10, s01 = np.cov(v10), np.cov(v01)
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
+    half = Z_95 * math.sqrt(max(float(var), 0.0))
+    diff = float(auc[0] - auc[1])
+    return AUCComparison(float(auc[0]), float(auc[1]), diff, diff - half, diff + half, m + n)
+
+
+class PairedAUC:
+    def __init__(self, window_size: int) -> None:
+        self._window: deque[tuple[float, float, int]] = deque(maxlen=window_size)
+
+    def __len__(self) -> int:
+        return len(self._window)
+
+    def update(self, score_a: float, score_b: float, label: int) -> None:
+        self._window.append((score_a, score_b, label))
+
+    def get(self) -> AUCComparison | None:
+        """``None`` until the window holds two of each class."""
+        if not self._window:
+            return None
+        data = np.asarray(self._window, dtype=float)
+        positives = int(data[:, 2].sum())
+        if positives < 2 or len(data) - positives < 2:
+            return None
+        return delong(data[:, 0], data[:, 1], data[:, 2])

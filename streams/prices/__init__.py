@@ -1,0 +1,1 @@
+"""Prices: per-symbol windows, batched LSTM forecasts, and the forecaster scoring itself."""

@@ -1,0 +1,67 @@
+"""The Faust agent for ``prices``: per-symbol state in a table, inference off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from typing import Any
+
+import faust
+from tickcast.streams.messages import InMessage
+from tickcast.streams.prices.processor import PriceProcessor, SymbolState
+from tickcast.streams.serving import ModelManager
+from tickcast.streams.settings import Settings
+
+__all__ = ["register_price_agent", "to_in_message"]
+
+
+def to_in_message(event: faust.EventT, prefix_len: int) -> InMessage:
+    m = event.message
+    return InMessage(topic=m.topic[prefix_len:], partition=m.partition, offset=m.offset,
+                     key=m.key, value=m.value,
+                     timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)
+
+
+def register_price_agent(app: faust.App, *, settings: Settings, processor: PriceProcessor,
+                         models: ModelManager, executor: Executor) -> Any:
+    source = app.topic(settings.topic("prices"), key_serializer="raw", value_serializer="raw")
+    sinks = {name: app.topic(settings.topic(name), key_serializer="raw",
+                             value_serializer="raw") for name in ("forecasts", "dead-letters")}
+    # Per-symbol history and pending forecast; its changelog restores them after a restart.
+    # Written with the partition of the symbol's tick, so recovery follows the assignment.
+    table = app.Table("price-state", partitions=settings.topic_partitions,
+                      schema=faust.Schema(key_serializer="raw", value_serializer="json"))
+    prefix_len = len(settings.topic_prefix)
+    within = settings.batch_within_ms / 1000.0
+
+    def load(symbol: str) -> SymbolState:
+        return SymbolState.from_json(table.get(symbol.encode()))
+
+    @app.agent(source, name="tickcast.prices")
+    async def forecasts(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        async for events in stream.noack_take(settings.batch_size, within=within):
+            batch = [to_in_message(e, prefix_len) for e in events]
+            _observe_wait(processor, batch)
+            plan = processor.plan(batch, load, models.forecaster())
+            values = await loop.run_in_executor(executor, processor.infer, plan)
+            outputs = processor.finish(plan, values)
+            for symbol, state in plan.states.items():
+                key, value = symbol.encode(), state.to_json()
+                table.data[key] = value
+                table.send_changelog(plan.partitions[symbol], key, value)
+            deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
+            await asyncio.gather(*deliveries)
+            for event in events:  # at-least-once: ack only after delivery
+                await stream.ack(event)
+
+    return forecasts
+
+
+def _observe_wait(processor: PriceProcessor, batch: list[InMessage]) -> None:
+    import time
+
+    stamps = [m.timestamp_ms for m in batch if m.timestamp_ms]
+    if stamps:
+        wait = time.time() - min(stamps) / 1000
+        processor.metrics.queue_wait.labels(agent="prices").observe(max(wait, 0.0))

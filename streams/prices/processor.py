@@ -1,0 +1,240 @@
+"""One batch of ``prices`` in, ``forecasts`` and ``dead-letters`` out, in three steps.
+
+1. :meth:`PriceProcessor.plan` (event loop): decode, apply the tick rule to each symbol's
+   history, and collect the windows that need a forecast.
+2. :meth:`PriceProcessor.infer` (a worker thread): one batched inference for all of them.
+3. :meth:`PriceProcessor.finish` (event loop): score the previous forecast of each symbol
+   against the tick that just arrived, build the forecast records, remember the new forecasts.
+
+**The tick rule.** Per symbol, a tick newer than the newest seen extends the history. A tick
+equal to one already in the history (same ``ts`` and ``price``, e.g. redelivered after a
+restart) is *replayed*: its forecast is computed again from the history as it stood then, so
+at-least-once delivery never loses a forecast (consumers de-duplicate on ``symbol, ts``). Any
+other tick at or before the newest ``ts`` — out of order, or a conflicting price for a seen
+``ts`` — goes to ``dead-letters`` as ``out_of_order``. The first ``W - 1`` ticks of a symbol
+only warm its window up.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from tickcast.models.predictors import Forecaster
+from tickcast.streams.deadletters import dead_letter
+from tickcast.streams.evaluation.forecast_error import RollingForecastErrors
+from tickcast.streams.events import EventError, Forecast, PriceTick, decode_price
+from tickcast.streams.messages import InMessage, OutMessage
+from tickcast.streams.metrics import Metrics
+
+__all__ = ["HISTORY", "Plan", "PriceProcessor", "SymbolState"]
+
+HISTORY: Final = 256  # closes kept per symbol: the largest window plus room for replays
+
+
+@dataclass(slots=True)
+class SymbolState:
+    """What the worker remembers per symbol (persisted in a Faust table, JSON)."""
+
+    ts: list[int] = field(default_factory=list)
+    price: list[float] = field(default_factory=list)
+    pending: dict[str, Any] | None = None
+    """The forecast made at the newest tick, waiting for the next one to be scored."""
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> SymbolState:
+        if not raw:
+            return cls()
+        return cls(ts=list(raw["ts"]), price=list(raw["price"]), pending=raw.get("pending"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ts": self.ts, "price": self.price, "pending": self.pending}
+
+    def append(self, tick: PriceTick) -> None:
+        self.ts.append(tick.ts)
+        self.price.append(tick.price)
+        del self.ts[:-HISTORY], self.price[:-HISTORY]
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """A tick that gets a forecast: its window, and whether it is new or replayed."""
+
+    msg: InMessage
+    tick: PriceTick
+    window: np.ndarray
+    new: bool
+    previous: dict[str, Any] | Job | None
+    """The forecast this tick scores: remembered from an earlier batch, or made by an
+    earlier job of this batch (known only after inference)."""
+
+
+@dataclass(slots=True)
+class Plan:
+    started: float
+    jobs: list[Job] = field(default_factory=list)
+    dead: list[OutMessage] = field(default_factory=list)
+    states: dict[str, SymbolState] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
+    forecaster: Forecaster | None = None
+    last_job: dict[str, Job] = field(default_factory=dict)
+
+
+class PriceProcessor:
+    def __init__(self, *, metrics: Metrics, max_event_bytes: int, eval_window: int,
+                 symbol_cap: int = 50) -> None:
+        self.metrics = metrics
+        self.max_event_bytes = max_event_bytes
+        self.errors = RollingForecastErrors(eval_window)
+        self.symbol_cap = symbol_cap
+        self._symbols: set[str] = set()
+
+    # -- 1. plan --------------------------------------------------------------------------
+    def plan(self, batch: Sequence[InMessage], load: Callable[[str], SymbolState],
+             forecaster: Forecaster | None) -> Plan:
+        plan = Plan(started=time.perf_counter(), forecaster=forecaster)
+        window = forecaster.window if forecaster is not None else None
+        for msg in batch:
+            try:
+                tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
+            except EventError as exc:
+                plan.dead.append(self._reject(msg, exc))
+                continue
+            state = plan.states.get(tick.symbol)
+            if state is None:
+                state = plan.states[tick.symbol] = load(tick.symbol)
+            plan.partitions[tick.symbol] = msg.partition
+            self._plan_tick(plan, msg, tick, state, window)
+        return plan
+
+    def _plan_tick(self, plan: Plan, msg: InMessage, tick: PriceTick, state: SymbolState,
+                   window: int | None) -> None:
+        newest = state.ts[-1] if state.ts else None
+        if newest is None or tick.ts > newest:
+            pending: dict[str, Any] | Job | None = plan.last_job.pop(tick.symbol, None)
+            if pending is None:
+                pending = state.pending
+            state.append(tick)
+            state.pending = None
+            end = len(state.price)
+            new = True
+        else:
+            end = _replay_end(state, tick)
+            if end is None:
+                plan.dead.append(self._reject(msg, EventError(
+                    "out_of_order", f"{tick.symbol} tick ts={tick.ts} is not newer than the "
+                    f"newest seen ({newest}) and matches no recent tick")))
+                return
+            pending, new = None, False
+        self.metrics.events_in.labels(topic="prices", outcome="ok").inc()
+        if window is None:
+            self.metrics.ticks.labels(outcome="no_model").inc()
+            return
+        if end < window:
+            self.metrics.ticks.labels(outcome="warming_up").inc()
+            return
+        closes = np.asarray(state.price[end - window:end], dtype=np.float64)
+        job = Job(msg, tick, closes, new, pending)
+        plan.jobs.append(job)
+        if new:
+            plan.last_job[tick.symbol] = job
+
+    # -- 2. infer (worker thread) -----------------------------------------------------------
+    def infer(self, plan: Plan) -> np.ndarray:
+        if not plan.jobs or plan.forecaster is None:
+            return np.zeros(0)
+        windows = np.stack([job.window for job in plan.jobs])
+        started = time.perf_counter()
+        forecasts = plan.forecaster.predict_prices(windows)
+        self.metrics.inference_seconds.labels(model="lstm").observe(time.perf_counter() - started)
+        return forecasts
+
+    # -- 3. finish ------------------------------------------------------------------------
+    def finish(self, plan: Plan, forecasts: np.ndarray) -> list[OutMessage]:
+        out = list(plan.dead)
+        version = plan.forecaster.version if plan.forecaster else ""
+        now_ms = int(time.time() * 1000)
+        made: dict[int, dict[str, Any]] = {}
+        for job, value in zip(plan.jobs, forecasts, strict=True):
+            tick, last = job.tick, float(job.window[-1])
+            if not math.isfinite(float(value)):
+                out.append(self._reject(job.msg, EventError(
+                    "scoring_failed", f"the forecaster returned {value} for this window")))
+                continue
+            if job.new:
+                previous = job.previous
+                self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
+                            else previous)
+                pending = {"ts": tick.ts, "last": last, "forecast": float(value),
+                           "version": version}
+                made[id(job)] = plan.states[tick.symbol].pending = pending
+                self.metrics.ticks.labels(outcome="forecast").inc()
+            else:
+                self.metrics.ticks.labels(outcome="replayed").inc()
+            latency = (now_ms - job.msg.timestamp_ms) / 1000 if job.msg.timestamp_ms else None
+            record = Forecast(symbol=tick.symbol, ts=tick.ts, last_price=last,
+                              forecast=float(value), horizon=1, model_version=version,
+                              id=tick.id, processed_at=now_ms,
+                              latency_ms=None if latency is None else round(latency * 1000))
+            if latency is not None:
+                self.metrics.latency.labels(topic="forecasts").observe(max(latency, 0.0))
+            self._export_symbol(tick.symbol, tick.price, float(value))
+            out.append(OutMessage("forecasts", tick.symbol.encode(), record.to_bytes()))
+        self.metrics.events_out.labels(topic="forecasts").inc(
+            sum(1 for o in out if o.topic == "forecasts"))
+        self._export_errors()
+        self.metrics.batch_size.labels(agent="prices").observe(len(plan.jobs) + len(plan.dead))
+        self.metrics.batch_seconds.labels(agent="prices").observe(
+            time.perf_counter() - plan.started)
+        return out
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _score(self, tick: PriceTick, pending: dict[str, Any] | None) -> None:
+        """The forecast made at the previous tick meets the price it predicted."""
+        if pending is None:
+            return
+        self.errors.update(last=float(pending["last"]), forecast=float(pending["forecast"]),
+                           actual=tick.price)
+        self.metrics.forecasts_scored.inc()
+
+    def _export_errors(self) -> None:
+        m, values = self.metrics, self.errors.get()
+        if not values:
+            return
+        for model, prefix in (("lstm", "model"), ("naive", "naive")):
+            m.forecast_rmse.labels(model=model).set(values[f"{prefix}_rmse"])
+            m.forecast_mae.labels(model=model).set(values[f"{prefix}_mae"])
+            m.forecast_mape.labels(model=model).set(values[f"{prefix}_mape"])
+        m.forecast_skill.set(values["skill"])
+        m.forecast_direction_auc.set(values["direction_auc"])
+        m.forecast_window.set(len(self.errors))
+
+    def _export_symbol(self, symbol: str, price: float, forecast: float) -> None:
+        if symbol not in self._symbols and len(self._symbols) >= self.symbol_cap:
+            symbol = "other"  # bounded label cardinality
+        else:
+            self._symbols.add(symbol)
+        self.metrics.last_price.labels(symbol=symbol).set(price)
+        self.metrics.last_forecast.labels(symbol=symbol).set(forecast)
+
+    def _reject(self, msg: InMessage, error: EventError) -> OutMessage:
+        self.metrics.events_in.labels(topic="prices", outcome="dead_letter").inc()
+        self.metrics.dead_letters.labels(topic="prices", reason=error.reason).inc()
+        self.metrics.events_out.labels(topic="dead-letters").inc()
+        value = dead_letter(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                            key=msg.key, raw=msg.value, error=error)
+        return OutMessage("dead-letters", msg.topic.encode(), value)
+
+
+def _replay_end(state: SymbolState, tick: PriceTick) -> int | None:
+    """History length at the moment ``tick`` arrived, if ``tick`` is in the history."""
+    for i in range(len(state.ts) - 1, -1, -1):
+        if state.ts[i] == tick.ts:
+            return i + 1 if state.price[i] == tick.price else None
+        if state.ts[i] < tick.ts:
+            return None
+    return None

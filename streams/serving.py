@@ -1,0 +1,150 @@
+"""Models in the stream: load ``LATEST`` at start, hot-swap on ``model-updates``.
+
+A worker serves one forecaster and one sentiment model (plus VADER, which needs none). Agents
+read the predictor once per batch, so a swap lands between batches: in-flight batches finish on
+the model they started with, and no event is scored twice or skipped. A swap happens only after
+the artifact passed every check — URI inside the store, manifest and file checksums, the
+published digest, safe Keras loading, a smoke inference — otherwise the old model keeps serving
+and ``tickcast_model_swaps_total{outcome="refused"}`` goes up.
+
+``model-updates`` is a broadcast: every worker reads the whole (compacted) topic with its own
+group-less consumer, so each one learns of each version.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import numpy as np
+from tickcast.models.artifacts import ArtifactError, ModelKind
+from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
+from tickcast.models.registry import ModelStore
+from tickcast.streams.events import EventError, ModelUpdate, decode_model_update
+from tickcast.streams.metrics import Metrics
+
+__all__ = ["METRIC_MODEL", "ModelManager", "SwapOutcome", "smoke_test"]
+
+log = logging.getLogger(__name__)
+
+SwapOutcome = Literal["swapped", "current", "stale", "refused", "unknown_model", "invalid_event"]
+METRIC_MODEL: Final[dict[ModelKind, str]] = {"forecaster": "lstm", "sentiment": "rnn"}
+Predictor = Forecaster | SentimentRNN
+
+
+def smoke_test(predictor: Predictor) -> None:
+    """One tiny inference that must give finite, in-range outputs before a model serves."""
+    if isinstance(predictor, Forecaster):
+        rising = np.linspace(100.0, 101.0, predictor.window)[None, :]
+        out = predictor.predict_prices(np.vstack([rising, rising[:, ::-1]]))
+        if out.shape != (2,) or not np.all(np.isfinite(out)) or np.any(out <= 0):
+            raise ArtifactError(f"smoke inference gave unusable forecasts {out.tolist()}")
+    else:
+        scores = predictor.score_batch(["what a wonderful day", "this is awful"])
+        if len(scores) != 2 or not all(math.isfinite(s) and 0 <= s <= 1 for s in scores):
+            raise ArtifactError(f"smoke inference gave unusable scores {scores}")
+
+
+class ModelManager:
+    """The predictors serving now, by kind; safe to read from any thread."""
+
+    def __init__(self, *, store: ModelStore, metrics: Metrics,
+                 names: Mapping[ModelKind, str]) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.names = dict(names)
+        self._kinds = {name: kind for kind, name in self.names.items()}
+        self._serving: dict[ModelKind, Predictor | None] = dict.fromkeys(self.names)
+        for kind in self.names:
+            for outcome in SwapOutcome.__args__:  # type: ignore[attr-defined]
+                metrics.model_swaps.labels(model=METRIC_MODEL[kind], outcome=outcome)
+
+    def get(self, kind: ModelKind) -> Predictor | None:
+        return self._serving.get(kind)
+
+    def forecaster(self) -> Forecaster | None:
+        predictor = self._serving.get("forecaster")
+        return predictor if isinstance(predictor, Forecaster) else None
+
+    def sentiment(self) -> SentimentRNN | None:
+        predictor = self._serving.get("sentiment")
+        return predictor if isinstance(predictor, SentimentRNN) else None
+
+    def load_latest(self) -> None:
+        """At start: serve each model's ``LATEST`` version, if the store has a valid one."""
+        for kind, name in self.names.items():
+            version = self.store.latest(name)
+            if version is None:
+                log.warning("no LATEST %s in %s: %s inference is off until one is published",
+                            name, self.store.root, kind)
+                continue
+            try:
+                predictor = self._load(kind, name, version, expected_sha256=None)
+            except ArtifactError as exc:
+                log.error("cannot serve %s/%s: %s", name, version, exc)
+                self._count(kind, "refused")
+                continue
+            self._install(kind, predictor)
+
+    def apply_raw(self, raw: bytes | None) -> SwapOutcome:
+        try:
+            update = decode_model_update(raw, max_bytes=65_536)
+        except EventError as exc:
+            log.error("ignoring a malformed model-updates event: %s", exc.message)
+            self.metrics.model_update_errors.labels(reason=exc.reason).inc()
+            return "invalid_event"
+        return self.apply(update)
+
+    def apply(self, update: ModelUpdate) -> SwapOutcome:
+        """Verify, load, smoke-test and swap in ``update`` (blocking: call from a thread)."""
+        kind = self._kinds.get(update.name)
+        if kind is None:
+            log.info("model-updates: %s is not served by this worker", update.name)
+            return "unknown_model"
+        current = self._serving[kind]
+        if current is not None and current.version == update.version:
+            return self._count(kind, "current")
+        if (current is not None and update.created_at <= current.manifest.created_at
+                and not update.rollback):
+            log.warning("ignoring %s/%s: older than the serving %s (publish it with rollback "
+                        "to go back)", update.name, update.version, current.version)
+            return self._count(kind, "stale")
+        try:
+            path = self.store.resolve(update.uri)
+            if path != self.store.path(update.name, update.version):
+                raise ArtifactError(f"uri {update.uri!r} does not name {update.name}/"
+                                    f"{update.version}")
+            predictor = self._load(kind, update.name, update.version,
+                                   expected_sha256=update.sha256)
+        except ArtifactError as exc:
+            log.error("refusing %s/%s, still serving %s: %s", update.name, update.version,
+                      current.version if current else "nothing", exc)
+            return self._count(kind, "refused")
+        self._install(kind, predictor)
+        log.info("now serving %s/%s (was %s)", update.name, update.version,
+                 current.version if current else "nothing")
+        return self._count(kind, "swapped")
+
+    def _load(self, kind: ModelKind, name: str, version: str, *,
+              expected_sha256: str | None) -> Predictor:
+        predictor = load_predictor(self.store.path(name, version),
+                                   expected_sha256=expected_sha256)
+        if predictor.manifest.name != name or predictor.kind != kind:
+            raise ArtifactError(f"{name}/{version} holds a {predictor.kind} named "
+                                f"{predictor.manifest.name!r}, not a {kind} named {name!r}")
+        smoke_test(predictor)
+        return predictor
+
+    def _install(self, kind: ModelKind, predictor: Predictor) -> None:
+        old = self._serving[kind]
+        self._serving[kind] = predictor  # one reference swap: atomic for readers
+        label = METRIC_MODEL[kind]
+        if old is not None:
+            self.metrics.model_info.remove(label, old.version)
+        self.metrics.model_info.labels(model=label, version=predictor.version).set(1)
+
+    def _count(self, kind: ModelKind, outcome: SwapOutcome) -> SwapOutcome:
+        self.metrics.model_swaps.labels(model=METRIC_MODEL[kind], outcome=outcome).inc()
+        return outcome
