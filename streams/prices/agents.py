@@ -29,13 +29,15 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                              value_serializer="raw") for name in ("forecasts", "dead-letters")}
     # Per-symbol history and pending forecast; its changelog restores them after a restart.
     # Written with the partition of the symbol's tick, so recovery follows the assignment.
+    # Keys and values are JSON on the changelog (what Faust's recovery decodes).
     table = app.Table("price-state", partitions=settings.topic_partitions,
-                      schema=faust.Schema(key_serializer="raw", value_serializer="json"))
+                      schema=faust.Schema(key_type=str, key_serializer="json",
+                                          value_serializer="json"))
     prefix_len = len(settings.topic_prefix)
     within = settings.batch_within_ms / 1000.0
 
     def load(symbol: str) -> SymbolState:
-        return SymbolState.from_json(table.get(symbol.encode()))
+        return SymbolState.from_json(table.get(symbol))
 
     @app.agent(source, name="tickcast.prices")
     async def forecasts(stream: faust.StreamT) -> None:
@@ -47,9 +49,12 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
             values = await loop.run_in_executor(executor, processor.infer, plan)
             outputs = processor.finish(plan, values)
             for symbol, state in plan.states.items():
-                key, value = symbol.encode(), state.to_json()
-                table.data[key] = value
-                table.send_changelog(plan.partitions[symbol], key, value)
+                # Not ``table[symbol] = ...``: that takes the partition from Faust's "current
+                # event", which inside a batch is not this symbol's. Set the store, then log
+                # the change to the partition the symbol's ticks arrive on.
+                value = state.to_json()
+                table.data[symbol] = value
+                table.send_changelog(plan.partitions[symbol], symbol, value)
             deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
             await asyncio.gather(*deliveries)
             for event in events:  # at-least-once: ack only after delivery

@@ -1,0 +1,58 @@
+"""Agreement and kappa against sklearn; DeLong's interval against a bootstrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
+from tickcast.streams.evaluation import PairedAUC, RollingAgreement, delong
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rolling_agreement_and_kappa_match_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.random(300) < 0.6
+    b = np.where(rng.random(300) < 0.7, a, ~a)
+    rolling = RollingAgreement(100)
+    for x, y in zip(a, b, strict=True):
+        rolling.update(bool(x), bool(y))
+    assert rolling.agreement() == pytest.approx(np.mean(a[-100:] == b[-100:]))
+    assert rolling.kappa() == pytest.approx(cohen_kappa_score(a[-100:], b[-100:]))
+
+
+def test_kappa_is_undefined_when_both_raters_are_constant() -> None:
+    rolling = RollingAgreement(5)
+    for _ in range(5):
+        rolling.update(True, True)
+    assert rolling.agreement() == 1.0
+    assert rolling.kappa() is None
+
+
+def test_delong_matches_sklearn_aucs_and_a_bootstrap_interval() -> None:
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 400)
+    a = rng.normal(1.0 * y, 1.0)
+    b = 0.6 * a + rng.normal(0.3 * y, 1.0)
+    result = delong(a, b, y)
+    assert result.auc_a == pytest.approx(roc_auc_score(y, a))
+    assert result.auc_b == pytest.approx(roc_auc_score(y, b))
+    diffs = []
+    for _ in range(400):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            diffs.append(roc_auc_score(y[idx], a[idx]) - roc_auc_score(y[idx], b[idx]))
+    boot_sd = np.std(diffs)
+    delong_sd = (result.high - result.low) / (2 * 1.959963984540054)
+    assert delong_sd == pytest.approx(boot_sd, rel=0.2)
+    assert result.low < result.diff < result.high
+
+
+def test_paired_window_needs_two_of_each_class() -> None:
+    paired = PairedAUC(10)
+    for s, y in [(0.9, 1), (0.1, 0), (0.8, 1)]:
+        paired.update(s, s, y)
+    assert paired.get() is None
+    paired.update(0.2, 0.3, 0)
+    got = paired.get()
+    assert got is not None
+    assert got.n == 4

@@ -1,0 +1,137 @@
+"""The tick rule, one forecast per tick after warm-up, and the forecaster scoring itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from tickcast.streams.messages import InMessage
+from tickcast.streams.metrics import Metrics
+from tickcast.streams.prices.processor import PriceProcessor, SymbolState
+
+
+class DriftForecaster:
+    """Predicts +1% on every window: simple enough to check every number by hand."""
+
+    def __init__(self, window: int = 3, version: str = "v1") -> None:
+        self.window, self.version = window, version
+
+    def predict_prices(self, windows: np.ndarray) -> np.ndarray:
+        return windows[:, -1] * 1.01
+
+
+def tick(symbol: str, ts: int, price: float, offset: int = 0) -> InMessage:
+    value = json.dumps({"symbol": symbol, "ts": ts, "price": price}).encode()
+    return InMessage("prices", 0, offset, symbol.encode(), value, timestamp_ms=None)
+
+
+class Harness:
+    def __init__(self, forecaster: object | None = None) -> None:
+        self.metrics = Metrics()
+        self.processor = PriceProcessor(metrics=self.metrics, max_event_bytes=4096,
+                                        eval_window=100)
+        self.states: dict[str, dict] = {}
+        self.forecaster = forecaster if forecaster is not None else DriftForecaster()
+
+    def run(self, *messages: InMessage) -> list[tuple[str, dict]]:
+        plan = self.processor.plan(list(messages),
+                                   lambda s: SymbolState.from_json(self.states.get(s)),
+                                   self.forecaster)  # type: ignore[arg-type]
+        out = self.processor.finish(plan, self.processor.infer(plan))
+        for symbol, state in plan.states.items():
+            self.states[symbol] = json.loads(json.dumps(state.to_json()))  # as the table would
+        return [(o.topic, json.loads(o.value)) for o in out]
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name, labels)
+
+
+def test_one_forecast_per_tick_after_warm_up() -> None:
+    h = Harness()
+    out = h.run(*[tick("XAU", t, 100.0 + t) for t in range(1, 6)])
+    assert [o["ts"] for _, o in out] == [3, 4, 5]
+    assert all(topic == "forecasts" for topic, _ in out)
+    assert out[0][1]["forecast"] == pytest.approx(103.0 * 1.01)
+    assert out[0][1]["model_version"] == "v1"
+    assert h.value("tickcast_ticks_total", outcome="warming_up") == 2
+
+
+def test_state_carries_across_batches_and_symbols_are_independent() -> None:
+    h = Harness()
+    h.run(tick("XAU", 1, 10.0), tick("BTC", 1, 5.0), tick("XAU", 2, 11.0))
+    out = h.run(tick("XAU", 3, 12.0), tick("BTC", 2, 6.0))
+    assert [(o["symbol"], o["ts"]) for _, o in out] == [("XAU", 3)]
+
+
+def test_forecast_errors_against_naive_on_the_same_ticks() -> None:
+    h = Harness()
+    prices = [100.0, 101.0, 99.0, 102.0, 104.0, 103.0, 103.0]
+    h.run(*[tick("XAU", t, p) for t, p in enumerate(prices[:4], start=1)])  # split batches
+    h.run(*[tick("XAU", t, p) for t, p in enumerate(prices[4:], start=5)])
+    # forecasts exist at ticks 3..7; those made at 3..6 are scored by ticks 4..7
+    last = np.array(prices[2:6])
+    actual = np.array(prices[3:7])
+    lstm_err, naive_err = last * 1.01 - actual, last - actual
+    assert h.value("tickcast_forecasts_scored_total") == 4
+    assert h.value("tickcast_forecast_rmse", model="lstm") == pytest.approx(
+        np.sqrt(np.mean(lstm_err**2)))
+    assert h.value("tickcast_forecast_rmse", model="naive") == pytest.approx(
+        np.sqrt(np.mean(naive_err**2)))
+    assert h.value("tickcast_forecast_mape_ratio", model="lstm") == pytest.approx(
+        np.mean(np.abs(lstm_err / actual)))
+    assert h.value("tickcast_forecast_skill_ratio") == pytest.approx(
+        1 - np.sqrt(np.mean(lstm_err**2)) / np.sqrt(np.mean(naive_err**2)))
+    # direction: the +1% forecast always calls "up"; flat tick 7 is left out
+    from sklearn.metrics import roc_auc_score
+
+    moved = actual[:3] > last[:3]
+    assert h.value("tickcast_forecast_direction_auc") == pytest.approx(
+        roc_auc_score(moved, (last * 0.01)[:3]))
+
+
+def test_redelivered_ticks_are_forecast_again_not_lost() -> None:
+    h = Harness()
+    first = h.run(*[tick("XAU", t, 10.0 + t) for t in range(1, 6)])
+    again = h.run(tick("XAU", 4, 14.0), tick("XAU", 5, 15.0))
+    assert [o for _, o in again] == [
+        {**o, "processed_at": again[i][1]["processed_at"]} for i, (_, o) in
+        enumerate(first[1:])]
+    assert h.value("tickcast_ticks_total", outcome="replayed") == 2
+    assert h.value("tickcast_forecasts_scored_total") == 2  # replays score nothing twice
+
+
+@pytest.mark.parametrize(("ts", "price"), [(2, 99.0), (0, 10.0)])
+def test_out_of_order_ticks_are_dead_lettered(ts: int, price: float) -> None:
+    h = Harness()
+    h.run(*[tick("XAU", t, 10.0 + t) for t in range(1, 4)])
+    out = h.run(tick("XAU", ts, price))
+    assert [topic for topic, _ in out] == ["dead-letters"]
+    assert out[0][1]["reason"] == "out_of_order"
+    assert "not newer than the newest seen (3)" in out[0][1]["error"]
+
+
+def test_bad_ticks_are_dead_lettered_and_good_ones_still_forecast() -> None:
+    h = Harness()
+    bad = InMessage("prices", 0, 9, b"XAU", b'{"symbol":"XAU","ts":4,"price":-1}')
+    out = h.run(*[tick("XAU", t, 10.0 + t) for t in range(1, 4)], bad, tick("XAU", 5, 15.0))
+    assert [(topic, o.get("reason")) for topic, o in out] == [
+        ("dead-letters", "invalid_value"), ("forecasts", None), ("forecasts", None)]
+
+
+def test_without_a_model_ticks_still_build_the_window() -> None:
+    h = Harness()
+    h.forecaster = None
+    assert h.run(*[tick("XAU", t, 10.0 + t) for t in range(1, 5)]) == []
+    assert h.value("tickcast_ticks_total", outcome="no_model") == 4
+    h.forecaster = DriftForecaster()
+    out = h.run(tick("XAU", 5, 15.0))  # the window is already full: no new warm-up
+    assert [o["ts"] for _, o in out] == [5]
+
+
+def test_symbol_label_cardinality_is_capped() -> None:
+    h = Harness(DriftForecaster(window=1))
+    h.processor.symbol_cap = 2
+    h.run(*[tick(f"S{i}", 1, 10.0 + i) for i in range(5)])
+    symbols = {s.labels["symbol"] for s in h.metrics.last_price.collect()[0].samples}
+    assert symbols == {"S0", "S1", "other"}

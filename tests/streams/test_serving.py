@@ -1,0 +1,117 @@
+"""Hot swap rules: verified, newer versions swap in; anything else leaves the old model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from tickcast.models.registry import ModelStore
+from tickcast.streams.events import ModelUpdate
+from tickcast.streams.metrics import Metrics
+from tickcast.streams.serving import ModelManager
+from tickcast.training.prices import PriceResult
+from tickcast.training.publish import update_event
+from tickcast.training.sentiment import SentimentResult
+
+
+@pytest.fixture
+def store(tmp_path: Path, tiny_forecaster: PriceResult,
+          tiny_sentiment: SentimentResult) -> ModelStore:
+    store = ModelStore(tmp_path / "models")
+    for result in (tiny_forecaster, tiny_sentiment):
+        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
+        store.promote(result.manifest.name, result.manifest.version)
+    return store
+
+
+def manager(store: ModelStore) -> tuple[ModelManager, Metrics]:
+    metrics = Metrics()
+    return ModelManager(store=store, metrics=metrics, names={
+        "forecaster": "gold-lstm", "sentiment": "sentiment-rnn"}), metrics
+
+
+def second_version(store: ModelStore, result: PriceResult, version: str,
+                   created_at: int) -> ModelUpdate:
+    """A copy of ``result`` under a new version (as training would write it)."""
+    target = store.path("gold-lstm", version)
+    shutil.copytree(result.path, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest.update(version=version, created_at=created_at)
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return ModelUpdate(**update_event(store.verify("gold-lstm", version)))
+
+
+def count(metrics: Metrics, outcome: str) -> float:
+    return metrics.registry.get_sample_value(
+        "tickcast_model_swaps_total", {"model": "lstm", "outcome": outcome}) or 0.0
+
+
+def test_latest_versions_serve_at_start(store: ModelStore, tiny_forecaster: PriceResult,
+                                        tiny_sentiment: SentimentResult) -> None:
+    models, metrics = manager(store)
+    models.load_latest()
+    assert models.forecaster().version == tiny_forecaster.manifest.version  # type: ignore[union-attr]
+    assert models.sentiment().version == tiny_sentiment.manifest.version  # type: ignore[union-attr]
+    assert metrics.registry.get_sample_value("tickcast_model_info", {
+        "model": "lstm", "version": tiny_forecaster.manifest.version}) == 1.0
+
+
+def test_newer_version_swaps_and_older_is_ignored_unless_rollback(
+        store: ModelStore, tiny_forecaster: PriceResult) -> None:
+    models, metrics = manager(store)
+    models.load_latest()
+    old = tiny_forecaster.manifest
+    newer = second_version(store, tiny_forecaster, "v-new", old.created_at + 1000)
+    assert models.apply(newer) == "swapped"
+    assert models.forecaster().version == "v-new"  # type: ignore[union-attr]
+    assert metrics.registry.get_sample_value(
+        "tickcast_model_info", {"model": "lstm", "version": old.version}) is None
+    assert models.apply(newer) == "current"
+    back = ModelUpdate(**update_event(old))
+    assert models.apply(back) == "stale"
+    assert models.forecaster().version == "v-new"  # type: ignore[union-attr]
+    assert models.apply(replace(back, rollback=True)) == "swapped"
+    assert models.forecaster().version == old.version  # type: ignore[union-attr]
+    assert count(metrics, "swapped") == 2
+    assert count(metrics, "stale") == 1
+
+
+@pytest.mark.parametrize("tamper", ["sha256", "file", "uri", "name"])
+def test_refused_updates_keep_the_old_model(store: ModelStore, tiny_forecaster: PriceResult,
+                                           tamper: str) -> None:
+    models, metrics = manager(store)
+    models.load_latest()
+    serving = models.forecaster()
+    update = second_version(store, tiny_forecaster, "v-bad", tiny_forecaster.manifest.created_at
+                            + 1000)
+    if tamper == "sha256":
+        update = replace(update, sha256="0" * 64)
+    elif tamper == "file":
+        (store.path("gold-lstm", "v-bad") / "model.keras").write_bytes(b"not a model")
+    elif tamper == "uri":
+        update = replace(update, uri="../../etc/v-bad")
+    else:
+        update = replace(update, uri="sentiment-rnn/v-bad")
+    assert models.apply(update) == "refused"
+    assert models.forecaster() is serving
+    assert count(metrics, "refused") == 1
+
+
+def test_malformed_events_and_unknown_models_are_counted(store: ModelStore) -> None:
+    models, metrics = manager(store)
+    assert models.apply_raw(b"{not json") == "invalid_event"
+    assert metrics.registry.get_sample_value("tickcast_model_update_errors_total",
+                                             {"reason": "not_json"}) == 1
+    event = {"name": "other-model", "version": "v1", "uri": "other-model/v1",
+             "sha256": "a" * 64, "metrics": {}, "created_at": 1}
+    assert models.apply_raw(json.dumps(event).encode()) == "unknown_model"
+
+
+def test_a_missing_latest_leaves_inference_off(tmp_path: Path) -> None:
+    models, _ = manager(ModelStore(tmp_path))
+    models.load_latest()
+    assert models.forecaster() is None
+    assert models.sentiment() is None
