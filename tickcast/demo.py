@@ -60,27 +60,49 @@ def _summary(samples: dict) -> str:
     pos = value("tickcast_sentiment_auc_window_labels", model="vader", label="1")
     neg = value("tickcast_sentiment_auc_window_labels", model="vader", label="0")
     matched = value("tickcast_labels_total", outcome="matched")
-    auc_text = "n/a" if auc != auc else f"{auc:.3f}"  # NaN while one class only
-    return (f"scored {int(scored):>6}  labels matched {int(matched):>6}  dead letters "
-            f"{int(dead):>4}  VADER rolling AUC {auc_text} over {int(pos + neg)} labelled")
+    def fmt(x: float) -> str:
+        return "n/a" if x != x else f"{x:.3f}"  # NaN while undefined
+
+    rnn = value("tickcast_sentiment_auc", model="rnn")
+    forecasts = value("tickcast_ticks_total", outcome="forecast")
+    skill = value("tickcast_forecast_skill_ratio")
+    return (f"texts {int(scored):>6} (labelled {int(pos + neg)} in window) AUC VADER "
+            f"{fmt(auc)} RNN {fmt(rnn)} | forecasts {int(forecasts):>6} skill vs naive "
+            f"{fmt(skill)} | dead letters {int(dead)} | labels matched {int(matched)}")
 
 
 def _replay_forever(settings: Settings, rate: float, stop: threading.Event) -> None:
-    from tickcast.replay import Replay, text_events
-    from tickcast.training.data import sample_texts
+    """Labelled texts (labels sent separately) and gold ticks, interleaved, endlessly."""
+    import pandas as pd
 
-    frame = sample_texts()
+    from tickcast.replay import Replay, price_events, text_events
+    from tickcast.training.data import gold_closes, sample_texts
+    from tickcast.training.prices import DAILY_FROM
+
+    texts = sample_texts()
+    gold = gold_closes()
+    gold = gold[gold["date"] >= DAILY_FROM].reset_index(drop=True)
+    span = gold["date"].iloc[-1] - gold["date"].iloc[0] + pd.Timedelta(days=1)
     replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
                     client_id="tickcast-demo-replay")
 
-    def records():  # noqa: ANN202 - endless, ids made unique per round so each is counted
+    def text_rounds():  # noqa: ANN202 - ids made unique per round so each is counted
         for round_no in count():
-            shuffled = frame.sample(frac=1.0, random_state=round_no).copy()
+            shuffled = texts.sample(frac=1.0, random_state=round_no).copy()
             shuffled["id"] = shuffled["id"] + f"#{round_no}"
-            for record in text_events(shuffled, label_mode="separate"):
-                if stop.is_set():
-                    return
-                yield record
+            yield from text_events(shuffled, label_mode="separate")
+
+    def price_rounds():  # noqa: ANN202 - each round shifted later, so ticks stay in order
+        for round_no in count():
+            shifted = gold.assign(date=gold["date"] + span * round_no)
+            yield from price_events(shifted, symbol="XAU")
+
+    def records():  # noqa: ANN202
+        for text, price in zip(text_rounds(), price_rounds(), strict=False):
+            if stop.is_set():
+                return
+            yield text
+            yield price
 
     try:
         replay.run(records(), rate=rate, progress=False)
@@ -131,8 +153,8 @@ def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
         feeder.start()
         print(f"\nworker metrics: {url}\nworker log:     {log_path}\n"
               f"sentiment out:  kcat -C -b {settings.kafka_bootstrap} -t "
-              f"{settings.topic('sentiment')} -o end\nreplaying labelled texts at {rate:g}/s; "
-              "Ctrl-C stops everything this demo started\n", flush=True)
+              f"{settings.topic('sentiment')} -o end\nreplaying labelled texts and gold ticks "
+              f"at {rate:g} records/s; Ctrl-C stops everything this demo started\n", flush=True)
         deadline = time.monotonic() + duration if duration > 0 else float("inf")
         while time.monotonic() < deadline:
             time.sleep(min(3.0, max(0.0, deadline - time.monotonic())))

@@ -32,9 +32,11 @@ def test_demo_runs_end_to_end_and_stops_cleanly(kafka_bootstrap: str, topic_pref
     out = result.stdout
     assert "training a quick one" in out
     assert re.search(r"worker metrics: http://127\.0\.0\.1:\d+/metrics", out)
-    scored = [int(n) for n in re.findall(r"scored\s+(\d+)", out)]
+    scored = [int(n) for n in re.findall(r"texts\s+(\d+)", out)]
+    forecasts = [int(n) for n in re.findall(r"forecasts\s+(\d+)", out)]
     assert scored
     assert scored[-1] > 0
+    assert forecasts[-1] > 0
     assert out.rstrip().endswith("demo stopped")
     store = ModelStore(tmp_path / "models")
     assert store.latest("gold-lstm")
