@@ -1,19 +1,25 @@
-# tickcast worker / CLI image. Build: docker build -t tickcast .
+# tickcast worker / CLI image: slim, non-root, dependencies in their own cached layer,
+# no training data baked in (trainers fetch or use the shipped sample).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     TICKCAST_STATE_DIR=/var/lib/tickcast TICKCAST_METRICS_ADDR=0.0.0.0
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Layer 1: third-party dependencies, rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+ && pip install -r requirements.txt
+# Layer 2: tickcast itself.
+COPY README.md ./
 COPY tickcast ./tickcast
 COPY streams ./streams
 COPY models ./models
 COPY training ./training
-RUN pip install . && rm -rf /src
+RUN pip install --no-deps . && rm -rf /src
 
-# Never run as root.
-RUN useradd --system --uid 10001 --home-dir /var/lib/tickcast --create-home tickcast
+RUN useradd --system --uid 10001 --home-dir /var/lib/tickcast --create-home tickcast \
+ && mkdir -p /models && chown tickcast /models
 USER tickcast
 WORKDIR /var/lib/tickcast
 

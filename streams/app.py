@@ -83,6 +83,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
                          executor=executor)
     _follow_model_updates(app, settings, models, executor)
     _export_assignment(app, settings, metrics)
+    _export_lag(app, settings, metrics)
     return Service(settings=settings, app=app, metrics=metrics, models=models,
                    sentiment=sentiment, prices=prices)
 
@@ -119,6 +120,25 @@ def _export_assignment(app: faust.App, settings: Settings, metrics: Metrics) -> 
                 counts[logical[tp.topic]] += 1
         for name, n in counts.items():
             metrics.assigned_partitions.labels(topic=name).set(n)
+
+
+def _export_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    logical = {settings.topic(name): name for name in INPUT_TOPICS}
+
+    @app.timer(interval=5.0)
+    async def lag() -> None:
+        consumer = app.consumer
+        # Faust keeps the offsets it committed; it has no public accessor for them.
+        committed = getattr(consumer, "_committed_offset", {})
+        totals = dict.fromkeys(INPUT_TOPICS, 0)
+        for tp in consumer.assignment():
+            if tp.topic in logical:
+                done = committed.get(tp)
+                highwater = consumer.highwater(tp)
+                if highwater is not None and highwater >= 0:
+                    totals[logical[tp.topic]] += max(highwater - (done or 0), 0)
+        for name, value in totals.items():
+            metrics.consumer_lag.labels(topic=name).set(value)
 
 
 def run_worker(settings: Settings) -> None:

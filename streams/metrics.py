@@ -123,6 +123,10 @@ class Metrics:
         self.last_forecast = Gauge(
             "tickcast_last_forecast", "Latest next-tick forecast per symbol (same cap).",
             ["symbol"], registry=r)
+        self.consumer_lag = Gauge(
+            "tickcast_consumer_lag", "Messages behind the end of each input topic on this "
+            "worker's partitions (high-water mark minus committed offset).", ["topic"],
+            registry=r)
         self.assigned_partitions = Gauge(
             "tickcast_assigned_partitions", "Input-topic partitions assigned to this worker "
             "(0 until it joined the consumer group).", ["topic"], registry=r)
@@ -138,6 +142,7 @@ class Metrics:
             self.events_out.labels(topic=topic)
         for topic in INPUT_TOPICS:
             self.assigned_partitions.labels(topic=topic)
+            self.consumer_lag.labels(topic=topic)
         for outcome in ("forecast", "replayed", "warming_up", "no_model"):
             self.ticks.labels(outcome=outcome)
         for model in ("lstm", "naive"):

@@ -26,8 +26,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
     broker = LocalKafka.from_env(os.environ, state_dir=REPO / ".tickcast")
     bootstrap = os.environ.get("TICKCAST_KAFKA_BOOTSTRAP", broker.bootstrap)
-    if bootstrap != broker.bootstrap:
-        yield bootstrap  # an external cluster the caller manages
+    if bootstrap != broker.bootstrap or broker.answering():
+        yield bootstrap  # a broker someone else runs (and stops)
         return
     started = broker.up(wait=120)
     try:

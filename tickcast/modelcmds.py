@@ -19,7 +19,8 @@ def add_train_parser(sub: Any, epilog: str) -> None:
         description="Train the LSTM forecaster (prices) or the RNN sentiment classifier "
         "(sentiment) on the bundled datasets or your CSV; writes the artifact with its "
         "evaluation report into the model store and makes it LATEST.", epilog=epilog)
-    train.add_argument("task", choices=["prices", "sentiment"])
+    train.add_argument("tasks", nargs="+", choices=["prices", "sentiment"], metavar="TASK",
+                       help="prices and/or sentiment")
     train.add_argument("--csv", type=Path, help="prices: a date and a close column (see "
                        "--date-column/--close-column); sentiment: text,label[,source][,id]")
     train.add_argument("--date-column", default="date", help="prices CSV date column [date]")
@@ -30,7 +31,10 @@ def add_train_parser(sub: Any, epilog: str) -> None:
                        "sooner)")
     train.add_argument("--quick", action="store_true",
                        help="tiny model on little data (sentiment: the shipped 1,200-text "
-                       "sample, offline): a pipeline check in seconds, not a useful model")
+                       "sample, offline): a pipeline check in seconds, not a useful model; "
+                       "also set by TICKCAST_TRAIN_MODE=quick")
+    train.add_argument("--if-missing", action="store_true",
+                       help="skip a task whose model already has a LATEST version")
     train.add_argument("--no-promote", action="store_true",
                        help="write the artifact but leave LATEST where it is")
     train.add_argument("--publish", action="store_true",
@@ -111,14 +115,34 @@ def _texts_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from tickcast.models.registry import ModelStore
+
+    mode = os.environ.get("TICKCAST_TRAIN_MODE", "full")
+    if mode not in ("quick", "full"):
+        raise ValueError(f"TICKCAST_TRAIN_MODE={mode!r} is invalid: expected quick or full")
+    args.quick = args.quick or mode == "quick"
+    if args.name and len(args.tasks) > 1:
+        raise ValueError("--name applies to one task; train them one at a time")
+    store = ModelStore(_settings().model_dir)
+    for task in dict.fromkeys(args.tasks):
+        name = args.name or DEFAULT_NAMES[task]
+        if args.if_missing and store.latest(name) is not None:
+            print(f"{name}: LATEST is {store.latest(name)}; skipping (--if-missing)")
+            continue
+        _train_one(args, task, name)
+    return 0
+
+
+def _train_one(args: argparse.Namespace, task: str, name: str) -> None:
     from dataclasses import replace
 
     from tickcast.models.registry import ModelStore
 
     settings = _settings()
-    name = args.name or DEFAULT_NAMES[args.task]
     progress = not args.quiet
-    if args.task == "prices":
+    if task == "prices":
         from tickcast.training.prices import PriceConfig, train_prices
 
         frame, source = _prices_frame(args)
@@ -149,7 +173,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  report: {result.path / 'report.md'}")
     if args.publish:
         _publish(result.manifest, settings)
-    return 0
 
 
 def _publish(manifest: Any, settings: Any, *, rollback: bool = False) -> None:

@@ -1,0 +1,147 @@
+"""Writes the provisioned Grafana dashboards (deploy/grafana/dashboards/*.json).
+
+Run `python deploy/grafana/build_dashboards.py` after editing; tests check the JSON files are
+what this script writes, that they are structurally valid, and (against a real Prometheus and
+a real worker) that every panel's query is valid PromQL that returns data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+
+
+def panel(title: str, targets: list[tuple[str, str]], *, unit: str = "short", kind: str =
+          "timeseries", width: int = 12, description: str = "", minmax: tuple | None = None
+          ) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": unit}
+    if minmax is not None:
+        defaults["min"], defaults["max"] = minmax
+    return {
+        "type": kind, "title": title, "description": description, "datasource": DATASOURCE,
+        "gridPos": {"w": width, "h": 8},
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "targets": [{"refId": chr(65 + i), "expr": expr, "legendFormat": legend,
+                     "datasource": DATASOURCE} for i, (expr, legend) in enumerate(targets)],
+    }
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]]
+              ) -> dict[str, Any]:
+    x = y = 0
+    for i, p in enumerate(panels, start=1):
+        p["id"] = i
+        w = p["gridPos"]["w"]
+        if x + w > 24:
+            x, y = 0, y + 8
+        p["gridPos"].update(x=x, y=y)
+        x += w
+    return {
+        "uid": uid, "title": title, "description": description, "tags": ["tickcast"],
+        "schemaVersion": 39, "version": 1, "editable": False, "refresh": "10s",
+        "time": {"from": "now-30m", "to": "now"}, "timezone": "utc",
+        "panels": panels, "templating": {"list": []}, "annotations": {"list": []},
+    }
+
+
+def sentiment() -> dict[str, Any]:
+    return dashboard("tickcast-sentiment", "Sentiment: which model is better now",
+                     "RNN vs VADER on the same labelled texts, over the rolling window.", [
+        panel("Rolling ROC AUC", [("avg by (model) (tickcast_sentiment_auc)", "{{model}}")],
+              unit="none", minmax=(0.5, 1), description="Exact AUC over the last "
+              "TICKCAST_AUC_WINDOW labelled texts (averaged over workers)."),
+        panel("AUC difference RNN − VADER (95% DeLong interval)",
+              [("avg by (bound) (tickcast_sentiment_auc_diff)", "{{bound}}")], unit="none",
+              description="Above 0 with the low bound above 0: the RNN is better, and we are "
+              "fairly sure."),
+        panel("Agreement and Cohen's kappa",
+              [("avg(tickcast_sentiment_agreement_ratio)", "agreement"),
+               ("avg(tickcast_sentiment_kappa)", "kappa")], unit="percentunit"),
+        panel("Labelled volume", [
+            ("sum(rate(tickcast_labels_total{outcome=\"matched\"}[1m]))", "labels matched/s"),
+            ("sum by (label) (tickcast_sentiment_auc_window_labels{model=\"vader\"})",
+             "in window, label {{label}}")], unit="short"),
+        panel("Label join", [("sum by (outcome) (rate(tickcast_labels_total[1m]))",
+                              "{{outcome}}"),
+                             ("sum by (kind) (tickcast_sentiment_pending)", "waiting {{kind}}")],
+              width=24),
+    ])
+
+
+def forecaster() -> dict[str, Any]:
+    return dashboard("tickcast-forecaster", "Forecaster: is the LSTM beating naive",
+                     "Next-tick forecasts scored against the price that followed, beside "
+                     "naive persistence on the same ticks.", [
+        panel("Forecast vs actual, per symbol", [
+            ("max by (symbol) (tickcast_last_price)", "{{symbol}} actual"),
+            ("max by (symbol) (tickcast_last_forecast)", "{{symbol}} forecast")],
+              unit="currencyUSD", width=24),
+        panel("Rolling RMSE", [("avg by (model) (tickcast_forecast_rmse)", "{{model}}")]),
+        panel("Rolling MAE", [("avg by (model) (tickcast_forecast_mae)", "{{model}}")]),
+        panel("Skill vs naive (1 − RMSE ratio)",
+              [("avg(tickcast_forecast_skill_ratio)", "skill")], unit="percentunit",
+              description="Above 0: the LSTM beats persistence."),
+        panel("Direction ROC AUC", [("avg(tickcast_forecast_direction_auc)", "direction AUC")],
+              unit="none", minmax=(0, 1)),
+        panel("Rolling MAPE", [("avg by (model) (tickcast_forecast_mape_ratio)", "{{model}}")],
+              unit="percentunit"),
+        panel("Ticks by outcome", [("sum by (outcome) (rate(tickcast_ticks_total[1m]))",
+                                    "{{outcome}}")], unit="short"),
+    ])
+
+
+def operations() -> dict[str, Any]:
+    def quantiles(metric: str, by: str) -> list[tuple[str, str]]:
+        return [(f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[1m])))",
+                 f"p{int(q * 100)} {{{{{by}}}}}") for q in (0.5, 0.95, 0.99)]
+
+    return dashboard("tickcast-operations", "Operations",
+                     "Throughput, latency, batching, lag, dead letters and model versions.", [
+        panel("Events in / out per second", [
+            ("sum by (topic) (rate(tickcast_events_in_total[1m]))", "in {{topic}}"),
+            ("sum by (topic) (rate(tickcast_events_out_total[1m]))", "out {{topic}}")],
+              unit="ops"),
+        panel("End-to-end latency (Kafka timestamp → output)",
+              quantiles("tickcast_event_latency_seconds", "topic"), unit="s"),
+        panel("Batch size", quantiles("tickcast_batch_size", "agent")[:2]),
+        panel("Queue wait vs compute (p95)", [
+            ("histogram_quantile(0.95, sum by (le, agent) "
+             "(rate(tickcast_batch_queue_wait_seconds_bucket[1m])))", "wait {{agent}}"),
+            ("histogram_quantile(0.95, sum by (le, agent) "
+             "(rate(tickcast_batch_duration_seconds_bucket[1m])))", "compute {{agent}}"),
+            ("histogram_quantile(0.95, sum by (le, model) "
+             "(rate(tickcast_inference_duration_seconds_bucket[1m])))", "inference {{model}}")],
+              unit="s"),
+        panel("Consumer lag", [("sum by (topic) (tickcast_consumer_lag)", "{{topic}}")]),
+        panel("Dead letters by reason", [
+            ("sum by (topic, reason) (rate(tickcast_dead_letters_total[5m])) > 0",
+             "{{topic}} {{reason}}"),
+            ("sum(rate(tickcast_dead_letters_total[5m]))", "all")], unit="ops"),
+        panel("Model versions serving", [("max by (model, version) (tickcast_model_info)",
+                                          "{{model}} {{version}}")], kind="state-timeline"),
+        panel("Model swaps", [("sum by (model, outcome) (increase("
+                               "tickcast_model_swaps_total[5m]))", "{{model}} {{outcome}}")]),
+        panel("Workers", [("sum(up{job=\"tickcast\"})", "up"),
+                          ("sum by (topic) (tickcast_assigned_partitions)",
+                           "partitions {{topic}}")], width=24),
+    ])
+
+
+def build() -> dict[str, dict[str, Any]]:
+    return {"sentiment.json": sentiment(), "forecaster.json": forecaster(),
+            "operations.json": operations()}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, board in build().items():
+        (OUT / name).write_text(json.dumps(board, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
