@@ -19,6 +19,7 @@ from itertools import count
 from pathlib import Path
 
 from tickcast.localkafka import LocalKafka
+from tickcast.localprom import LocalPrometheus, find_prometheus
 from tickcast.streams.settings import Settings
 
 __all__ = ["run_demo", "scrape", "wait_for_metrics"]
@@ -128,6 +129,26 @@ def ensure_models(settings: Settings) -> None:
                 raise RuntimeError(f"training the quick {name} model failed")
 
 
+def _start_prometheus(settings: Settings) -> LocalPrometheus | None:
+    """A local Prometheus with the project's alert rules, when the binary is installed."""
+    binary = find_prometheus()
+    if binary is None:
+        print("(no `prometheus` binary: `apt-get install prometheus` adds a local Prometheus "
+              "with the alert rules to the demo)")
+        return None
+    port = int(os.environ.get("TICKCAST_PROMETHEUS_PORT", "9090"))
+    prometheus = LocalPrometheus(binary=binary, port=port,
+                                 targets=[f"{settings.metrics_addr}:{settings.metrics_port}"],
+                                 state_dir=Path(settings.state_dir) / "prometheus")
+    try:
+        prometheus.start()
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        print(f"(local Prometheus did not start: {exc})")
+        prometheus.stop()
+        return None
+    return prometheus
+
+
 def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
     ensure_models(settings)
     broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
@@ -136,6 +157,7 @@ def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
         print(f"starting the local Kafka broker on {broker.bootstrap} ...", flush=True)
         started_broker = broker.up()
     worker = None
+    prometheus = None
     stop = threading.Event()
     try:
         if settings.metrics_port == 0:
@@ -151,6 +173,9 @@ def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
         feeder = threading.Thread(target=_replay_forever, args=(settings, rate, stop),
                                   daemon=True, name="demo-replay")
         feeder.start()
+        prometheus = _start_prometheus(settings)
+        if prometheus is not None:
+            print(f"\nprometheus:     {prometheus.url} (alerts: {prometheus.url}/alerts)")
         print(f"\nworker metrics: {url}\nworker log:     {log_path}\n"
               f"sentiment out:  kcat -C -b {settings.kafka_bootstrap} -t "
               f"{settings.topic('sentiment')} -o end\nreplaying labelled texts and gold ticks "
@@ -170,6 +195,8 @@ def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
         return 0
     finally:
         stop.set()
+        if prometheus is not None:
+            prometheus.stop()
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -33,6 +33,10 @@ LOCAL_ENV = (
     ("TICKCAST_KAFKA_PORT", "9092", "Client port of the local broker."),
     ("TICKCAST_KAFKA_CONTROLLER_PORT", "9093", "KRaft controller port of the local broker."),
     ("TICKCAST_KAFKA_HEAP", "512m", "JVM heap of the local broker."),
+    ("TICKCAST_PROMETHEUS_PORT", "9090", "Port of the demo's local Prometheus (when the "
+     "`prometheus` binary is installed)."),
+    ("TICKCAST_TRAIN_MODE", "full", "`quick` makes every `tickcast train` run a --quick one "
+     "(the Docker trainer's default)."),
 )
 
 

@@ -18,7 +18,7 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 TICKCAST = {name: svc for name, svc in SERVICES.items() if svc.get("image") == "tickcast:latest"}
 KNOWN_ENV = ({var for var, _, _ in Settings.describe()} | {var for var, _, _ in LOCAL_ENV}
-             | {"TICKCAST_TRAIN_MODE"})
+)
 
 
 def test_compose_file_is_valid_for_docker_compose() -> None:

@@ -24,8 +24,8 @@ def promtool() -> str:
 
 
 def test_promtool_accepts_the_config_and_rules() -> None:
-    for args in (["check", "config", "--syntax-only", str(REPO / "deploy/prometheus/prometheus.yml")],
-                 ["check", "rules", str(RULES)]):
+    config = str(REPO / "deploy/prometheus/prometheus.yml")
+    for args in (["check", "config", "--syntax-only", config], ["check", "rules", str(RULES)]):
         result = subprocess.run([promtool(), *args], capture_output=True, text=True,
                                 check=False)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -71,7 +71,8 @@ def test_dashboards_are_well_formed() -> None:
             assert panel["title"]
             assert panel["datasource"]["uid"] == "prometheus"
             pos = panel["gridPos"]
-            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24
+            assert pos["x"] >= 0
+            assert pos["x"] + pos["w"] <= 24
             assert panel["targets"]
             for target in panel["targets"]:
                 assert target["expr"].strip()

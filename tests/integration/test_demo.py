@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ def test_demo_runs_end_to_end_and_stops_cleanly(kafka_bootstrap: str, topic_pref
     env.update({"TICKCAST_KAFKA_BOOTSTRAP": kafka_bootstrap,
                 "TICKCAST_TOPIC_PREFIX": topic_prefix, "TICKCAST_APP_ID": f"{topic_prefix}demo",
                 "TICKCAST_METRICS_PORT": str(free_port()),
+                "TICKCAST_PROMETHEUS_PORT": str(free_port()),
                 "TICKCAST_STATE_DIR": str(tmp_path / "state"),
                 "TICKCAST_MODEL_DIR": str(tmp_path / "models")})
     result = subprocess.run([sys.executable, "-m", "tickcast", "demo", "--duration", "12",
@@ -38,6 +40,8 @@ def test_demo_runs_end_to_end_and_stops_cleanly(kafka_bootstrap: str, topic_pref
     assert scored[-1] > 0
     assert forecasts[-1] > 0
     assert out.rstrip().endswith("demo stopped")
+    if shutil.which("prometheus"):
+        assert re.search(r"prometheus:\s+http://127\.0\.0\.1:\d+", out)
     store = ModelStore(tmp_path / "models")
     assert store.latest("gold-lstm")
     assert store.latest("sentiment-rnn")
