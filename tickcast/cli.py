@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub, EPILOG)
     add_models_parser(sub, EPILOG)
 
+    boards = sub.add_parser("dashboards", help="render the Grafana dashboards' panels to a PNG",
+                            description="Query Prometheus for every time-series panel of the "
+                            "provisioned dashboards and draw them into one PNG.", epilog=EPILOG)
+    boards.add_argument("action", choices=["render"])
+    boards.add_argument("--prometheus", default="http://127.0.0.1:9090",
+                        help="Prometheus base URL [http://127.0.0.1:9090]")
+    boards.add_argument("--minutes", type=float, default=15.0, help="time range [15]")
+    boards.add_argument("--out", type=Path, default=Path("dashboards.png"),
+                        help="PNG to write [dashboards.png]")
+    boards.set_defaults(func=_cmd_dashboards)
+
     config = sub.add_parser("config", help="list every TICKCAST_* variable, default, meaning")
     config.add_argument("--markdown", action="store_true", help="as a Markdown table")
     config.set_defaults(func=_cmd_config)
@@ -185,6 +196,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from tickcast.demo import run_demo
 
     return run_demo(_settings(), rate=args.rate, duration=args.duration)
+
+
+def _cmd_dashboards(args: argparse.Namespace) -> int:
+    from tickcast.dashboards import render
+
+    count = render(args.prometheus.rstrip("/"), args.out, minutes=args.minutes)
+    print(f"{count} panels from {args.prometheus} written to {args.out}")
+    return 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

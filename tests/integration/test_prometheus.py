@@ -19,6 +19,7 @@ from tests.deploy.test_monitoring_config import dashboard_queries, rule_queries
 from tests.helpers import free_port, require_tool
 from tests.integration.conftest import produce
 from tests.integration.test_streaming_inference import gold_ticks, new_version
+from tickcast.dashboards import render
 from tickcast.localprom import LocalPrometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,6 +77,10 @@ def test_every_dashboard_query_and_alert_rule_returns_data(prometheus_and_worker
         elif needs_data and not answer["data"]["result"]:
             failures.append(f"no data: {expr!r}")
     assert not failures, "\n".join(failures)
+    out = prom.state_dir / "dashboards.png"
+    drawn = render(prom.url, out, minutes=2)
+    assert drawn >= 15
+    assert out.read_bytes().startswith(b"\x89PNG")
     rules = prom.api("rules")["data"]["groups"][0]["rules"]
     assert len(rules) == 5
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError"))
