@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JARS := deploy/kafka/lib/.resolved
 
-.PHONY: setup demo test test-unit lint train kafka-up kafka-down kafka-status clean help
+.PHONY: setup demo test test-unit lint train bench kafka-up kafka-down kafka-status clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -55,3 +55,6 @@ clean:  ## remove the virtualenv, jars and local state (Kafka data included)
 train: setup  ## train both models on the full datasets (first sentiment run downloads the corpus)
 	$(VENV)/bin/tickcast train prices
 	$(VENV)/bin/tickcast train sentiment
+
+bench: setup  ## throughput/latency vs per-message baseline and raw ceiling (minutes; writes bench/results/)
+	$(VENV)/bin/tickcast bench

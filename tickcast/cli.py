@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub, EPILOG)
     add_models_parser(sub, EPILOG)
 
+    bench = sub.add_parser("bench", help="throughput, latency and resources vs baseline and "
+                           "ceiling, measured in one run",
+                           description="Produce a workload to the broker, then measure "
+                           "tickcast (1 and 2 workers), a per-message model.predict baseline "
+                           "and a raw aiokafka passthrough on it, tick-to-forecast latency at a "
+                           "fixed rate, and inference micro-benchmarks. Prints a table and "
+                           "writes JSON to bench/results/.", epilog=EPILOG)
+    bench.add_argument("--quick", action="store_true", help="a small run (harness check)")
+    bench.add_argument("--ticks", type=int, help="ticks to replay [200000]")
+    bench.add_argument("--texts", type=int, help="labelled texts to replay [50000]")
+    bench.add_argument("--out", type=Path, default=Path("bench/results"),
+                       help="folder for the JSON results [bench/results]")
+    bench.set_defaults(func=_cmd_bench)
+
     boards = sub.add_parser("dashboards", help="render the Grafana dashboards' panels to a PNG",
                             description="Query Prometheus for every time-series panel of the "
                             "provisioned dashboards and draw them into one PNG.", epilog=EPILOG)
@@ -196,6 +210,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from tickcast.demo import run_demo
 
     return run_demo(_settings(), rate=args.rate, duration=args.duration)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from dataclasses import replace
+
+    from tickcast.bench.harness import BenchConfig, run_bench, table
+    from tickcast.demo import ensure_models
+    from tickcast.localkafka import LocalKafka
+
+    settings = _settings()
+    config = BenchConfig.quick() if args.quick else BenchConfig()
+    if args.ticks:
+        config = replace(config, ticks=args.ticks)
+    if args.texts:
+        config = replace(config, texts=args.texts)
+    ensure_models(settings)
+    broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
+    started = settings.kafka_bootstrap == broker.bootstrap and not broker.answering()
+    if started:
+        broker.up()
+    try:
+        results = run_bench(config, bootstrap=settings.kafka_bootstrap,
+                            model_dir=settings.model_dir,
+                            state=settings.state_dir / "bench",
+                            log=lambda m: print(m, flush=True))
+    finally:
+        if started:
+            broker.down()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime())
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print("\n" + table(results) + f"\n\nresults: {path}")
+    return 0
 
 
 def _cmd_dashboards(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import pytest
 from tickcast.cli import build_parser, main
 
 SUBCOMMANDS = ["kafka", "topics", "worker", "produce", "demo", "train", "models",
-               "dashboards", "config"]
+               "bench", "dashboards", "config"]
 
 
 def test_every_subcommand_is_listed_and_has_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,1 @@
+"""``tickcast bench``: throughput, latency and resource figures measured in one run."""

@@ -1,0 +1,47 @@
+"""Inference micro-benchmarks: Keras ``predict`` vs our ``tf.function`` predictor, per call
+and per batch size, for the forecaster and the RNN, with a parity check on every pair."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tickcast.models.predictors import Forecaster, SentimentRNN
+
+__all__ = ["micro_benchmarks"]
+
+
+def _per_call(fn: Callable[[], Any], *, min_seconds: float = 0.5, max_calls: int = 200) -> float:
+    fn()  # warm up (tracing, allocation)
+    calls, started = 0, time.perf_counter()
+    while calls < max_calls and (calls < 3 or time.perf_counter() - started < min_seconds):
+        fn()
+        calls += 1
+    return (time.perf_counter() - started) / calls
+
+
+def micro_benchmarks(forecaster: Forecaster, rnn: SentimentRNN, texts: list[str],
+                     batch_sizes: tuple[int, ...] = (1, 32, 256)) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(0)
+    for size in batch_sizes:
+        walks = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (size, forecaster.window)), axis=1))
+        features = forecaster.scaler.inputs(walks)
+        ids = rnn.vocabulary.encode_batch((texts * (size // len(texts) + 1))[:size])
+        for model, keras_model, fast, x in (
+                ("lstm", forecaster.model, forecaster.predict_outputs, features),
+                ("rnn", rnn.model, rnn.score_ids, ids)):
+            reference = np.asarray(keras_model.predict(x, verbose=0)).reshape(-1)
+            diff = float(np.max(np.abs(reference - fast(x))))
+            predict_s = _per_call(lambda m=keras_model, x=x: m.predict(x, verbose=0),
+                                  max_calls=30)
+            function_s = _per_call(lambda f=fast, x=x: f(x))
+            rows.append({"model": model, "batch": size, "predict_ms": predict_s * 1000,
+                         "tf_function_ms": function_s * 1000,
+                         "speedup": predict_s / function_s,
+                         "tf_function_items_per_s": size / function_s,
+                         "max_abs_diff": diff})
+    return rows

@@ -1,0 +1,123 @@
+"""The two pipelines tickcast is compared with, each runnable as its own process.
+
+* **baseline** — what common tutorials do: a Faust agent that calls Keras ``model.predict``
+  once per event (one window, one text), on the same models.
+* **ceiling** — a raw aiokafka consume → produce passthrough: no model, no Faust, no JSON.
+
+``python -m tickcast.bench.pipelines baseline|ceiling`` reads its configuration from the
+environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
+``BENCH_PROGRESS`` once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class Progress:
+    def __init__(self, path: Path) -> None:
+        self.path, self.count, self._last = path, 0, 0.0
+
+    def tick(self, n: int = 1) -> None:
+        self.count += n
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"count": self.count, "t": time.time()}) + "\n")
+
+
+async def ceiling(bootstrap: str, topics: list[str], out_topic: str, group: str,
+                  progress: Progress) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=True,
+                                max_poll_records=2000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            futures = [await producer.send(out_topic, key=m.key, value=m.value)
+                       for records in batches.values() for m in records]
+            if futures:
+                await asyncio.gather(*futures)
+                progress.tick(len(futures))
+            else:
+                progress.tick(0)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path,
+             progress: Progress) -> None:
+    """Per-message ``model.predict``: the pattern tickcast replaces."""
+    import faust
+    import numpy as np
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from tickcast.models.predictors import load_predictor
+    from tickcast.models.registry import ModelStore
+
+    store = ModelStore(model_dir)
+    forecaster = load_predictor(store.path("gold-lstm", store.latest("gold-lstm") or ""))
+    rnn = load_predictor(store.path("sentiment-rnn", store.latest("sentiment-rnn") or ""))
+    vader = SentimentIntensityAnalyzer()
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
+                    value_serializer="json", key_serializer="raw", autodiscover=False,
+                    topic_disable_leader=True, consumer_auto_offset_reset="earliest",
+                    datadir=str(model_dir.parent / f"bench-{app_id}"))
+    out = app.topic(f"{prefix}bench-baseline-out", value_serializer="json")
+    windows: dict[str, deque] = defaultdict(lambda: deque(maxlen=forecaster.window))
+
+    @app.agent(app.topic(f"{prefix}prices", value_serializer="json"))
+    async def prices(stream: faust.StreamT) -> None:
+        async for tick in stream:
+            window = windows[tick["symbol"]]
+            window.append(tick["price"])
+            if len(window) == forecaster.window:
+                x = forecaster.scaler.inputs(np.asarray([window]))
+                y = forecaster.model.predict(x, verbose=0)
+                await out.send(value={"forecast": float(y[0, 0])})
+            progress.tick()
+
+    @app.agent(app.topic(f"{prefix}texts", value_serializer="json"))
+    async def texts(stream: faust.StreamT) -> None:
+        async for text in stream:
+            compound = vader.polarity_scores(text["text"])["compound"]
+            ids = rnn.vocabulary.encode_batch([text["text"]])  # type: ignore[union-attr]
+            score = rnn.model.predict(ids, verbose=0)
+            await out.send(value={"vader": compound, "rnn": float(score[0, 0])})
+            progress.tick()
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+def main() -> None:
+    kind = sys.argv[1]
+    env = os.environ
+    progress = Progress(Path(env["BENCH_PROGRESS"]))
+    if kind == "ceiling":
+        asyncio.run(ceiling(env["BENCH_BOOTSTRAP"], [f"{env['BENCH_PREFIX']}prices",
+                                                     f"{env['BENCH_PREFIX']}texts"],
+                            f"{env['BENCH_PREFIX']}bench-ceiling-out", env["BENCH_GROUP"],
+                            progress))
+    else:
+        baseline(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
+                 Path(env["BENCH_MODEL_DIR"]), progress)
+
+
+if __name__ == "__main__":
+    main()
