@@ -44,7 +44,7 @@ class Settings:
     """Number of most recent labelled texts in the rolling ROC AUC."""
     batch_size: int = 256
     """Maximum events per batch handed to the models."""
-    batch_within_ms: int = 50
+    batch_within_ms: int = 10
     """Longest wait for a batch to fill before it is processed anyway."""
     forecast_window: int = 500
     """Number of most recent scored forecasts in the rolling RMSE/MAE/MAPE, skill and AUC."""

@@ -150,7 +150,7 @@ def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, st
         while not _ready(urls):
             if time.monotonic() - started > 120 or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"tickcast worker did not become ready; see {state}")
-            time.sleep(0.1)
+            time.sleep(0.05)
         ready_s = time.monotonic() - started
         t0 = time.monotonic()
         done = 0.0
@@ -288,7 +288,7 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     from tickcast.models.predictors import load_predictor
     from tickcast.models.registry import ModelStore
     from tickcast.streams.settings import Settings
-    from tickcast.streams.topics import ensure_topics, topic_specs
+    from tickcast.streams.topics import TopicSpec, ensure_topics, topic_specs
     from tickcast.training.data import sample_texts
 
     state.mkdir(parents=True, exist_ok=True)
@@ -296,8 +296,11 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     forecaster = load_predictor(store.path("gold-lstm", store.latest("gold-lstm") or "-"))
     rnn = load_predictor(store.path("sentiment-rnn", store.latest("sentiment-rnn") or "-"))
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
-    ensure_topics([bootstrap], topic_specs(Settings.from_env(
-        {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=config.partitions)))
+    specs = topic_specs(Settings.from_env(
+        {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=config.partitions))
+    specs += [TopicSpec(f"{prefix}bench-{kind}-out", config.partitions, 1)
+              for kind in ("ceiling", "baseline")]
+    ensure_topics([bootstrap], specs)
     log(f"producing {config.ticks} ticks over {config.symbols} symbols and {config.texts} "
         f"texts to {prefix}* ...")
     counts = produce_input(bootstrap, prefix, config)
