@@ -1,0 +1,39 @@
+"""The benchmark harness runs end to end on a small workload (numbers are not asserted:
+speed targets live in `make bench`, as ratios measured in one run)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tickcast.bench.harness import BenchConfig, run_bench, table
+from tickcast.models.registry import ModelStore
+from tickcast.training.prices import PriceResult
+from tickcast.training.sentiment import SentimentResult
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Path,
+                                             tiny_forecaster: PriceResult,
+                                             tiny_sentiment: SentimentResult) -> None:
+    store = ModelStore(tmp_path / "models")
+    for result in (tiny_forecaster, tiny_sentiment):
+        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
+        store.promote(result.manifest.name, result.manifest.version)
+    config = replace(BenchConfig.quick(), ticks=1000, texts=300, baseline_seconds=3.0,
+                     latency_seconds=2.0)
+    results = run_bench(config, bootstrap=kafka_bootstrap, model_dir=store.root,
+                        state=tmp_path / "bench", log=lambda _: None)
+    window = 10  # the tiny forecaster's
+    assert results["expected_outputs"] == 1000 - 10 * (window - 1) + 300
+    for name in ("tickcast", "ceiling", "baseline"):
+        assert results[name]["events_per_s"] > 0
+        assert results[name]["rss_peak_mib"] > 0
+    assert results["tickcast"]["ready_s"] > 0
+    assert results["latency"]["forecasts"] > 0
+    assert all(row["max_abs_diff"] <= 1e-4 for row in results["micro"])
+    assert "tickcast over baseline" in table(results)
