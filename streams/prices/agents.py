@@ -14,6 +14,8 @@ from tickcast.streams.settings import Settings
 
 __all__ = ["register_price_agent", "to_in_message"]
 
+STATE_CACHE_MAX = 100_000
+
 
 def to_in_message(event: faust.EventT, prefix_len: int) -> InMessage:
     m = event.message
@@ -36,8 +38,21 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     prefix_len = len(settings.topic_prefix)
     within = settings.batch_within_ms / 1000.0
 
+    # Decoded states of this worker's symbols; the table (store + changelog) stays the
+    # source of truth and is re-read after every rebalance.
+    cache: dict[str, SymbolState] = {}
+
+    @app.on_partitions_assigned.connect
+    async def forget_states(sender: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        cache.clear()
+
     def load(symbol: str) -> SymbolState:
-        return SymbolState.from_json(table.get(symbol))
+        state = cache.get(symbol)
+        if state is None:
+            if len(cache) >= STATE_CACHE_MAX:
+                cache.clear()
+            state = cache[symbol] = SymbolState.from_json(table.get(symbol))
+        return state
 
     @app.agent(source, name="tickcast.prices")
     async def forecasts(stream: faust.StreamT) -> None:

@@ -31,9 +31,10 @@ from tickcast.streams.events import EventError, Forecast, PriceTick, decode_pric
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
-__all__ = ["HISTORY", "Plan", "PriceProcessor", "SymbolState"]
+__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState"]
 
-HISTORY: Final = 256  # closes kept per symbol: the largest window plus room for replays
+REPLAY_ROOM: Final = 64  # ticks kept beyond the window, so redeliveries can be re-forecast
+MIN_WINDOW: Final = 32  # history kept while no forecaster serves (a typical window)
 
 
 @dataclass(slots=True)
@@ -54,10 +55,10 @@ class SymbolState:
     def to_json(self) -> dict[str, Any]:
         return {"ts": self.ts, "price": self.price, "pending": self.pending}
 
-    def append(self, tick: PriceTick) -> None:
+    def append(self, tick: PriceTick, *, keep: int) -> None:
         self.ts.append(tick.ts)
         self.price.append(tick.price)
-        del self.ts[:-HISTORY], self.price[:-HISTORY]
+        del self.ts[:-keep], self.price[:-keep]
 
 
 @dataclass(slots=True, eq=False)
@@ -118,7 +119,8 @@ class PriceProcessor:
             pending: dict[str, Any] | Job | None = plan.last_job.pop(tick.symbol, None)
             if pending is None:
                 pending = state.pending
-            state.append(tick)
+            # The state is logged to the changelog every batch: keep it small.
+            state.append(tick, keep=max(window or 0, MIN_WINDOW) + REPLAY_ROOM)
             state.pending = None
             end = len(state.price)
             new = True

@@ -194,7 +194,7 @@ def run_pipeline(kind: str, bootstrap: str, prefix: str, *, state: Path, model_d
                 raise RuntimeError(f"{kind} exited; see {state / (kind + '.log')}")
             if progress.exists():
                 points = [json.loads(line) for line in progress.read_text().splitlines()]
-            first = next((p for p in points if p["count"] > 0), None)
+            first = points[0] if points else None
             if first is None:
                 continue
             if expected is not None and points[-1]["count"] >= expected:
@@ -208,8 +208,7 @@ def run_pipeline(kind: str, bootstrap: str, prefix: str, *, state: Path, model_d
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    first = next(p for p in points if p["count"] > 0)
-    last = points[-1]
+    first, last = points[0], points[-1]
     span = max(last["t"] - first["t"], 1e-9)
     return {"events": last["count"] - first["count"], "seconds": span,
             "events_per_s": (last["count"] - first["count"]) / span, "rss_peak_mib": rss,

@@ -23,16 +23,28 @@ __all__ = ["main"]
 
 
 class Progress:
+    """Counts processed events; the clock starts at the first one (count 0 at that instant)
+    and a point is written every 0.1 s."""
+
     def __init__(self, path: Path) -> None:
-        self.path, self.count, self._last = path, 0, 0.0
+        self.path, self.count = path, 0
+        self._last: float | None = None
+
+    def _write(self) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"count": self.count, "t": time.time()}) + "\n")
 
     def tick(self, n: int = 1) -> None:
-        self.count += n
         now = time.monotonic()
-        if now - self._last >= 1.0:
+        if self._last is None:
+            if n == 0:
+                return
+            self._write()  # count 0 at the first event: the clock starts here
             self._last = now
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"count": self.count, "t": time.time()}) + "\n")
+        self.count += n
+        if now - self._last >= 0.1:
+            self._last = now
+            self._write()
 
 
 async def ceiling(bootstrap: str, topics: list[str], out_topic: str, group: str,
