@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from tickcast.bench.harness import BenchConfig, run_bench, table
 from tickcast.models.registry import ModelStore
 from tickcast.training.prices import PriceResult
 from tickcast.training.sentiment import SentimentResult
+
+from tickcast.bench.harness import BenchConfig, run_bench, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
