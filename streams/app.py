@@ -61,6 +61,9 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         producer_acks=-1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # A crashed worker's partitions move to the others after 10 s, not Faust's 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     models = ModelManager(store=ModelStore(settings.model_dir), metrics=metrics,
                           names={"forecaster": settings.forecaster_model,

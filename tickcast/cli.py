@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a small run (harness check)")
     bench.add_argument("--ticks", type=int, help="ticks to replay [200000]")
     bench.add_argument("--texts", type=int, help="labelled texts to replay [50000]")
+    bench.add_argument("--one-worker", action="store_true",
+                       help="skip the two-worker scaling run")
     bench.add_argument("--out", type=Path, default=Path("bench/results"),
                        help="folder for the JSON results [bench/results]")
     bench.set_defaults(func=_cmd_bench)
@@ -227,6 +229,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         config = replace(config, ticks=args.ticks)
     if args.texts:
         config = replace(config, texts=args.texts)
+    if args.one_worker:
+        config = replace(config, two_workers=False)
     ensure_models(settings)
     broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
     started = settings.kafka_bootstrap == broker.bootstrap and not broker.answering()

@@ -1,0 +1,67 @@
+"""Faults on the real broker: a worker SIGKILLed mid-stream loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+from tickcast.models.registry import ModelStore
+
+from tests.integration.conftest import consume
+from tests.integration.test_streaming_inference import store  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+WINDOW = 10
+
+
+def test_sigkill_mid_stream_then_restart_loses_no_forecast(
+        start_worker, store: ModelStore) -> None:  # noqa: F811
+    from kafka import KafkaProducer
+
+    first = start_worker(TICKCAST_MODEL_DIR=str(store.root))
+    symbols, steps = 5, 600
+    ticks = [(f"K{s}", 1_700_000_000_000 + step * 60_000, 100.0 + ((step * 7 + s) % 13) * 0.1)
+             for step in range(steps) for s in range(symbols)]
+    done = threading.Event()
+
+    def feed() -> None:  # 3,000 ticks at ~600/s, while the worker is killed and replaced
+        producer = KafkaProducer(bootstrap_servers=first.bootstrap, acks="all")
+        for i, (symbol, ts, price) in enumerate(ticks):
+            producer.send(f"{first.prefix}prices", key=symbol.encode(), value=json.dumps(
+                {"symbol": symbol, "ts": ts, "price": price}).encode())
+            if i % 60 == 0:
+                time.sleep(0.1)
+        producer.flush()
+        producer.close()
+        done.set()
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    deadline = time.monotonic() + 60
+    while (first.value("tickcast_ticks_total", outcome="forecast") or 0) < 500:
+        assert time.monotonic() < deadline, "the first worker produced no forecasts"
+        time.sleep(0.05)
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait()
+    second = start_worker(prefix=first.prefix, TICKCAST_MODEL_DIR=str(store.root))
+    feeder.join(timeout=120)
+    assert done.is_set()
+
+    expected = len(ticks) - symbols * (WINDOW - 1)
+    records = consume(second.bootstrap, f"{second.prefix}forecasts", expected=expected + 10_000,
+                      timeout=45)
+    keys = Counter((r["symbol"], r["ts"]) for r in (json.loads(v) for _, v in records))
+    wanted = {(s, ts) for s, ts, _ in ticks} - {
+        (f"K{s}", 1_700_000_000_000 + step * 60_000) for step in range(WINDOW - 1)
+        for s in range(symbols)}
+    lost = wanted - set(keys)
+    duplicates = sum(n - 1 for n in keys.values())
+    print(f"\nSIGKILL: {len(ticks)} ticks, {expected} forecasts expected, {len(keys)} unique, "
+          f"{len(lost)} lost, {duplicates} duplicates")
+    assert not lost
+    assert set(keys) == wanted
