@@ -59,7 +59,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_commit_every=1000,
+        broker_commit_every=256,  # bounds what a crash redelivers (see REPLAY_ROOM)
         broker_commit_interval=1.0,
         # A crashed worker's partitions move to the others after 10 s, not Faust's 60 s.
         broker_session_timeout=10.0,

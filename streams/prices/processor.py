@@ -33,7 +33,10 @@ from tickcast.streams.metrics import Metrics
 
 __all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState"]
 
-REPLAY_ROOM: Final = 64  # ticks kept beyond the window, so redeliveries can be re-forecast
+# Ticks kept beyond the window, so redeliveries can be re-forecast. After a crash, Kafka
+# redelivers what was processed but not yet committed: at most the commit interval's worth
+# (``broker_commit_every`` = 256 acked events) plus the batches in flight.
+REPLAY_ROOM: Final = 768
 MIN_WINDOW: Final = 32  # history kept while no forecaster serves (a typical window)
 
 
