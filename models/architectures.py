@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from tickcast.models._tf import keras
 
 __all__ = ["build_forecaster", "build_sentiment_rnn"]

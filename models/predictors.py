@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from tickcast.models._tf import keras, tensorflow
 from tickcast.models.artifacts import (
     MODEL_FILE,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TP
 from prometheus_client import disable_created_metrics
+
 from tickcast.models.registry import ModelStore
 from tickcast.streams.metrics import INPUT_TOPICS, Metrics, serve_metrics
 from tickcast.streams.prices.agents import register_price_agent

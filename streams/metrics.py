@@ -12,6 +12,7 @@ import math
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
 from tickcast.streams.events import REASONS
 
 __all__ = ["INPUT_TOPICS", "LABEL_OUTCOMES", "Metrics", "serve_metrics"]

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 import numpy as np
+
 from tickcast.models.artifacts import ArtifactError, ModelKind
 from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
 from tickcast.models.registry import ModelStore

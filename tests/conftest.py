@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tickcast.training.data import gold_closes, sample_texts
 from tickcast.training.prices import DAILY_FROM, PriceConfig, PriceResult, train_prices
 from tickcast.training.sentiment import SentimentConfig, SentimentResult, train_sentiment
@@ -62,3 +63,18 @@ def tiny_sentiment(model_store: Path) -> SentimentResult:
                              patience=1)
     return train_sentiment(sample_texts(), store_dir=model_store, config=config,
                            progress=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path, tiny_forecaster: PriceResult,
+          tiny_sentiment: SentimentResult):
+    """A model store of this test's own, with the tiny models copied in and LATEST."""
+    import shutil
+
+    from tickcast.models.registry import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    for result in (tiny_forecaster, tiny_sentiment):
+        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
+        store.promote(result.manifest.name, result.manifest.version)
+    return store

@@ -26,3 +26,17 @@ def require_tool(name: str, install: str) -> str:
             pytest.fail(f"{name} is not installed; .ci/run installs it ({install})")
         pytest.skip(f"{name} is not installed ({install})")
     return path
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
+    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from tickcast.models._tf import keras, set_seed
 from tickcast.models.architectures import build_forecaster
 from tickcast.models.artifacts import (

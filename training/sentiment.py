@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from tickcast.models._tf import keras, set_seed
 from tickcast.models.architectures import build_sentiment_rnn
 from tickcast.models.artifacts import (

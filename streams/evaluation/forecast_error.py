@@ -13,6 +13,7 @@ import math
 from collections import deque
 
 import numpy as np
+
 from tickcast.streams.evaluation.rolling_auc import RollingAUC
 
 __all__ = ["RollingForecastErrors"]

@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 import faust
+
 from tickcast.streams.messages import InMessage
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState
 from tickcast.streams.serving import ModelManager

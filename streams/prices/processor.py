@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+
 from tickcast.models.predictors import Forecaster
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation.forecast_error import RollingForecastErrors

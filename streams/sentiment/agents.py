@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 import faust
+
 from tickcast.streams.prices.agents import to_in_message
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings

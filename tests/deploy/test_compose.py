@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tickcast.streams.settings import Settings
 
 from tests.helpers import require_tool
 from tickcast.cli import build_parser
 from tickcast.localkafka import LOCAL_ENV
+from tickcast.streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -10,11 +10,10 @@ import time
 from collections import Counter
 
 import pytest
-from tickcast.models.registry import ModelStore
-from tickcast.streams.events import EventError, decode_label, decode_price, decode_text
 
 from tests.integration.conftest import consume, produce
-from tests.integration.test_streaming_inference import store  # noqa: F401 - fixture
+from tickcast.models.registry import ModelStore
+from tickcast.streams.events import EventError, decode_label, decode_price, decode_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MAX_BYTES = 65_536
@@ -77,7 +76,7 @@ def verdict(topic: str, raw: bytes) -> bool:
         return False
 
 
-def test_ten_thousand_hostile_events(start_worker, store: ModelStore) -> None:  # noqa: F811
+def test_ten_thousand_hostile_events(start_worker, store: ModelStore) -> None:
     worker = start_worker(TICKCAST_MODEL_DIR=str(store.root))
     events = hostile_events(random.Random(42), 10_000)
     good = Counter(topic for topic, _, raw in events if verdict(topic, raw))

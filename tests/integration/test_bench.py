@@ -3,27 +3,19 @@ speed targets live in `make bench`, as ratios measured in one run)."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tickcast.models.registry import ModelStore
-from tickcast.training.prices import PriceResult
-from tickcast.training.sentiment import SentimentResult
 
 from tickcast.bench.harness import BenchConfig, run_bench, table
+from tickcast.models.registry import ModelStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Path,
-                                             tiny_forecaster: PriceResult,
-                                             tiny_sentiment: SentimentResult) -> None:
-    store = ModelStore(tmp_path / "models")
-    for result in (tiny_forecaster, tiny_sentiment):
-        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
-        store.promote(result.manifest.name, result.manifest.version)
+                                             store: ModelStore) -> None:
     config = replace(BenchConfig.quick(), ticks=1000, texts=300, baseline_seconds=3.0,
                      latency_seconds=2.0)
     results = run_bench(config, bootstrap=kafka_bootstrap, model_dir=store.root,

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tickcast.models.registry import ModelStore
 
 from tests.helpers import free_port
+from tickcast.models.registry import ModelStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

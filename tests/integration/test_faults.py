@@ -10,10 +10,9 @@ import time
 from collections import Counter
 
 import pytest
-from tickcast.models.registry import ModelStore
 
 from tests.integration.conftest import consume
-from tests.integration.test_streaming_inference import store  # noqa: F401 - fixture
+from tickcast.models.registry import ModelStore
 
 # Known issue (issue 7): with the current replay room it passed 4 of 5 runs; the fifth, in the
 # loaded full suite, lost 16 of 2,955 forecasts (cause not found yet). Deselected by default:
@@ -23,7 +22,7 @@ WINDOW = 10
 
 
 def test_sigkill_mid_stream_then_restart_loses_no_forecast(
-        start_worker, store: ModelStore) -> None:  # noqa: F811
+        start_worker, store: ModelStore) -> None:
     from kafka import KafkaProducer
 
     first = start_worker(TICKCAST_MODEL_DIR=str(store.root))

@@ -4,16 +4,10 @@ PromQL and returns data."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from tickcast.models.registry import ModelStore
-from tickcast.training.data import sample_texts
-from tickcast.training.prices import PriceResult
-from tickcast.training.publish import publish_update
-from tickcast.training.sentiment import SentimentResult
 
 from tests.deploy.test_monitoring_config import dashboard_queries, rule_queries
 from tests.helpers import free_port, require_tool
@@ -21,18 +15,16 @@ from tests.integration.conftest import produce
 from tests.integration.test_streaming_inference import gold_ticks, new_version
 from tickcast.dashboards import render
 from tickcast.localprom import LocalPrometheus
+from tickcast.models.registry import ModelStore
+from tickcast.training.data import sample_texts
+from tickcast.training.publish import publish_update
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def prometheus_and_worker(start_worker, tmp_path: Path, tiny_forecaster: PriceResult,
-                          tiny_sentiment: SentimentResult):
+def prometheus_and_worker(start_worker, tmp_path: Path, store: ModelStore):
     binary = require_tool("prometheus", "apt-get install prometheus")
-    store = ModelStore(tmp_path / "models")
-    for result in (tiny_forecaster, tiny_sentiment):
-        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
-        store.promote(result.manifest.name, result.manifest.version)
     worker = start_worker(TICKCAST_MODEL_DIR=str(store.root))
     prom = LocalPrometheus(binary=binary, targets=[worker.metrics_url.split("/")[2]],
                            port=free_port(), state_dir=tmp_path / "prometheus",

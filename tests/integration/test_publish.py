@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-from tickcast.models.artifacts import verify_artifact
-from tickcast.models.registry import ModelStore
 
 from tests.integration.conftest import consume
 from tickcast.cli import main
+from tickcast.models.artifacts import verify_artifact
+from tickcast.models.registry import ModelStore
 
 pytestmark = pytest.mark.integration
 

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 from sklearn.metrics import roc_auc_score
-from tickcast.training.data import sample_texts
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from tests.helpers import wait_for
 from tests.integration.conftest import consume, produce
+from tickcast.training.data import sample_texts
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate, *, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_labelled_texts_come_back_scored_and_auc_matches_sklearn(start_worker) -> None:

@@ -6,31 +6,20 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+from tests.helpers import wait_for
+from tests.integration.conftest import consume, produce
 from tickcast.models.registry import ModelStore
 from tickcast.training.data import gold_closes, sample_texts
-from tickcast.training.prices import PriceResult
 from tickcast.training.publish import publish_update
-from tickcast.training.sentiment import SentimentResult
-
-from tests.integration.conftest import consume, produce
 
 pytestmark = pytest.mark.integration
 WINDOW = 10  # the tiny forecaster's
 
-
-@pytest.fixture
-def store(tmp_path: Path, tiny_forecaster: PriceResult,
-          tiny_sentiment: SentimentResult) -> ModelStore:
-    store = ModelStore(tmp_path / "models")
-    for result in (tiny_forecaster, tiny_sentiment):
-        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
-        store.promote(result.manifest.name, result.manifest.version)
-    return store
 
 
 def gold_ticks(prefix: str, start: int, n: int) -> list[tuple[str, bytes, bytes]]:
@@ -41,15 +30,6 @@ def gold_ticks(prefix: str, start: int, n: int) -> list[tuple[str, bytes, bytes]
         out.append((f"{prefix}prices", b"XAU", json.dumps(
             {"symbol": "XAU", "ts": ts, "price": float(close), "id": f"XAU-{ts}"}).encode()))
     return out
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def forecasts_of(worker, expected: int, timeout: float = 60.0) -> list[dict]:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tickcast.models.artifacts import ArtifactError, verify_artifact, write_artifact
 from tickcast.models.predictors import load_predictor
 from tickcast.training.prices import PriceResult

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tickcast.models._tf import keras
 from tickcast.models.artifacts import ArtifactError, write_artifact
 from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from tickcast.models.preprocessing import PriceScaler, Vocabulary, make_windows, tokenize
 from tickcast.training.prices import split_prices
 

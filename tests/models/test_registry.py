@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tickcast.models.artifacts import ArtifactError
 from tickcast.models.registry import ModelStore, StoreError
 from tickcast.training.prices import PriceResult

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tickcast.streams.events import (
     REASONS,
     TS_MAX_MS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
+
 from tickcast.streams.events import REASONS
 from tickcast.streams.metrics import Metrics, serve_metrics
 

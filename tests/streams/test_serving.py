@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from tickcast.models.registry import ModelStore
 from tickcast.streams.events import ModelUpdate
 from tickcast.streams.metrics import Metrics
@@ -15,16 +16,6 @@ from tickcast.streams.serving import ModelManager
 from tickcast.training.prices import PriceResult
 from tickcast.training.publish import update_event
 from tickcast.training.sentiment import SentimentResult
-
-
-@pytest.fixture
-def store(tmp_path: Path, tiny_forecaster: PriceResult,
-          tiny_sentiment: SentimentResult) -> ModelStore:
-    store = ModelStore(tmp_path / "models")
-    for result in (tiny_forecaster, tiny_sentiment):
-        shutil.copytree(result.path, store.path(result.manifest.name, result.manifest.version))
-        store.promote(result.manifest.name, result.manifest.version)
-    return store
 
 
 def manager(store: ModelStore) -> tuple[ModelManager, Metrics]:

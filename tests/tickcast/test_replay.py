@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tickcast.streams.events import decode_label, decode_price, decode_text
-from tickcast.training.data import gold_closes, sample_texts
 
 from tickcast.replay import price_events, read_csv, text_events
+from tickcast.streams.events import decode_label, decode_price, decode_text
+from tickcast.training.data import gold_closes, sample_texts
 
 
 def test_gold_prices_are_valid_events_keyed_by_symbol() -> None:

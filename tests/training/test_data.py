@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tickcast.training.data import (
     CORPUS_MEMBER,
     SENTIMENT_SOURCES,

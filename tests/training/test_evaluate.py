@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn import metrics as sk
+
 from tickcast.training.evaluate import (
     confusion,
     direction_metrics,

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
 from tickcast.training.prices import PriceResult
 from tickcast.training.sentiment import SentimentResult, split_texts
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 
 def test_price_report_agrees_with_the_manifest(tiny_forecaster: PriceResult) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
 from tickcast.streams.evaluation import PairedAUC, RollingAgreement, delong
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from tickcast.streams.messages import InMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState

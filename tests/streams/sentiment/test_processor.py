@@ -8,12 +8,13 @@ import math
 from collections.abc import Sequence
 
 import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
 from tickcast.streams.messages import InMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.sentiment.join import LabelJoin
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.sentiment.scoring import VaderScorer
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,7 @@ class FixedRNN:
 def test_agreement_kappa_and_auc_difference(vader: VaderScorer) -> None:
     import numpy as np
     from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
     from tickcast.streams.evaluation import delong
 
     texts = ["great wonderful", "awful terrible", "fine I guess", "not good", "love it",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from tickcast.bench.micro import micro_benchmarks
 from tickcast.models.predictors import load_predictor
 from tickcast.training.data import sample_texts
 from tickcast.training.prices import PriceResult
 from tickcast.training.sentiment import SentimentResult
-
-from tickcast.bench.micro import micro_benchmarks
 
 
 def test_tf_function_parity_with_keras_predict(tiny_forecaster: PriceResult,
