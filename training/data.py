@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import tarfile
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Final
 
 import pandas as pd
+
+from tickcast.models.artifacts import sha256_file
 
 __all__ = [
     "SENTIMENT_SOURCES",
@@ -69,16 +70,8 @@ def sample_texts() -> pd.DataFrame:
         return pd.read_csv(csv, dtype={"id": str, "source": str, "text": str})
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _verify(path: Path, expected: str) -> None:
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise DataError(f"{path.name}: sha256 {actual} does not match the expected {expected}")
 
