@@ -74,3 +74,26 @@ def test_sigkill_mid_stream_then_restart_loses_no_forecast(
                for o in ("forecast", "replayed", "warming_up")})
     assert not lost
     assert set(keys) == wanted
+
+
+def test_two_workers_starting_together_process_every_event(kafka_bootstrap: str,
+                                                           tmp_path, store: ModelStore) -> None:
+    """Known issue: when the group rebalances, events buffered by ``noack_take`` can be
+    dropped without being processed or acked; the partition's commits then stall (lag stays
+    flat) and their outputs are missing until a restart. Reproduced 1 run in 2 with this
+    workload (2 workers, 8 partitions, 60k ticks + 20k texts)."""
+    import uuid
+
+    from tickcast.bench.harness import BenchConfig, produce_input, run_tickcast
+    from tickcast.streams.settings import Settings
+    from tickcast.streams.topics import ensure_topics, topic_specs
+
+    prefix = f"stall{uuid.uuid4().hex[:6]}-"
+    ensure_topics([kafka_bootstrap], topic_specs(Settings.from_env(
+        {}, kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, topic_partitions=8)))
+    counts = produce_input(kafka_bootstrap, prefix, BenchConfig(ticks=60_000, symbols=50,
+                                                                texts=20_000))
+    expected = counts["prices"] - 50 * (WINDOW - 1) + counts["texts"]
+    for _ in range(2):
+        run_tickcast(kafka_bootstrap, prefix, expected, workers=2, state=tmp_path,
+                     model_dir=store.root, partitions=8, timeout=150)
