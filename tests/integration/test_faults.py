@@ -80,8 +80,8 @@ def test_two_workers_starting_together_process_every_event(kafka_bootstrap: str,
                                                            tmp_path, store: ModelStore) -> None:
     """Known issue: when the group rebalances, events buffered by ``noack_take`` can be
     dropped without being processed or acked; the partition's commits then stall (lag stays
-    flat) and their outputs are missing until a restart. Reproduced 1 run in 2 with this
-    workload (2 workers, 8 partitions, 60k ticks + 20k texts)."""
+    flat) and their outputs are missing until a restart. Reproduced 2 runs in 3 with this
+    workload (2 workers, 8 partitions, 60k ticks + 20k texts); it failed when committed."""
     import uuid
 
     from tickcast.bench.harness import BenchConfig, produce_input, run_tickcast
