@@ -9,6 +9,7 @@ fresh one and two workers in one process never collide.
 from __future__ import annotations
 
 import math
+import time
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -159,6 +160,13 @@ class Metrics:
         self.kappa.set(math.nan)
         for bound in ("estimate", "low", "high"):
             self.auc_diff.labels(bound=bound).set(math.nan)
+
+    def observe_queue_wait(self, agent: str, timestamps_ms: list[int | None]) -> None:
+        """Oldest Kafka timestamp in a batch -> now, as the batch starts processing."""
+        stamps = [t for t in timestamps_ms if t]
+        if stamps:
+            wait = time.time() - min(stamps) / 1000
+            self.queue_wait.labels(agent=agent).observe(max(wait, 0.0))
 
     def register_model(self, model: str, version: str | None) -> None:
         """Pre-initialise a sentiment model's series; mark ``version`` serving if given."""

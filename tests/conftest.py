@@ -27,12 +27,9 @@ def kafka_bootstrap() -> Iterator[str]:
 
     broker = LocalKafka.from_env(os.environ, state_dir=REPO / ".tickcast")
     bootstrap = os.environ.get("TICKCAST_KAFKA_BOOTSTRAP", broker.bootstrap)
-    if bootstrap != broker.bootstrap or broker.answering():
-        yield bootstrap  # a broker someone else runs (and stops)
-        return
-    started = broker.up(wait=120)
+    started = broker.up_for(bootstrap, wait=120)  # False: someone else runs (and stops) it
     try:
-        yield broker.bootstrap
+        yield bootstrap
     finally:
         if started:
             broker.down()

@@ -233,9 +233,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         config = replace(config, two_workers=False)
     ensure_models(settings)
     broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
-    started = settings.kafka_bootstrap == broker.bootstrap and not broker.answering()
-    if started:
-        broker.up()
+    started = broker.up_for(settings.kafka_bootstrap)
     try:
         results = run_bench(config, bootstrap=settings.kafka_bootstrap,
                             model_dir=settings.model_dir,

@@ -152,10 +152,9 @@ def _start_prometheus(settings: Settings) -> LocalPrometheus | None:
 def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
     ensure_models(settings)
     broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
-    started_broker = False
-    if settings.kafka_bootstrap == broker.bootstrap and not broker.answering():
-        print(f"starting the local Kafka broker on {broker.bootstrap} ...", flush=True)
-        started_broker = broker.up()
+    started_broker = broker.up_for(settings.kafka_bootstrap)
+    if started_broker:
+        print(f"started the local Kafka broker on {broker.bootstrap}", flush=True)
     worker = None
     prometheus = None
     stop = threading.Event()

@@ -319,6 +319,13 @@ class LocalKafka:
         self._wait_answering(proc.pid, wait)
         return True
 
+    def up_for(self, bootstrap: str, *, wait: float = 60.0) -> bool:
+        """Start this broker only if ``bootstrap`` is its address and nothing answers there;
+        returns True when it was started (so the caller knows to stop it)."""
+        if bootstrap != self.bootstrap or self.answering():
+            return False
+        return self.up(wait=wait)
+
     def _wait_answering(self, pid: int, wait: float) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

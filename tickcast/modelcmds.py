@@ -63,9 +63,9 @@ def add_models_parser(sub: Any, epilog: str) -> None:
 
 
 def _settings() -> Any:
-    from tickcast.streams.settings import Settings
+    from tickcast.cli import _settings as settings
 
-    return Settings.from_env()
+    return settings()
 
 
 def _prices_frame(args: argparse.Namespace) -> tuple[Any, str]:

@@ -52,15 +52,24 @@ def delong(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray) -> AU
 class PairedAUC:
     def __init__(self, window_size: int) -> None:
         self._window: deque[tuple[float, float, int]] = deque(maxlen=window_size)
+        self._cached: tuple[int, AUCComparison | None] = (0, None)
+        self._updates = 0
 
     def __len__(self) -> int:
         return len(self._window)
 
     def update(self, score_a: float, score_b: float, label: int) -> None:
         self._window.append((score_a, score_b, label))
+        self._updates += 1
 
     def get(self) -> AUCComparison | None:
-        """``None`` until the window holds two of each class."""
+        """``None`` until the window holds two of each class. O(n^2) in the window, so the
+        result is kept until the next update (callers ask once per batch)."""
+        if self._cached[0] != self._updates:
+            self._cached = (self._updates, self._compute())
+        return self._cached[1]
+
+    def _compute(self) -> AUCComparison | None:
         if not self._window:
             return None
         data = np.asarray(self._window, dtype=float)

@@ -60,7 +60,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
         loop = asyncio.get_running_loop()
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [to_in_message(e, prefix_len) for e in events]
-            _observe_wait(processor, batch)
+            processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])
             plan = processor.plan(batch, load, models.forecaster())
             values = await loop.run_in_executor(executor, processor.infer, plan)
             outputs = processor.finish(plan, values)
@@ -77,12 +77,3 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                 await stream.ack(event)
 
     return forecasts
-
-
-def _observe_wait(processor: PriceProcessor, batch: list[InMessage]) -> None:
-    import time
-
-    stamps = [m.timestamp_ms for m in batch if m.timestamp_ms]
-    if stamps:
-        wait = time.time() - min(stamps) / 1000
-        processor.metrics.queue_wait.labels(agent="prices").observe(max(wait, 0.0))

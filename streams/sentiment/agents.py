@@ -9,7 +9,6 @@ thread so the event loop keeps Kafka heartbeats and fetches going.
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import Executor
 from typing import Any
 
@@ -42,10 +41,7 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         loop = asyncio.get_running_loop()
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [to_in_message(e, prefix_len) for e in events]
-            stamps = [m.timestamp_ms for m in batch if m.timestamp_ms]
-            if stamps:
-                processor.metrics.queue_wait.labels(agent="sentiment").observe(
-                    max(time.time() - min(stamps) / 1000, 0.0))
+            processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])
             outputs = await loop.run_in_executor(executor, processor.process, batch)
             deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
             await asyncio.gather(*deliveries)
