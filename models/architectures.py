@@ -11,7 +11,7 @@ import numpy as np
 
 from tickcast.models._tf import keras
 
-__all__ = ["build_forecaster", "build_sentiment_rnn"]
+__all__ = ["build_char_lm", "build_forecaster", "build_sentiment_rnn"]
 
 
 def build_forecaster(*, window: int, units: tuple[int, ...] = (64, 32),
@@ -57,4 +57,26 @@ def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
     model = k.Model(inputs, outputs, name="sentiment_rnn")
     model.compile(optimizer=k.optimizers.Adam(2e-3), loss="binary_crossentropy",
                   metrics=[k.metrics.AUC(name="auc")])
+    return model
+
+
+def build_char_lm(*, vocab_size: int, embed_dim: int = 32, units: tuple[int, ...] = (256,),
+                  dropout: float = 0.1, learning_rate: float = 1e-2) -> Any:
+    """Character language model: ids -> Embedding -> LSTM(s) -> logits of the next character.
+
+    The time axis is open (``None``): it trains on fixed windows and scores whole texts. Layer
+    names are part of the contract: :class:`tickcast.models.textgen.TextGenerator` runs the
+    ``embedding``, ``lstm_<i>`` cells and ``logits`` one character at a time.
+    """
+    k = keras()
+    inputs = k.Input(shape=(None,), dtype="int32", name="char_ids")
+    x = k.layers.Embedding(vocab_size, embed_dim, name="embedding")(inputs)
+    for i, n in enumerate(units):
+        x = k.layers.LSTM(n, return_sequences=True, name=f"lstm_{i}")(x)
+        if dropout:
+            x = k.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    outputs = k.layers.Dense(vocab_size, name="logits")(x)
+    model = k.Model(inputs, outputs, name="char_lm")
+    model.compile(optimizer=k.optimizers.Adam(learning_rate, clipnorm=1.0),  # tames spikes
+                  loss=k.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model

@@ -5,7 +5,7 @@
     manifest.json        name, kind, version, created_at, framework versions, input spec,
                          metrics, data fingerprint, and the sha256 of every other file
     model.keras          Keras v3 format; loads with safe_mode=True (no Lambda, no pickle)
-    preprocessing.json   PriceScaler or Vocabulary state
+    preprocessing.json   PriceScaler, Vocabulary or CharVocabulary state
     report.*             evaluation reports (JSON, Markdown, PNG), checksummed like the rest
 ```
 
@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 __all__ = [
     "NAME_RE",
@@ -48,7 +48,7 @@ PREPROCESSING_FILE: Final = "preprocessing.json"
 NAME_RE: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 VERSION_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 FILE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-ModelKind = Literal["forecaster", "sentiment"]
+ModelKind = Literal["forecaster", "sentiment", "textgen"]
 
 
 class ArtifactError(ValueError):
@@ -97,7 +97,7 @@ class Manifest:
             raise ArtifactError(f"model name {self.name!r} must match {NAME_RE.pattern}")
         if not VERSION_RE.fullmatch(self.version):
             raise ArtifactError(f"version {self.version!r} must match {VERSION_RE.pattern}")
-        if self.kind not in ("forecaster", "sentiment"):
+        if self.kind not in get_args(ModelKind):
             raise ArtifactError(f"unknown model kind {self.kind!r}")
         for required in (MODEL_FILE, PREPROCESSING_FILE):
             if required not in self.files:

@@ -3,7 +3,8 @@
 :func:`load_predictor` verifies the artifact (manifest, every checksum), loads the Keras file
 with ``safe_mode=True`` and no custom objects, and wraps the model in a ``tf.function`` with a
 fixed input signature: one trace, then ~1-2 ms per batch call instead of ``model.predict``'s
-~35 ms. Both predictors are batch-first and thread-safe for concurrent calls.
+~35 ms. Both batch predictors are batch-first and thread-safe for concurrent calls; the text
+generator (``tickcast.models.textgen``) steps one character at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from tickcast.models.artifacts import (
     Manifest,
     verify_artifact,
 )
-from tickcast.models.preprocessing import PriceScaler, Vocabulary
+from tickcast.models.preprocessing import CharVocabulary, PriceScaler, Vocabulary
+from tickcast.models.textgen import TextGenerator
 
 __all__ = ["Forecaster", "SentimentRNN", "load_keras_model", "load_predictor"]
 
@@ -98,7 +100,7 @@ class SentimentRNN:
 
 
 def load_predictor(path: Path, *, expected_sha256: str | None = None
-                   ) -> Forecaster | SentimentRNN:
+                   ) -> Forecaster | SentimentRNN | TextGenerator:
     """Verify and load an artifact directory into a predictor (the only loading path)."""
     manifest = verify_artifact(path, expected_sha256=expected_sha256)
     try:
@@ -110,7 +112,11 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None
         if manifest.kind == "forecaster":
             scaler = PriceScaler.from_dict(state)
             expected = (None, scaler.window, 1)
-            predictor: Forecaster | SentimentRNN = Forecaster(model, scaler, manifest)
+            predictor: Forecaster | SentimentRNN | TextGenerator = Forecaster(
+                model, scaler, manifest)
+        elif manifest.kind == "textgen":
+            expected = (None, None)
+            predictor = TextGenerator(model, CharVocabulary.from_dict(state), manifest)
         else:
             vocabulary = Vocabulary.from_dict(state)
             expected = (None, vocabulary.max_len)

@@ -6,6 +6,9 @@
   level, so a model trained on gold serves any symbol; ``scale`` is the only fitted state.
 * Texts: a deterministic regex tokeniser and a frequency-ranked vocabulary fitted on training
   texts; ids 0 (padding) and 1 (out of vocabulary) are reserved.
+* Characters (the text generator): every character seen at least ``min_count`` times in the
+  training texts; id 0 marks the boundary between texts (a text starts after one and ends with
+  one), id 1 stands for any other character.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any, Final
 import numpy as np
 
 __all__ = [
+    "CharVocabulary",
     "PriceScaler",
     "Vocabulary",
     "make_windows",
+    "normalize_text",
     "tokenize",
     "window_features",
 ]
@@ -149,3 +154,65 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Vocabulary:
         return cls(tokens=tuple(state["tokens"]), max_len=int(state["max_len"]))
+
+
+# -- characters ----------------------------------------------------------------------------------
+BOUNDARY: Final = 0
+UNKNOWN_CHAR: Final = 1
+_CONTROL_RE: Final = re.compile(r"\s")
+
+
+def normalize_text(text: str) -> str:
+    """Every whitespace character becomes a space (one for one), so ``\\n`` can never appear
+    inside a text."""
+    return _CONTROL_RE.sub(" ", text)
+
+
+@dataclass(frozen=True)
+class CharVocabulary:
+    chars: tuple[str, ...]
+    """Index ``i + 2`` is ``chars[i]``; 0 is the boundary between texts, 1 any other character."""
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], *, min_count: int = 1) -> CharVocabulary:
+        counts = Counter(ch for text in texts for ch in normalize_text(text))
+        ranked = sorted((c for c, n in counts.items() if n >= min_count),
+                        key=lambda c: (-counts[c], c))
+        return cls(chars=tuple(ranked))
+
+    def __post_init__(self) -> None:
+        if any(len(c) != 1 for c in self.chars) or len(set(self.chars)) != len(self.chars):
+            raise ValueError("chars must be distinct single characters")
+        if any(_CONTROL_RE.fullmatch(c) and c != " " for c in self.chars):
+            raise ValueError("chars must not hold whitespace other than the space")
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 2
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {ch: i + 2 for i, ch in enumerate(self.chars)}
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of a text's characters, without boundaries (whitespace normalised)."""
+        index = self._index
+        return [index.get(ch, UNKNOWN_CHAR) for ch in normalize_text(text)]
+
+    def encode_text(self, text: str) -> list[int]:
+        """``[boundary, chars..., boundary]``: the sequence a language model is scored on."""
+        return [BOUNDARY, *self.encode(text), BOUNDARY]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids back to text; the boundary and unknown ids have no character and are dropped."""
+        return "".join(self.chars[i - 2] for i in ids if i >= 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chars": list(self.chars), "boundary": BOUNDARY, "unknown": UNKNOWN_CHAR}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> CharVocabulary:
+        if (state.get("boundary"), state.get("unknown")) != (BOUNDARY, UNKNOWN_CHAR):
+            raise ValueError(f"reserved ids {state.get('boundary')}/{state.get('unknown')} are "
+                             f"not {BOUNDARY}/{UNKNOWN_CHAR}")
+        return cls(chars=tuple(state["chars"]))

@@ -17,6 +17,7 @@ import pytest
 from tickcast.training.data import gold_closes, sample_texts
 from tickcast.training.prices import DAILY_FROM, PriceConfig, PriceResult, train_prices
 from tickcast.training.sentiment import SentimentConfig, SentimentResult, train_sentiment
+from tickcast.training.textgen import TextGenConfig, TextGenResult, train_textgen
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,14 @@ def tiny_sentiment(model_store: Path) -> SentimentResult:
                              patience=1)
     return train_sentiment(sample_texts(), store_dir=model_store, config=config,
                            progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_textgen(model_store: Path) -> TextGenResult:
+    config = TextGenConfig(embed_dim=8, units=(16,), seq_len=32, epochs=1, min_char_count=2,
+                           speed_length=20, speed_batch=2)
+    return train_textgen(list(sample_texts()["text"]), store_dir=model_store, config=config,
+                         source="sentiment_sample.csv", progress=False)
 
 
 @pytest.fixture

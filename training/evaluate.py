@@ -3,7 +3,8 @@
 Classification: ROC curve (TPR against FPR over every threshold), ROC AUC (Mann-Whitney, ties
 counted one half), the confusion matrix at a threshold with TPR/FPR. Regression: RMSE, MAE,
 MAPE, skill against a baseline, directional accuracy and the ROC AUC of the predicted direction.
-Tests check every number against scikit-learn on the same data.
+Language models: perplexity. Tests check every number against scikit-learn on the same data
+(perplexity against hand-computed values).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
     "Confusion",
     "confusion",
     "direction_metrics",
+    "perplexity",
     "regression_metrics",
     "roc_auc",
     "roc_curve",
@@ -114,3 +116,14 @@ def direction_metrics(last: np.ndarray, actual: np.ndarray, predicted: np.ndarra
     result["direction_auc"] = (roc_auc(up, predicted_move[keep]) if 0 < up.sum() < len(up)
                                else float("nan"))
     return result
+
+
+def perplexity(log_probs: np.ndarray) -> float:
+    """``exp(-mean log p)`` over every predicted token (natural logs): the number of equally
+    likely choices a model is as unsure as, per token; lower is better."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    if lp.size == 0:
+        raise ValueError("perplexity needs at least one predicted token")
+    if np.any(lp > 1e-9) or np.any(np.isnan(lp)):
+        raise ValueError("log probabilities must be <= 0 and not NaN")
+    return float(np.exp(-lp.mean()))

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from tickcast.models.preprocessing import PriceScaler, Vocabulary, make_windows, tokenize
+from tickcast.models.preprocessing import (
+    CharVocabulary,
+    PriceScaler,
+    Vocabulary,
+    make_windows,
+    tokenize,
+)
 from tickcast.training.prices import split_prices
 
 
@@ -72,3 +80,22 @@ def test_lexicon_features_carry_vader_valences() -> None:
     assert features[index["great"], 0] > 0 > features[index["awful"], 0]
     assert features[index["table"]].tolist() == [0.0, 0.0]
     assert features[:2].tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_char_vocabulary_ranks_characters_and_reserves_boundary_and_unknown() -> None:
+    vocab = CharVocabulary.fit(["abba", "ab\tc", "zz", "a b"], min_count=2)
+    assert vocab.chars == ("a", "b", " ", "z")  # by count, then by character; c is rare
+    assert vocab.size == 6
+    assert vocab.encode("ab\nc") == [2, 3, 4, 1]  # whitespace -> space, unknown -> 1
+    assert vocab.encode_text("za") == [0, 5, 2, 0]
+    assert vocab.decode([0, 5, 2, 1, 4, 0]) == "za "  # boundary and unknown have no character
+    assert CharVocabulary.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+
+
+def test_char_vocabulary_refuses_a_state_it_cannot_honour() -> None:
+    with pytest.raises(ValueError, match="distinct single characters"):
+        CharVocabulary(chars=("a", "a"))
+    with pytest.raises(ValueError, match="whitespace"):
+        CharVocabulary(chars=("a", "\n"))
+    with pytest.raises(ValueError, match="reserved ids"):
+        CharVocabulary.from_dict({"chars": ["a"], "boundary": 1, "unknown": 0})
