@@ -6,8 +6,9 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = sub.add_parser("produce", help="replay a dataset or CSV into Kafka",
                              description="Replay the bundled gold closes (prices) or labelled "
-                             "texts (texts), or your own CSV, at a set rate.", epilog=EPILOG)
+                             "texts (texts), or your own CSV, at a set rate; or stream texts "
+                             "from the text generator (texts --generated).", epilog=EPILOG)
     produce.add_argument("kind", choices=["prices", "texts"])
     produce.add_argument("--csv", type=Path, help="prices: date,close|price; texts: id,text"
                          "[,label]. Default: the bundled dataset")
@@ -47,9 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="records per second; 0 (default) sends as fast as possible")
     produce.add_argument("--limit", type=int, help="stop after this many records")
     produce.add_argument("--symbol", default="XAU", help="symbol of replayed prices [XAU]")
-    produce.add_argument("--labels", choices=["inline", "separate", "none"], default="inline",
+    produce.add_argument("--labels", choices=["inline", "separate", "none"],
                          help="texts: label inside the text event, as a later event on "
                          "`labels`, or not at all [inline]")
+    produce.add_argument("--generated", action="store_true",
+                         help="texts: sample new texts from the LATEST text generator (`tickcast "
+                         "train textgen`), never labelled; endless unless --limit")
+    produce.add_argument("--prompt", action="append",
+                         help="--generated: start texts with this prompt; repeat for several, "
+                         "drawn at random [none]")
+    produce.add_argument("--temperature", type=float, default=0.8,
+                         help="--generated: sampling temperature [0.8]")
+    produce.add_argument("--max-length", type=int, default=280,
+                         help="--generated: at most this many characters after the prompt [280]")
+    produce.add_argument("--seed", type=int, help="--generated: seed of the sampler [random]")
     produce.add_argument("--no-progress", action="store_true", help="no progress bar")
     produce.set_defaults(func=_cmd_produce)
 
@@ -63,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop after this many seconds; 0 runs until Ctrl-C [0]")
     demo.set_defaults(func=_cmd_demo)
 
-    from tickcast.modelcmds import add_models_parser, add_train_parser
+    from tickcast.modelcmds import add_generate_parser, add_models_parser, add_train_parser
 
     add_train_parser(sub, EPILOG)
     add_models_parser(sub, EPILOG)
+    add_generate_parser(sub, EPILOG)
 
     bench = sub.add_parser("bench", help="throughput, latency and resources vs baseline and "
                            "ceiling, measured in one run",
@@ -186,14 +200,20 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     from tickcast.training.data import gold_closes, sample_texts
 
     settings = _settings()
-    if args.kind == "prices":
+    if args.prompt and not args.generated:
+        raise ValueError("--prompt applies to --generated texts only")
+    total: int | None
+    if args.generated:
+        records, total = _generated_records(args, settings), None
+    elif args.kind == "prices":
         frame = read_csv(args.csv, "prices") if args.csv else gold_closes()
         records = price_events(frame, symbol=args.symbol)
         total = len(frame)
     else:
+        labels = args.labels or "inline"
         frame = read_csv(args.csv, "texts") if args.csv else sample_texts()
-        records = text_events(frame, label_mode=args.labels)
-        total = len(frame) * (2 if args.labels == "separate" and "label" in frame else 1)
+        records = text_events(frame, label_mode=labels)
+        total = len(frame) * (2 if labels == "separate" and "label" in frame else 1)
     ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
     try:
@@ -206,6 +226,24 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     for error in stats.errors:
         print(f"  {error}", file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _generated_records(args: argparse.Namespace, settings: Any
+                       ) -> Iterator[tuple[str, bytes, bytes]]:
+    from tickcast.modelcmds import DEFAULT_NAMES, load_generator
+    from tickcast.replay import generated_text_events
+
+    if args.kind != "texts":
+        raise ValueError("--generated produces texts, not prices")
+    if args.csv is not None:
+        raise ValueError("--generated and --csv exclude each other")
+    if args.labels not in (None, "none"):
+        raise ValueError(f"--labels {args.labels}: generated texts are never labelled (a "
+                         "label from our own classifier would make the AUC circular)")
+    generator = load_generator(settings.model_dir, DEFAULT_NAMES["textgen"])
+    texts = generator.stream(prompts=args.prompt or [""], temperature=args.temperature,
+                             seed=args.seed, max_length=args.max_length)
+    return generated_text_events(texts)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""``tickcast train`` and ``tickcast models``: offline training and the model store."""
+"""``tickcast train``, ``tickcast models`` and ``tickcast generate``: offline training, the model
+store, and samples from the text generator."""
 
 from __future__ import annotations
 
@@ -8,31 +9,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_models_parser", "add_train_parser"]
+__all__ = ["add_generate_parser", "add_models_parser", "add_train_parser"]
 
-DEFAULT_NAMES = {"prices": "gold-lstm", "sentiment": "sentiment-rnn"}
+DEFAULT_NAMES = {"prices": "gold-lstm", "sentiment": "sentiment-rnn", "textgen": "textgen-lstm"}
 
 
 def add_train_parser(sub: Any, epilog: str) -> None:
     train = sub.add_parser(
         "train", help="train a model, write a versioned artifact, optionally publish it",
-        description="Train the LSTM forecaster (prices) or the RNN sentiment classifier "
-        "(sentiment) on the bundled datasets or your CSV; writes the artifact with its "
-        "evaluation report into the model store and makes it LATEST.", epilog=epilog)
-    train.add_argument("tasks", nargs="+", choices=["prices", "sentiment"], metavar="TASK",
-                       help="prices and/or sentiment")
+        description="Train the LSTM forecaster (prices), the RNN sentiment classifier "
+        "(sentiment) or the character LSTM text generator (textgen) on the bundled datasets "
+        "or your CSV; writes the artifact with its evaluation report into the model store and "
+        "makes it LATEST.", epilog=epilog)
+    train.add_argument("tasks", nargs="+", choices=list(DEFAULT_NAMES), metavar="TASK",
+                       help="prices, sentiment and/or textgen")
     train.add_argument("--csv", type=Path, help="prices: a date and a close column (see "
-                       "--date-column/--close-column); sentiment: text,label[,source][,id]")
+                       "--date-column/--close-column); sentiment: text,label[,source][,id]; "
+                       "textgen: a text column")
     train.add_argument("--date-column", default="date", help="prices CSV date column [date]")
     train.add_argument("--close-column", default="close",
                        help="prices CSV close column [close]")
-    train.add_argument("--name", help="model name (default gold-lstm / sentiment-rnn)")
+    train.add_argument("--name", help="model name (default gold-lstm / sentiment-rnn / "
+                       "textgen-lstm)")
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end "
                        "sooner)")
     train.add_argument("--quick", action="store_true",
-                       help="tiny model on little data (sentiment: the shipped 1,200-text "
-                       "sample, offline): a pipeline check in seconds, not a useful model; "
-                       "also set by TICKCAST_TRAIN_MODE=quick")
+                       help="small model on little data (sentiment, textgen: the shipped "
+                       "1,200-text sample, offline): a pipeline check in seconds, not a useful "
+                       "model; also set by TICKCAST_TRAIN_MODE=quick")
     train.add_argument("--if-missing", action="store_true",
                        help="skip a task whose model already has a LATEST version")
     train.add_argument("--no-promote", action="store_true",
@@ -91,7 +95,8 @@ def _prices_frame(args: argparse.Namespace) -> tuple[Any, str]:
     return frame, args.csv.name
 
 
-def _texts_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str]:
+def _texts_frame(args: argparse.Namespace, settings: Any, *, labelled: bool = True
+                 ) -> tuple[Any, str]:
     import pandas as pd
 
     from tickcast.training.data import fetch_sentiment_corpus, load_rated_texts, sample_texts
@@ -104,10 +109,11 @@ def _texts_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str]:
         corpus = fetch_sentiment_corpus(settings.state_dir / "datasets")
         return load_rated_texts(corpus), "hutto_ICWSM_2014"
     frame = pd.read_csv(args.csv)
-    missing = [c for c in ("text", "label") if c not in frame.columns]
+    need = ("text", "label") if labelled else ("text",)
+    missing = [c for c in need if c not in frame.columns]
     if missing:
-        raise ValueError(f"{args.csv}: no column {', '.join(missing)}; need text,label")
-    if not frame["label"].isin([0, 1]).all():
+        raise ValueError(f"{args.csv}: no column {', '.join(missing)}; need {','.join(need)}")
+    if labelled and not frame["label"].isin([0, 1]).all():
         raise ValueError(f"{args.csv}: label must be 0 or 1 on every row")
     if "id" not in frame.columns:
         frame["id"] = [f"csv-{i}" for i in range(len(frame))]
@@ -153,7 +159,7 @@ def _train_one(args: argparse.Namespace, task: str, name: str) -> None:
                                    config=config, source=source, progress=progress)
         headline = ["lstm_rmse", "naive_rmse", "lstm_mae", "naive_mae", "lstm_mape",
                     "naive_mape", "skill_rmse", "direction_accuracy", "direction_auc"]
-    else:
+    elif task == "sentiment":
         from tickcast.training.sentiment import SentimentConfig, train_sentiment
 
         frame, source = _texts_frame(args, settings)
@@ -163,6 +169,17 @@ def _train_one(args: argparse.Namespace, task: str, name: str) -> None:
         result = train_sentiment(frame, store_dir=settings.model_dir, name=name,
                                  config=config_s, source=source, progress=progress)
         headline = sorted(k for k in result.metrics if k.endswith(("_auc", "_auc_diff")))
+    else:
+        from tickcast.training.textgen import TextGenConfig, train_textgen
+
+        frame, source = _texts_frame(args, settings, labelled=False)
+        config_t = TextGenConfig.quick() if args.quick else TextGenConfig()
+        if args.epochs:
+            config_t = replace(config_t, epochs=args.epochs)
+        result = train_textgen(list(frame["text"].dropna()), store_dir=settings.model_dir,
+                               name=name, config=config_t, source=source, progress=progress)
+        headline = ["test_ppl_lstm", "test_ppl_bigram", "test_ppl_unigram",
+                    "gen_chars_per_s_batch1", "gen_chars_per_s_batch", "fit_seconds"]
     store = ModelStore(settings.model_dir)
     if not args.no_promote:
         store.promote(name, result.manifest.version, reason="trained")
@@ -195,7 +212,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
         names = [args.name] if args.name else store.names()
         if not names:
-            print(f"no models in {settings.model_dir} (tickcast train prices|sentiment)")
+            print(f"no models in {settings.model_dir} "
+                  "(tickcast train prices|sentiment|textgen)")
         for name in names:
             for info in store.versions(name):
                 stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.created_at / 1000))
@@ -217,4 +235,58 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{manifest.name} LATEST is now {manifest.version}")
     if args.publish:
         _publish(manifest, settings, rollback=args.action == "rollback")
+    return 0
+
+
+def add_generate_parser(sub: Any, epilog: str) -> None:
+    gen = sub.add_parser(
+        "generate", help="print texts sampled from the text generator",
+        description="Sample texts from the LATEST character LSTM of the model store (`tickcast "
+        "train textgen`): each sample is the prompt followed by --length generated characters."
+        " Generated texts are synthetic and unlabelled.", epilog=epilog)
+    gen.add_argument("--prompt", default="", help="text every sample starts with [none]")
+    gen.add_argument("--n", type=int, default=5, help="number of samples [5]")
+    gen.add_argument("--temperature", type=float, default=0.8,
+                     help="below 1 safer and more repetitive, above 1 more surprising [0.8]")
+    gen.add_argument("--length", type=int, default=200,
+                     help="characters generated after the prompt [200]")
+    gen.add_argument("--seed", type=int,
+                     help="same seed, model and arguments: same samples [random]")
+    gen.add_argument("--stop-at-end", action="store_true",
+                     help="end a sample where the model ends its text (--length is then a "
+                     "maximum)")
+    gen.add_argument("--name", default=DEFAULT_NAMES["textgen"],
+                     help=f"model name in the store [{DEFAULT_NAMES['textgen']}]")
+    gen.set_defaults(func=cmd_generate)
+
+
+def load_generator(model_dir: Path, name: str) -> Any:
+    """The ``LATEST`` text generator ``name`` from the store, through the one loader."""
+    from tickcast.models.artifacts import ArtifactError
+    from tickcast.models.predictors import load_predictor
+    from tickcast.models.registry import ModelStore
+    from tickcast.models.textgen import TextGenerator
+
+    store = ModelStore(model_dir)
+    version = store.latest(name)
+    if version is None:
+        raise ValueError(f"no {name} model in {model_dir}: train one first with `tickcast "
+                         "train textgen --quick` (seconds, a pipeline check) or `tickcast train "
+                         "textgen` (minutes)")
+    predictor = load_predictor(store.path(name, version))
+    if not isinstance(predictor, TextGenerator):
+        raise ArtifactError(f"{name}/{version} is a {predictor.kind} model, not a text "
+                            "generator")
+    return predictor
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
+    generator = load_generator(_settings().model_dir, args.name)
+    texts = generator.generate([args.prompt] * args.n, length=args.length,
+                               temperature=args.temperature, seed=args.seed,
+                               stop_at_end=args.stop_at_end)
+    for text in texts:
+        print(text)
     return 0

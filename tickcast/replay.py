@@ -9,6 +9,7 @@ success; a failed send is counted and makes the exit status non-zero.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,16 @@ from typing import Literal
 
 import pandas as pd
 
-from tickcast.streams.events import encode
+from tickcast.streams.events import TEXT_MAX_CHARS, encode
 
-__all__ = ["LabelMode", "Replay", "ReplayStats", "price_events", "text_events"]
+__all__ = [
+    "LabelMode",
+    "Replay",
+    "ReplayStats",
+    "generated_text_events",
+    "price_events",
+    "text_events",
+]
 
 LabelMode = Literal["inline", "separate", "none"]
 Record = tuple[str, bytes, bytes]  # (logical topic, key, value)
@@ -61,6 +69,24 @@ def text_events(frame: pd.DataFrame, *, label_mode: LabelMode = "inline",
         yield "texts", str(row.id).encode(), encode(event)
         if label is not None and label_mode == "separate":
             yield "labels", str(row.id).encode(), encode({"id": str(row.id), "label": label})
+
+
+def generated_text_events(texts: Iterable[str], *, run_id: str | None = None,
+                          clock: Iterable[int] | None = None) -> Iterator[Record]:
+    """``texts`` records for generated texts: ids ``gen-<run>-<n>`` mark them as synthetic,
+    ``ts`` is the replay time, and there is never a label (our own classifier's verdict as
+    ground truth would make the AUC circular). Lazy: ``texts`` may be endless."""
+    run = run_id or uuid.uuid4().hex[:8]
+    ticks = iter(clock) if clock is not None else None
+    n = 0
+    for text in texts:
+        text = text.strip()[:TEXT_MAX_CHARS]
+        if not text:
+            continue  # the texts contract refuses empty texts
+        ts = next(ticks) if ticks is not None else int(time.time() * 1000)
+        event_id = f"gen-{run}-{n}"
+        n += 1
+        yield "texts", event_id.encode(), encode({"id": event_id, "ts": ts, "text": text})
 
 
 def read_csv(path: Path, kind: Literal["prices", "texts"]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 
 from tickcast.cli import build_parser, main
 
-SUBCOMMANDS = ["kafka", "topics", "worker", "produce", "demo", "train", "models",
+SUBCOMMANDS = ["kafka", "topics", "worker", "produce", "demo", "train", "models", "generate",
                "bench", "dashboards", "config"]
 
 
@@ -107,3 +107,58 @@ def test_train_csv_errors_are_explained(tmp_path, capsys: pytest.CaptureFixture[
     texts.write_text("text,label\nhello,2\n")
     assert main(["train", "sentiment", "--csv", str(texts), "--quick"]) == 2
     assert "label must be 0 or 1" in capsys.readouterr().err
+
+
+def test_generate_without_a_model_says_how_to_train_one(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TICKCAST_MODEL_DIR", str(tmp_path / "models"))
+    assert main(["generate", "--prompt", "Gold prices"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tickcast generate: error: no textgen-lstm model in ")
+    assert "tickcast train textgen --quick" in err
+
+
+def test_generate_prints_n_reproducible_samples(
+        tiny_textgen, tmp_path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from tickcast.models.registry import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    manifest = tiny_textgen.manifest
+    shutil.copytree(tiny_textgen.path, store.path(manifest.name, manifest.version))
+    store.promote(manifest.name, manifest.version)
+    monkeypatch.setenv("TICKCAST_MODEL_DIR", str(store.root))
+    argv = ["generate", "--prompt", "Gold prices", "--n", "4", "--temperature", "0.8",
+            "--length", "40", "--seed", "7"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith("Gold prices") and len(line) == 51 for line in lines)
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+    assert main([*argv[:-1], "8"]) == 0
+    assert capsys.readouterr().out.splitlines() != lines
+    assert main(["generate", "--temperature", "0"]) == 2
+    assert "temperature must be > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["produce", "texts", "--generated", "--labels", "inline"], "never labelled"),
+    (["produce", "prices", "--generated"], "--generated produces texts"),
+    (["produce", "texts", "--generated", "--csv", "x.csv"], "exclude each other"),
+    (["produce", "texts", "--prompt", "Gold"], "--prompt applies to --generated"),
+])
+def test_produce_generated_refuses_what_it_cannot_honour(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2  # refused before any broker is contacted
+    assert message in capsys.readouterr().err
+
+
+def test_train_textgen_csv_needs_only_a_text_column(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = tmp_path / "texts.csv"
+    texts.write_text("body\nhello\n")
+    assert main(["train", "textgen", "--csv", str(texts), "--quick"]) == 2
+    assert "no column text; need text" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tickcast.replay import price_events, read_csv, text_events
+from tickcast.replay import generated_text_events, price_events, read_csv, text_events
 from tickcast.streams.events import decode_label, decode_price, decode_text
 from tickcast.training.data import gold_closes, sample_texts
 
@@ -52,3 +52,32 @@ def test_user_csv_needs_the_right_columns(tmp_path: Path) -> None:
     pd.DataFrame({"body": ["hi"]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="lack id, text"):
         read_csv(bad, "texts")
+
+
+def test_generated_texts_are_valid_unlabelled_events_with_unique_ids() -> None:
+    import itertools
+
+    endless = itertools.cycle(["Gold rallies", "  ", "Stocks slide "])
+    events_ = generated_text_events(endless, run_id="r1", clock=itertools.count(1))
+    records = list(itertools.islice(events_, 6))
+    assert [t for t, _, _ in records] == ["texts"] * 6
+    events = [decode_text(value, max_bytes=65536) for _, _, value in records]
+    assert [e.id for e in events] == [f"gen-r1-{n}" for n in range(6)]
+    assert [key for _, key, _ in records] == [e.id.encode() for e in events]
+    assert [e.text for e in events[:2]] == ["Gold rallies", "Stocks slide"]  # blank skipped
+    assert all(e.label is None for e in events)
+    assert "label" not in json.loads(records[0][2])
+
+
+def test_generator_stream_feeds_valid_events(tiny_textgen) -> None:
+    import itertools
+
+    from tickcast.models.predictors import load_predictor
+
+    generator = load_predictor(tiny_textgen.path)
+    texts = generator.stream(prompts=["Gold prices"], temperature=0.8, seed=1,  # type: ignore[union-attr]
+                             max_length=40, batch_size=8)
+    records = list(itertools.islice(generated_text_events(texts), 20))
+    events = [decode_text(value, max_bytes=65536) for _, _, value in records]
+    assert len({e.id for e in events}) == 20
+    assert all(e.text.startswith("Gold prices") and e.label is None for e in events)
