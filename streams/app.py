@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import faust
 from faust.types import TP
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 from prometheus_client import disable_created_metrics
 
 from tickcast.models.registry import ModelStore
@@ -23,9 +25,36 @@ from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
 from tickcast.streams.topics import ensure_topics, topic_specs
 
-__all__ = ["Service", "build_app", "run_worker"]
+__all__ = ["KeepFetchedOnResume", "Service", "TickcastApp", "build_app", "run_worker"]
 
 log = logging.getLogger(__name__)
+
+
+class KeepFetchedOnResume(FlowControlEvent):
+    """Flow control that clears the stream queues only when flow really resumes.
+
+    Faust's recovery ends with: resume the stream partitions, seek them to their committed
+    offsets, then ``flow_control.resume()`` -- which clears every stream queue even when flow
+    was never suspended. The fetcher keeps running during the seek, so events fetched
+    *after* the seek (their read offsets already recorded) are thrown away and never fetched
+    again: a permanent hole in the acked offsets, the partition's commits stall, its outputs
+    are missing until a restart (faust-streaming issue #596). When flow was suspended, the
+    queues were cleared at the suspend and a clear on resume is harmless; when it was not,
+    everything queued was fetched after the seek and must be kept.
+    """
+
+    def resume(self) -> None:
+        if self.is_active():
+            return
+        super().resume()
+
+
+class TickcastApp(faust.App):
+    """:class:`faust.App` with :class:`KeepFetchedOnResume` as its flow control."""
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return KeepFetchedOnResume(loop=self.loop)
 
 
 @dataclass(slots=True)
@@ -44,7 +73,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
     """Create the Faust app and register its agents (no network, no threads, no models yet:
     :meth:`ModelManager.load_latest` loads them)."""
     metrics = metrics or Metrics()
-    app = faust.App(
+    app = TickcastApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         key_serializer="raw",

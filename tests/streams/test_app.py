@@ -1,0 +1,55 @@
+"""The worker app's flow control keeps events fetched after Faust's post-recovery seek."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+from tickcast.streams.app import KeepFetchedOnResume, build_app
+from tickcast.streams.settings import Settings
+
+
+def _queued_after_second_resume(flow_class: type[FlowControlEvent]) -> list[str]:
+    """Faust's recovery order: flow resumed for changelog reading, events fetched after the
+    stream seek, then ``flow_control.resume()`` once more. What is left in the queue?"""
+
+    async def scenario() -> list[str]:
+        flow = flow_class()
+        queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()
+        await queue.put("fetched after the seek")
+        flow.resume()
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    return asyncio.run(scenario())
+
+
+def test_resume_while_flowing_keeps_what_was_fetched() -> None:
+    assert _queued_after_second_resume(KeepFetchedOnResume) == ["fetched after the seek"]
+
+
+def test_upstream_flow_control_still_drops_it() -> None:
+    # The faust-streaming #596 behaviour the subclass exists for. If this starts failing,
+    # mode/faust changed ``resume()`` and the subclass may be unnecessary.
+    assert _queued_after_second_resume(FlowControlEvent) == []
+
+
+def test_resume_after_suspend_still_clears() -> None:
+    async def scenario() -> int:
+        flow = KeepFetchedOnResume()
+        queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()
+        await queue.put("fetched before a rebalance")
+        flow.suspend()
+        assert not flow.is_active()
+        flow.resume()
+        assert flow.is_active()
+        return queue.qsize()
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_worker_app_uses_it() -> None:
+    service = build_app(Settings.from_env({}))
+    assert isinstance(service.app.flow_control, KeepFetchedOnResume)
