@@ -76,6 +76,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
     app = TickcastApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        broker_credentials=settings.kafka_security.faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
@@ -132,7 +133,8 @@ def _follow_model_updates(app: faust.App, settings: Settings, models: ModelManag
         consumer = AIOKafkaConsumer(
             settings.topic("model-updates"), bootstrap_servers=settings.bootstrap_servers,
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-            client_id=f"{settings.app_id}-model-updates")
+            client_id=f"{settings.app_id}-model-updates",
+            **settings.kafka_security.client_kwargs())
         await consumer.start()
         loop = asyncio.get_running_loop()
         try:
@@ -176,7 +178,8 @@ def _export_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Declare topics, serve ``/metrics`` and run one worker until SIGINT/SIGTERM."""
-    created = ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    created = ensure_topics(settings.bootstrap_servers, topic_specs(settings),
+                            security=settings.kafka_security)
     if created:
         log.info("created topics: %s", ", ".join(created))
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +188,8 @@ def run_worker(settings: Settings) -> None:
     service.models.load_latest()  # before consuming: the first batch has its models
     port = serve_metrics(service.metrics, addr=settings.metrics_addr, port=settings.metrics_port)
     print(f"tickcast worker: metrics on http://{settings.metrics_addr}:{port}/metrics, "
-          f"Kafka {settings.kafka_bootstrap}", flush=True)
+          f"Kafka {settings.kafka_bootstrap} ({settings.kafka_security.describe()})",
+          flush=True)
     worker = faust.Worker(service.app, loglevel=settings.log_level.upper(),
                           quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

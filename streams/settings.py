@@ -10,7 +10,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from tickcast.streams.security import (
+    MECHANISMS,
+    NO_SECRET,
+    PROTOCOLS,
+    KafkaSecurity,
+    Protocol,
+    Secret,
+)
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
@@ -28,6 +37,26 @@ class Settings:
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Comma-separated ``host:port`` list of Kafka brokers."""
+    kafka_security_protocol: str = "PLAINTEXT"
+    """Kafka `security.protocol` of every client: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
+    """SASL mechanism with SASL_*: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN (PLAIN hands the
+    password over as it is: only over SASL_SSL)."""
+    kafka_sasl_username: str = ""
+    """SASL user name; required with SASL_*."""
+    kafka_sasl_password: Secret = NO_SECRET
+    """SASL password; required with SASL_* unless `..._PASSWORD_FILE` is set. Never printed
+    or logged."""
+    kafka_sasl_password_file: Path | None = None
+    """File holding the SASL password instead (a Docker or Kubernetes secret; a trailing
+    newline is dropped)."""
+    kafka_ssl_cafile: Path | None = None
+    """PEM file of the CAs that signed the brokers' certificates, with SSL and SASL_SSL
+    (default: the system's CAs). Host names are always verified."""
+    kafka_ssl_certfile: Path | None = None
+    """PEM client certificate for mutual TLS (may hold the key too)."""
+    kafka_ssl_keyfile: Path | None = None
+    """PEM private key of `..._SSL_CERTFILE`, when it is a separate file."""
     app_id: str = "tickcast"
     """Faust application id: the consumer group and the prefix of Faust's internal topics."""
     topic_prefix: str = ""
@@ -76,6 +105,12 @@ class Settings:
             if var in env:
                 values[f.name] = _PARSERS[f.name](var, env[var])
         values.update(overrides)
+        if values.get("kafka_sasl_password_file") is not None:
+            if values.get("kafka_sasl_password"):
+                raise SettingsError("TICKCAST_KAFKA_SASL_PASSWORD and "
+                                    "TICKCAST_KAFKA_SASL_PASSWORD_FILE are both set: set one")
+            values["kafka_sasl_password"] = _read_secret("TICKCAST_KAFKA_SASL_PASSWORD_FILE",
+                                                         values["kafka_sasl_password_file"])
         settings = cls(**values)
         settings.check()
         return settings
@@ -86,6 +121,7 @@ class Settings:
         for server in self.bootstrap_servers:
             host, _, port = server.rpartition(":")
             _require(bool(host) and port.isdigit(), "TICKCAST_KAFKA_BOOTSTRAP", server, "host:port")
+        self._check_security()
         _require(self.app_id.replace("-", "").replace("_", "").replace(".", "").isalnum(),
                  "TICKCAST_APP_ID", self.app_id, "letters, digits, '.', '_' or '-'")
         _require(1 <= self.topic_partitions <= 1024, "TICKCAST_TOPIC_PARTITIONS",
@@ -109,6 +145,56 @@ class Settings:
         _require(self.log_level.lower() in {"debug", "info", "warning", "error"},
                  "TICKCAST_LOG_LEVEL", self.log_level, "debug, info, warning or error")
 
+    def _check_security(self) -> None:
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        _require(protocol in PROTOCOLS, "TICKCAST_KAFKA_SECURITY_PROTOCOL", protocol,
+                 " or ".join(PROTOCOLS))
+        _require(mechanism in MECHANISMS, "TICKCAST_KAFKA_SASL_MECHANISM", mechanism,
+                 " or ".join(MECHANISMS))
+        security = self.kafka_security
+        if security.uses_sasl:
+            _require(bool(self.kafka_sasl_username), "TICKCAST_KAFKA_SASL_USERNAME", "",
+                     f"a user name with TICKCAST_KAFKA_SECURITY_PROTOCOL={protocol}")
+            if not self.kafka_sasl_password:
+                raise SettingsError(
+                    f"TICKCAST_KAFKA_SECURITY_PROTOCOL={protocol} needs a password: set "
+                    "TICKCAST_KAFKA_SASL_PASSWORD or TICKCAST_KAFKA_SASL_PASSWORD_FILE")
+        elif self.kafka_sasl_username or self.kafka_sasl_password:
+            # Credentials a PLAINTEXT/SSL client would silently ignore are a misconfiguration.
+            raise SettingsError(
+                f"TICKCAST_KAFKA_SASL_USERNAME/_PASSWORD are set but "
+                f"TICKCAST_KAFKA_SECURITY_PROTOCOL={protocol!r} does not use them: expected "
+                "SASL_PLAINTEXT or SASL_SSL")
+        files = {"TICKCAST_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+                 "TICKCAST_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+                 "TICKCAST_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile}
+        for var, path in files.items():
+            if path is None:
+                continue
+            _require(security.uses_ssl, var, str(path),
+                     f"unset, or TICKCAST_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL (is {protocol})")
+            _require(path.is_file(), var, str(path), "an existing file")
+        _require(self.kafka_ssl_keyfile is None or self.kafka_ssl_certfile is not None,
+                 "TICKCAST_KAFKA_SSL_KEYFILE", str(self.kafka_ssl_keyfile),
+                 "unset without TICKCAST_KAFKA_SSL_CERTFILE")
+        try:
+            security.ssl_context()  # unreadable PEM files fail here, not in the first client
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """What every Kafka client needs to authenticate and encrypt (see ``security.py``)."""
+        return KafkaSecurity(
+            protocol=cast(Protocol, self.kafka_security_protocol),
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+        )
+
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
@@ -121,8 +207,8 @@ class Settings:
     def describe(cls) -> list[tuple[str, str, str]]:
         """``(variable, default, meaning)`` for every setting, for ``--help`` and the README."""
         docs = _field_docs()
-        return [(ENV_PREFIX + f.name.upper(), str(f.default), docs.get(f.name, ""))
-                for f in fields(cls)]
+        return [(ENV_PREFIX + f.name.upper(), "" if f.default is None else str(f.default),
+                 docs.get(f.name, "")) for f in fields(cls)]
 
 
 def _require(ok: bool, var: str, value: object, expected: str) -> None:
@@ -147,9 +233,33 @@ def _as_path(var: str, raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _as_upper(var: str, raw: str) -> str:
+    return raw.strip().upper()
+
+
+def _as_file(var: str, raw: str) -> Path | None:
+    """A file path; empty means unset (``VAR=`` in a compose file)."""
+    return Path(raw.strip()).expanduser() if raw.strip() else None
+
+
+def _as_secret(var: str, raw: str) -> Secret:
+    return Secret(raw)  # as given: a password may begin or end with blanks
+
+
+def _read_secret(var: str, path: Path) -> Secret:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        # The error names the file, never its content.
+        raise SettingsError(f"{var}={str(path)!r} cannot be read: "
+                            f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    return Secret(text.removesuffix("\n").removesuffix("\r"))
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
-    f.name: {"int": _as_int, "Path": _as_path}.get(str(f.type), _as_str) for f in fields(Settings)
-}
+    f.name: {"int": _as_int, "Path": _as_path, "Path | None": _as_file,
+             "Secret": _as_secret}.get(str(f.type), _as_str) for f in fields(Settings)
+} | {"kafka_security_protocol": _as_upper, "kafka_sasl_mechanism": _as_upper}
 
 
 def _field_docs() -> dict[str, str]:
@@ -164,5 +274,5 @@ def _field_docs() -> dict[str, str]:
     for node, nxt in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
-            docs[node.target.id] = str(nxt.value.value)
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from tickcast.streams.security import KafkaSecurity
 from tickcast.streams.settings import Settings
 
 __all__ = ["LOGICAL_TOPICS", "TopicError", "TopicSpec", "ensure_topics", "topic_specs"]
@@ -55,7 +56,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def ensure_topics(bootstrap: Iterable[str], specs: Iterable[TopicSpec], *,
-                  timeout_s: float = 30.0) -> list[str]:
+                  security: KafkaSecurity | None = None, timeout_s: float = 30.0) -> list[str]:
     """Create the missing topics; returns the names created.
 
     Raises :class:`TopicError` when the broker is unreachable or an existing topic has a
@@ -66,11 +67,15 @@ def ensure_topics(bootstrap: Iterable[str], specs: Iterable[TopicSpec], *,
 
     specs = list(specs)
     servers = list(bootstrap)
+    security = security or KafkaSecurity()
     try:
         admin = KafkaAdminClient(bootstrap_servers=servers, client_id="tickcast-topics",
-                                 request_timeout_ms=int(timeout_s * 1000))
+                                 request_timeout_ms=int(timeout_s * 1000),
+                                 bootstrap_timeout_ms=int(timeout_s * 1000),
+                                 **security.client_kwargs())
     except (KafkaError, OSError) as exc:
-        raise TopicError(f"cannot reach Kafka at {','.join(servers)}: {exc}") from None
+        raise TopicError(f"cannot reach Kafka at {','.join(servers)}: {exc}"
+                         + security.unreachable_hint()) from None
     try:
         existing = set(admin.list_topics())
         missing = {s.name: {"num_partitions": s.partitions, "replication_factor": s.replication,

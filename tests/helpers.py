@@ -40,3 +40,34 @@ def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
             return
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def make_pki(folder, *, host: str = "127.0.0.1") -> dict:
+    """A throwaway CA and a certificate for ``host`` (an IP SAN) signed by it, made with
+    openssl: ``{"ca": ca.pem, "cert": server.pem, "key": server.key, "keystore": key+chain}``.
+    """
+    import subprocess
+    from pathlib import Path
+
+    openssl = require_tool("openssl", "apt-get install openssl")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / file for name, file in [
+        ("ca", "ca.pem"), ("ca_key", "ca.key"), ("cert", "server.pem"), ("key", "server.key"),
+        ("keystore", "server-keystore.pem")]}
+    csr, san = folder / "server.csr", folder / "san.ext"
+    san.write_text(f"subjectAltName=IP:{host}\n")
+
+    def run(*args: object) -> None:
+        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=tickcast test CA", "-keyout", paths["ca_key"], "-out", paths["ca"])
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}",
+        "-keyout", paths["key"], "-out", csr)
+    run("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca_key"],
+        "-CAcreateserial", "-days", "2", "-extfile", san, "-out", paths["cert"])
+    # Kafka's PEM keystore: the (PKCS#8, unencrypted) key, then the certificate chain.
+    paths["keystore"].write_text(paths["key"].read_text() + paths["cert"].read_text()
+                                 + paths["ca"].read_text())
+    return paths

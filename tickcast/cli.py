@@ -179,7 +179,8 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 
     settings = _settings()
     specs = topic_specs(settings)
-    created = set(ensure_topics(settings.bootstrap_servers, specs))
+    created = set(ensure_topics(settings.bootstrap_servers, specs,
+                                security=settings.kafka_security))
     for spec in specs:
         config = ",".join(f"{k}={v}" for k, v in spec.config.items())
         state = "created" if spec.name in created else "exists"
@@ -214,8 +215,10 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         frame = read_csv(args.csv, "texts") if args.csv else sample_texts()
         records = text_events(frame, label_mode=labels)
         total = len(frame) * (2 if labels == "separate" and "label" in frame else 1)
-    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
-    replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings),
+                  security=settings.kafka_security)
+    replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
+                    security=settings.kafka_security)
     try:
         stats = replay.run(records, rate=args.rate, limit=args.limit, total=total,
                            progress=not args.no_progress)

@@ -85,6 +85,7 @@ def _replay_forever(settings: Settings, rate: float, stop: threading.Event) -> N
     gold = gold[gold["date"] >= DAILY_FROM].reset_index(drop=True)
     span = gold["date"].iloc[-1] - gold["date"].iloc[0] + pd.Timedelta(days=1)
     replay = Replay(bootstrap=settings.bootstrap_servers, topic_prefix=settings.topic_prefix,
+                    security=settings.kafka_security,
                     client_id="tickcast-demo-replay")
 
     def text_rounds():  # noqa: ANN202 - ids made unique per round so each is counted

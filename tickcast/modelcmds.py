@@ -196,9 +196,11 @@ def _publish(manifest: Any, settings: Any, *, rollback: bool = False) -> None:
     from tickcast.streams.topics import ensure_topics, topic_specs
     from tickcast.training.publish import publish_update
 
-    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings),
+                  security=settings.kafka_security)
     topic = settings.topic("model-updates")
     partition, offset = publish_update(manifest, bootstrap=settings.bootstrap_servers,
+                                       security=settings.kafka_security,
                                        topic=topic, rollback=rollback)
     print(f"published {manifest.name}/{manifest.version} to {topic} "
           f"(partition {partition}, offset {offset})")

@@ -18,6 +18,7 @@ from typing import Literal
 import pandas as pd
 
 from tickcast.streams.events import TEXT_MAX_CHARS, encode
+from tickcast.streams.security import KafkaSecurity
 
 __all__ = [
     "LabelMode",
@@ -107,6 +108,7 @@ class Replay:
     """Send records to Kafka at ``rate`` records/s (0 = as fast as the broker takes them)."""
 
     def __init__(self, *, bootstrap: list[str], topic_prefix: str = "",
+                 security: KafkaSecurity | None = None,
                  client_id: str = "tickcast-replay") -> None:
         from kafka import KafkaProducer
 
@@ -114,6 +116,7 @@ class Replay:
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5,
             enable_idempotence=True,  # retries never duplicate or reorder
+            **(security or KafkaSecurity()).client_kwargs(),
         )
 
     def run(self, records: Iterable[Record], *, rate: float = 0.0, limit: int | None = None,

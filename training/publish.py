@@ -14,6 +14,7 @@ from typing import Any
 
 from tickcast.models.artifacts import Manifest
 from tickcast.models.registry import ModelStore
+from tickcast.streams.security import KafkaSecurity
 
 __all__ = ["PublishError", "publish_update", "update_event"]
 
@@ -37,18 +38,23 @@ def update_event(manifest: Manifest, *, rollback: bool = False) -> dict[str, Any
 
 
 def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
-                   rollback: bool = False, timeout_s: float = 30.0) -> tuple[int, int]:
+                   security: KafkaSecurity | None = None, rollback: bool = False,
+                   timeout_s: float = 30.0) -> tuple[int, int]:
     """Send the event with ``acks=all`` and idempotence; returns ``(partition, offset)``."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
     value = json.dumps(update_event(manifest, rollback=rollback),
                        separators=(",", ":")).encode("utf-8")
+    security = security or KafkaSecurity()
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                 enable_idempotence=True, client_id="tickcast-train")
+                                 enable_idempotence=True, client_id="tickcast-train",
+                                 bootstrap_timeout_ms=int(timeout_s * 1000),
+                                 **security.client_kwargs())
     except (KafkaError, OSError) as exc:
-        raise PublishError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}") from None
+        raise PublishError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}"
+                           + security.unreachable_hint()) from None
     try:
         metadata = producer.send(topic, key=manifest.name.encode(), value=value).get(
             timeout=timeout_s)
