@@ -94,9 +94,11 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path
                 worker.proc.wait()
 
 
-def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 60.0
+def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 60.0,
+            until: Callable[[list[tuple[bytes | None, bytes]]], bool] | None = None,
             ) -> list[tuple[bytes | None, bytes]]:
-    """Read ``topic`` from the beginning until ``expected`` records or ``timeout``."""
+    """Read ``topic`` from the beginning until ``expected`` records, ``until(records)`` is
+    true (checked when the topic goes quiet for a second) or ``timeout``."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
@@ -110,6 +112,8 @@ def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 60.0
                 records.append((message.key, message.value))
                 if len(records) >= expected:
                     break
+            if until is not None and until(records):
+                break
     finally:
         consumer.close()
     return records
