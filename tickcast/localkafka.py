@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,10 +17,11 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["LOCAL_ENV", "BrokerStatus", "KafkaError", "LocalKafka"]
+__all__ = ["LOCAL_ENV", "BrokerStatus", "KafkaError", "LocalKafka", "ScramListener"]
 
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -42,6 +44,37 @@ LOCAL_ENV = (
 
 class KafkaError(RuntimeError):
     """The local broker could not be resolved, formatted, started or stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScramListener:
+    """An extra ``SASL_PLAINTEXT`` listener authenticating clients with SCRAM.
+
+    In KRaft, SCRAM credentials live in the metadata log: ``users`` (name -> password) are
+    written into it when the data directory is *formatted* (``kafka-storage format
+    --add-scram``), so they must be given the first time a data directory is used. Controller
+    and inter-broker traffic stay on the PLAINTEXT listeners.
+    """
+
+    port: int
+    users: dict[str, str] = field(repr=False)
+    mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-256"
+
+    def __post_init__(self) -> None:
+        if not self.users:
+            raise KafkaError("a SCRAM listener needs at least one user")
+        # kafka-storage parses `name=...,password=...` itself; keep to characters it cannot
+        # misread rather than quoting.
+        safe = re.compile(r"[A-Za-z0-9._~+/-]+")
+        for name, password in self.users.items():
+            if not (safe.fullmatch(name) and safe.fullmatch(password)):
+                raise KafkaError(f"SCRAM user {name!r}: names and passwords of the local broker "
+                                 "are limited to letters, digits and . _ ~ + / -")
+
+    def scram_arguments(self) -> list[str]:
+        """``--add-scram`` arguments of ``kafka-storage format``."""
+        return [arg for name, password in sorted(self.users.items())
+                for arg in ("--add-scram", f"{self.mechanism}=[name={name},password={password}]")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +124,7 @@ class LocalKafka:
         state_dir: folder this broker owns (data, config, pid file, log).
         host, port, controller_port: listeners, loopback only by default.
         heap: JVM heap, e.g. ``"512m"``.
+        scram: an extra SASL_PLAINTEXT listener with SCRAM users (see :class:`ScramListener`).
     """
 
     def __init__(
@@ -102,6 +136,7 @@ class LocalKafka:
         port: int = 9092,
         controller_port: int = 9093,
         heap: str = "512m",
+        scram: ScramListener | None = None,
     ) -> None:
         self.kafka_home = kafka_home.resolve()
         self.state_dir = state_dir.resolve()
@@ -109,6 +144,7 @@ class LocalKafka:
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
+        self.scram = scram
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, state_dir: Path) -> LocalKafka:
@@ -159,6 +195,11 @@ class LocalKafka:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def scram_bootstrap(self) -> str | None:
+        """Address of the SCRAM listener, if there is one."""
+        return f"{self.host}:{self.scram.port}" if self.scram else None
+
     # -- resolve -------------------------------------------------------------------------
     def jars_present(self) -> bool:
         return self.lib_dir.is_dir() and any(
@@ -203,18 +244,32 @@ class LocalKafka:
         return str(self.lib_dir / "*")
 
     def render_config(self) -> str:
+        listeners = [f"PLAINTEXT://{self.host}:{self.port}"]
+        protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+        sasl: list[str] = []
+        if self.scram is not None:
+            listeners.append(f"SASL_PLAINTEXT://{self.host}:{self.scram.port}")
+            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+            mechanism = self.scram.mechanism
+            sasl = [
+                f"sasl.enabled.mechanisms={mechanism}",
+                # The server side of SCRAM needs a login module but no credentials of its own.
+                f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            ]
         return "\n".join(
             [
                 "# Written by `tickcast kafka up`; edits are overwritten on the next start.",
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
-                f"listeners=PLAINTEXT://{self.host}:{self.port},"
+                f"listeners={','.join(listeners)},"
                 f"CONTROLLER://{self.host}:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                f"advertised.listeners={','.join(listeners)}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"listener.security.protocol.map={','.join(protocols)}",
+                *sasl,
                 f"log.dirs={self.data_dir}",
                 "num.partitions=1",
                 # Topics are declared by tickcast (and Faust for its internal ones), never
@@ -243,10 +298,14 @@ class LocalKafka:
         cmd = [
             self._java(), "-cp", self._classpath(), STORAGE_TOOL,
             "format", "-t", cluster_id, "-c", str(self.config_path),
+            *(self.scram.scram_arguments() if self.scram else []),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise KafkaError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")
+            output = result.stdout + result.stderr
+            for password in (self.scram.users.values() if self.scram else ()):
+                output = output.replace(password, "********")
+            raise KafkaError(f"formatting {self.data_dir} failed:\n{output}")
 
     # -- lifecycle -----------------------------------------------------------------------
     def _read_pid(self) -> int | None:
@@ -295,10 +354,12 @@ class LocalKafka:
         if pid is not None:
             self._wait_answering(pid, wait)
             return False
-        if _port_open(self.host, self.port) or _port_open(self.host, self.controller_port):
+        ports = [self.port, self.controller_port, *([self.scram.port] if self.scram else [])]
+        taken = [port for port in ports if _port_open(self.host, port)]
+        if taken:
             raise KafkaError(
-                f"port {self.port} or {self.controller_port} on {self.host} is taken by another "
-                "process; stop it or choose TICKCAST_KAFKA_PORT / TICKCAST_KAFKA_CONTROLLER_PORT"
+                f"port {taken[0]} on {self.host} is taken by another process; stop it or choose "
+                "TICKCAST_KAFKA_PORT / TICKCAST_KAFKA_CONTROLLER_PORT"
             )
         self.resolve()
         self.format()

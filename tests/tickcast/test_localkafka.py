@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
-from tickcast.localkafka import KafkaError, LocalKafka
+from tickcast.localkafka import KafkaError, LocalKafka, ScramListener
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,3 +92,25 @@ def test_a_taken_port_is_reported_not_fought_over(tmp_path: Path) -> None:
         with pytest.raises(KafkaError, match="taken by another process"):
             kafka.up()
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
+
+
+def test_scram_listener_is_added_beside_plaintext(tmp_path: Path) -> None:
+    scram = ScramListener(port=19094, users={"tickcast": "pw-1"})
+    kafka = broker(tmp_path, port=19092, controller_port=19093, scram=scram)
+    text = kafka.render_config()
+    assert ("listeners=PLAINTEXT://127.0.0.1:19092,SASL_PLAINTEXT://127.0.0.1:19094,"
+            "CONTROLLER://127.0.0.1:19093") in text
+    assert "inter.broker.listener.name=PLAINTEXT" in text
+    assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in text
+    assert "sasl.enabled.mechanisms=SCRAM-SHA-256" in text
+    assert "pw-1" not in text  # users live in the metadata log, written at format time
+    assert scram.scram_arguments() == ["--add-scram", "SCRAM-SHA-256=[name=tickcast,password=pw-1]"]
+    assert kafka.scram_bootstrap == "127.0.0.1:19094"
+    assert "pw-1" not in repr(scram)
+
+
+def test_scram_users_the_storage_tool_could_misread_are_refused() -> None:
+    with pytest.raises(KafkaError, match="limited to letters"):
+        ScramListener(port=1, users={"tickcast": "a,b]"})
+    with pytest.raises(KafkaError, match="at least one user"):
+        ScramListener(port=1, users={})
