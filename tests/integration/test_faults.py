@@ -222,3 +222,59 @@ def test_broker_stop_and_start_workers_reconnect_and_lose_nothing(
     assert labels_before == 200
     assert window_labels() == 400
     assert scored_after > scored_before
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_burst_of_ten_times_the_rate_is_absorbed_lag_recovers_memory_bounded(
+        start_worker, store: ModelStore) -> None:
+    worker = start_worker(TICKCAST_MODEL_DIR=str(store.root))
+    symbols, normal = 20, 200  # ticks/s
+    ticks = _ticks(symbols, 400, name="U")  # 8,000 ticks: 5 s normal, 3 s at 10x, then normal
+    phases = [(ticks[:1_000], normal), (ticks[1_000:7_000], normal * 10),
+              (ticks[7_000:], normal)]
+    done = threading.Event()
+
+    def feed() -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=worker.bootstrap, acks=1, linger_ms=5)
+        for part, rate in phases:
+            started = time.monotonic()
+            for i, (symbol, ts, price) in enumerate(part):
+                producer.send(f"{worker.prefix}prices", key=symbol.encode(), value=json.dumps(
+                    {"symbol": symbol, "ts": ts, "price": price}).encode())
+                if i % 50 == 0:
+                    time.sleep(max(0.0, started + i / rate - time.monotonic()))
+        producer.flush()
+        producer.close()
+        done.set()
+
+    rss_before = _rss_mib(worker.proc.pid)
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    max_lag, rss_peak = 0.0, rss_before
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        max_lag = max(max_lag, worker.value("tickcast_consumer_lag", topic="prices") or 0)
+        rss_peak = max(rss_peak, _rss_mib(worker.proc.pid))
+        if done.is_set() and max_lag > 0 and worker.value(
+                "tickcast_consumer_lag", topic="prices") == 0:
+            break
+        time.sleep(0.25)
+    feeder.join(timeout=10)
+    final_lag = worker.value("tickcast_consumer_lag", topic="prices")
+    print(f"\nburst: {len(ticks)} ticks ({normal}/s, then {normal * 10}/s for 6,000 ticks); "
+          f"max exported lag {max_lag:.0f}, final {final_lag:.0f}; RSS {rss_before:.0f} -> "
+          f"peak {rss_peak:.0f} MiB")
+    assert done.is_set()
+    assert max_lag > 0, "the burst never showed as consumer lag"
+    assert final_lag == 0, "lag did not recover"
+    assert rss_peak - rss_before < 200, "memory grew with the burst"
+    lost, _ = _forecast_loss(worker.bootstrap, worker.prefix, ticks, title="burst")
+    assert not lost
