@@ -18,9 +18,13 @@ COPY models ./models
 COPY training ./training
 RUN pip install --no-deps . && rm -rf /src
 
-RUN useradd --system --uid 10001 --home-dir /var/lib/tickcast --create-home tickcast \
- && mkdir -p /models && chown tickcast /models
-USER tickcast
+# The state and model folders belong to the unprivileged user (a named volume mounted on
+# them starts with this ownership). USER is numeric so Kubernetes' runAsNonRoot can verify it.
+RUN groupadd --system --gid 10001 tickcast \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tickcast --create-home \
+      --shell /usr/sbin/nologin tickcast \
+ && mkdir -p /models && chown 10001:10001 /models /var/lib/tickcast
+USER 10001:10001
 WORKDIR /var/lib/tickcast
 
 EXPOSE 9464
