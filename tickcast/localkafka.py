@@ -48,17 +48,38 @@ class KafkaError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class ScramListener:
-    """An extra ``SASL_PLAINTEXT`` listener authenticating clients with SCRAM.
+    """An extra listener authenticating clients with SCRAM: ``SASL_PLAINTEXT``, or
+    ``SASL_SSL`` when ``keystore`` is given.
 
     In KRaft, SCRAM credentials live in the metadata log: ``users`` (name -> password) are
     written into it when the data directory is *formatted* (``kafka-storage format
     --add-scram``), so they must be given the first time a data directory is used. Controller
-    and inter-broker traffic stay on the PLAINTEXT listeners.
+    and inter-broker traffic stay on the PLAINTEXT listeners. ``keystore`` is a PEM file with
+    the broker's unencrypted PKCS#8 private key followed by its certificate chain.
     """
 
     port: int
     users: dict[str, str] = field(repr=False)
     mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-256"
+    keystore: Path | None = None
+
+    @property
+    def protocol(self) -> Literal["SASL_PLAINTEXT", "SASL_SSL"]:
+        return "SASL_SSL" if self.keystore else "SASL_PLAINTEXT"
+
+    def config(self) -> list[str]:
+        """``server.properties`` lines of the listener named after its protocol."""
+        prefix = f"listener.name.{self.protocol.lower()}"
+        lines = [
+            f"sasl.enabled.mechanisms={self.mechanism}",
+            # The server side of SCRAM needs a login module but no credentials of its own.
+            f"{prefix}.{self.mechanism.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ]
+        if self.keystore:
+            lines += [f"{prefix}.ssl.keystore.type=PEM",
+                      f"{prefix}.ssl.keystore.location={self.keystore.resolve()}"]
+        return lines
 
     def __post_init__(self) -> None:
         if not self.users:
@@ -248,15 +269,10 @@ class LocalKafka:
         protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
         sasl: list[str] = []
         if self.scram is not None:
-            listeners.append(f"SASL_PLAINTEXT://{self.host}:{self.scram.port}")
-            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
-            mechanism = self.scram.mechanism
-            sasl = [
-                f"sasl.enabled.mechanisms={mechanism}",
-                # The server side of SCRAM needs a login module but no credentials of its own.
-                f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config="
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            ]
+            protocol = self.scram.protocol
+            listeners.append(f"{protocol}://{self.host}:{self.scram.port}")
+            protocols.append(f"{protocol}:{protocol}")
+            sasl = self.scram.config()
         return "\n".join(
             [
                 "# Written by `tickcast kafka up`; edits are overwritten on the next start.",

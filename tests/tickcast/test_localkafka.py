@@ -114,3 +114,14 @@ def test_scram_users_the_storage_tool_could_misread_are_refused() -> None:
         ScramListener(port=1, users={"tickcast": "a,b]"})
     with pytest.raises(KafkaError, match="at least one user"):
         ScramListener(port=1, users={})
+
+
+def test_scram_listener_with_a_keystore_is_sasl_ssl(tmp_path: Path) -> None:
+    keystore = tmp_path / "broker.pem"
+    scram = ScramListener(port=19094, users={"tickcast": "pw-1"}, keystore=keystore)
+    text = broker(tmp_path, port=19092, controller_port=19093, scram=scram).render_config()
+    assert "SASL_SSL://127.0.0.1:19094" in text
+    assert "SASL_SSL:SASL_SSL" in text
+    assert "listener.name.sasl_ssl.ssl.keystore.type=PEM" in text
+    assert f"listener.name.sasl_ssl.ssl.keystore.location={keystore}" in text
+    assert "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=" in text
