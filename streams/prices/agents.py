@@ -9,7 +9,8 @@ from typing import Any
 import faust
 
 from tickcast.streams.messages import InMessage
-from tickcast.streams.prices.processor import PriceProcessor, SymbolState
+from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep
+from tickcast.streams.prices.state import load_state, state_writes
 from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
 
@@ -30,9 +31,10 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     source = app.topic(settings.topic("prices"), key_serializer="raw", value_serializer="raw")
     sinks = {name: app.topic(settings.topic(name), key_serializer="raw",
                              value_serializer="raw") for name in ("forecasts", "dead-letters")}
-    # Per-symbol history and pending forecast; its changelog restores them after a restart.
-    # Written with the partition of the symbol's tick, so recovery follows the assignment.
-    # Keys and values are JSON on the changelog (what Faust's recovery decodes).
+    # Per-symbol history and pending forecast, in chunks (see streams/prices/state.py); its
+    # changelog restores them after a restart. Written with the partition of the symbol's
+    # tick, so recovery follows the assignment. Keys and values are JSON on the changelog
+    # (what Faust's recovery decodes).
     table = app.Table("price-state", partitions=settings.topic_partitions,
                       schema=faust.Schema(key_type=str, key_serializer="json",
                                           value_serializer="json"))
@@ -52,8 +54,12 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
         if state is None:
             if len(cache) >= STATE_CACHE_MAX:
                 cache.clear()
-            state = cache[symbol] = SymbolState.from_json(table.get(symbol))
+            state = cache[symbol] = load_state(symbol, table.data.get, keep=keep())
         return state
+
+    def keep() -> int:
+        forecaster = models.forecaster()
+        return history_keep(forecaster.window if forecaster is not None else None)
 
     @app.agent(source, name="tickcast.prices")
     async def forecasts(stream: faust.StreamT) -> None:
@@ -64,13 +70,19 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
             plan = processor.plan(batch, load, models.forecaster())
             values = await loop.run_in_executor(executor, processor.infer, plan)
             outputs = processor.finish(plan, values)
+            history = keep()
             for symbol, state in plan.states.items():
-                # Not ``table[symbol] = ...``: that takes the partition from Faust's "current
+                # Not ``table[key] = ...``: that takes the partition from Faust's "current
                 # event", which inside a batch is not this symbol's. Set the store, then log
                 # the change to the partition the symbol's ticks arrive on.
-                value = state.to_json()
-                table.data[symbol] = value
-                table.send_changelog(plan.partitions[symbol], symbol, value)
+                partition = plan.partitions[symbol]
+                for key, value in state_writes(symbol, state, keep=history):
+                    if value is None:  # a tombstone, as Faust's own deletes send it
+                        table.data.pop(key, None)
+                        table.send_changelog(partition, key, None, value_serializer="raw")
+                    else:
+                        table.data[key] = value
+                        table.send_changelog(partition, key, value)
             deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
             await asyncio.gather(*deliveries)
             for event in events:  # at-least-once: ack only after delivery

@@ -32,7 +32,7 @@ from tickcast.streams.events import EventError, Forecast, PriceTick, decode_pric
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
-__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState"]
+__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState", "history_keep"]
 
 # Ticks kept beyond the window, so redeliveries can be re-forecast. After a crash, Kafka
 # redelivers what was processed but not yet committed: at most the commit interval's worth
@@ -43,26 +43,28 @@ MIN_WINDOW: Final = 32  # history kept while no forecaster serves (a typical win
 
 @dataclass(slots=True)
 class SymbolState:
-    """What the worker remembers per symbol (persisted in a Faust table, JSON)."""
+    """What the worker remembers per symbol (stored in a Faust table: see
+    :mod:`tickcast.streams.prices.state`)."""
 
     ts: list[int] = field(default_factory=list)
     price: list[float] = field(default_factory=list)
     pending: dict[str, Any] | None = None
     """The forecast made at the newest tick, waiting for the next one to be scored."""
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any] | None) -> SymbolState:
-        if not raw:
-            return cls()
-        return cls(ts=list(raw["ts"]), price=list(raw["price"]), pending=raw.get("pending"))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ts": self.ts, "price": self.price, "pending": self.pending}
+    seq: int = 0
+    """Ticks ever appended (the sequence number of the next one)."""
+    written: int = 0
+    """``seq`` when the state was last written to the table."""
 
     def append(self, tick: PriceTick, *, keep: int) -> None:
         self.ts.append(tick.ts)
         self.price.append(tick.price)
+        self.seq += 1
         del self.ts[:-keep], self.price[:-keep]
+
+
+def history_keep(window: int | None) -> int:
+    """Ticks of history kept per symbol: the window plus room for crash replays."""
+    return max(window or 0, MIN_WINDOW) + REPLAY_ROOM
 
 
 @dataclass(slots=True, eq=False)
@@ -124,7 +126,7 @@ class PriceProcessor:
             if pending is None:
                 pending = state.pending
             # The state is logged to the changelog every batch: keep it small.
-            state.append(tick, keep=max(window or 0, MIN_WINDOW) + REPLAY_ROOM)
+            state.append(tick, keep=history_keep(window))
             state.pending = None
             end = len(state.price)
             new = True

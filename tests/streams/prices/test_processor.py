@@ -9,7 +9,8 @@ import pytest
 
 from tickcast.streams.messages import InMessage
 from tickcast.streams.metrics import Metrics
-from tickcast.streams.prices.processor import PriceProcessor, SymbolState
+from tickcast.streams.prices.processor import PriceProcessor, history_keep
+from tickcast.streams.prices.state import load_state, state_writes
 
 
 class DriftForecaster:
@@ -36,12 +37,17 @@ class Harness:
         self.forecaster = forecaster if forecaster is not None else DriftForecaster()
 
     def run(self, *messages: InMessage) -> list[tuple[str, dict]]:
+        keep = history_keep(getattr(self.forecaster, "window", None))
         plan = self.processor.plan(list(messages),
-                                   lambda s: SymbolState.from_json(self.states.get(s)),
+                                   lambda s: load_state(s, self.states.get, keep=keep),
                                    self.forecaster)  # type: ignore[arg-type]
         out = self.processor.finish(plan, self.processor.infer(plan))
         for symbol, state in plan.states.items():
-            self.states[symbol] = json.loads(json.dumps(state.to_json()))  # as the table would
+            for key, value in state_writes(symbol, state, keep=keep):
+                if value is None:
+                    self.states.pop(key, None)
+                else:
+                    self.states[key] = json.loads(json.dumps(value))  # as the table would
         return [(o.topic, json.loads(o.value)) for o in out]
 
     def value(self, name: str, **labels: str) -> float | None:

@@ -1,0 +1,99 @@
+"""Per-symbol price state on a compacted changelog, written incrementally.
+
+A symbol's history (its last ``W + REPLAY_ROOM`` ticks) used to be rewritten whole on every
+batch: ~800 ticks of JSON per symbol per batch, the largest single cost in a profile of the
+worker. Now the history is cut into fixed chunks of :data:`CHUNK` ticks by their sequence
+number (ticks ever appended to the symbol):
+
+* key ``"<symbol>"`` -- the *head*: ``seq``, the pending forecast, and the ticks after the
+  last full chunk (fewer than ``CHUNK``); rewritten every batch;
+* key ``"<symbol>#<k>"`` -- chunk ``k``: ticks ``k*CHUNK .. (k+1)*CHUNK - 1``; written once,
+  when it fills, and deleted (a tombstone) once it is older than the history kept.
+
+``#`` cannot occur in a symbol (see ``SYMBOL_RE``), so head and chunk keys never collide. A
+head without ``"v"`` is the old whole-history value and is read as such; the next write
+converts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
+
+from tickcast.streams.prices.processor import SymbolState
+
+__all__ = ["CHUNK", "Write", "chunk_key", "load_state", "state_writes"]
+
+CHUNK: Final = 64
+VERSION: Final = 2
+
+Write = tuple[str, Any]
+"""A changelog write: (key, value); a value of ``None`` deletes the key."""
+
+
+def chunk_key(symbol: str, k: int) -> str:
+    return f"{symbol}#{k}"
+
+
+def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolState:
+    """Assemble ``symbol``'s state from its head and the chunks covering its last ``keep``
+    ticks; a missing chunk (never written, or lost) shortens the history to what follows it."""
+    head = get(symbol)
+    if not head:
+        return SymbolState()
+    if "v" not in head:  # the old format: the whole history in one value
+        state = SymbolState(ts=list(head["ts"]), price=list(head["price"]),
+                            pending=head.get("pending"), seq=len(head["ts"]))
+        state.written = 0  # everything must be written in the new layout
+        return state
+    seq = int(head["seq"])
+    full = seq // CHUNK
+    ts: list[int] = []
+    price: list[float] = []
+    for k in range(_first_needed(seq, keep), full):
+        chunk = get(chunk_key(symbol, k))
+        if not chunk:  # keep only what is contiguous with the head
+            ts.clear(), price.clear()
+            continue
+        ts.extend(chunk["ts"])
+        price.extend(chunk["price"])
+    ts.extend(head["ts"])
+    price.extend(head["price"])
+    state = SymbolState(ts=ts[-keep:], price=price[-keep:], pending=head.get("pending"),
+                        seq=seq)
+    state.written = seq
+    return state
+
+
+def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Write]:
+    """The changelog writes that bring the stored state up to ``state``: chunks that filled
+    since the last write, the head, and tombstones for chunks that fell out of the history.
+    Marks ``state`` as written."""
+    seq, written = state.seq, state.written
+    first_held = seq - len(state.ts)  # sequence number of state.ts[0]
+    for k in range(max(written // CHUNK, first_held // CHUNK), seq // CHUNK):
+        # A chunk whose start fell out of the history held is written with the rest.
+        start, end = max(0, k * CHUNK - first_held), (k + 1) * CHUNK - first_held
+        yield chunk_key(symbol, k), {"ts": state.ts[start:end], "price": state.price[start:end]}
+    tail = seq - (seq // CHUNK) * CHUNK
+    yield symbol, {"v": VERSION, "seq": seq, "pending": state.pending,
+                   "ts": state.ts[len(state.ts) - tail:] if tail else [],
+                   "price": state.price[len(state.price) - tail:] if tail else []}
+    if written:  # chunks no load needs any more (a state never written has none stored)
+        for k in range(_first_needed(written, keep), _first_needed(seq, keep)):
+            yield chunk_key(symbol, k), None
+    state.written = seq
+
+
+def _first_needed(seq: int, keep: int) -> int:
+    return max(0, (seq - keep) // CHUNK)
+
+
+def stored_ticks(values: Mapping[str, Any], symbol: str) -> int:
+    """How many ticks of ``symbol`` the stored values hold (a test and debugging aid)."""
+    head = values.get(symbol)
+    if not head:
+        return 0
+    chunks = sum(len(v["ts"]) for k, v in values.items()
+                 if v and k.startswith(f"{symbol}#"))
+    return chunks + len(head["ts"])
