@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
@@ -25,7 +26,8 @@ from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
 from tickcast.streams.topics import ensure_topics, topic_specs
 
-__all__ = ["KeepFetchedOnResume", "Service", "TickcastApp", "build_app", "run_worker"]
+__all__ = ["KeepFetchedOnResume", "SeekWithFlowStopped", "Service", "TickcastApp", "build_app",
+           "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,43 @@ class KeepFetchedOnResume(FlowControlEvent):
         super().resume()
 
 
+class SeekWithFlowStopped(faust_aiokafka.Consumer):
+    """Faust's consumer, with fetching stopped while it seeks to the committed offsets.
+
+    Faust seeks on the consumer thread and records the new read offsets on the event loop
+    afterwards; if flow is active (it is at the end of table recovery), the fetcher runs in
+    between. Records fetched from the new position are then judged against a stale read
+    offset -- left by a delivery that straddled the rebalance -- and dropped as already
+    read; the next record's offset jumps past them and Faust books the jump as a "gap"
+    (meant for compacted topics) and commits over it: events silently lost. Seen in 1 of
+    ~20 two-worker runs, 26 ticks. With flow stopped no fetch interleaves with the seek.
+    """
+
+    async def perform_seek(self) -> None:
+        flowing = self.flow_active
+        if flowing:
+            self.stop_flow()
+        try:
+            await super().perform_seek()
+        finally:
+            if flowing:
+                self.resume_flow()
+
+
+class TickcastTransport(faust_aiokafka.Transport):
+    Consumer = SeekWithFlowStopped
+
+
 class TickcastApp(faust.App):
-    """:class:`faust.App` with :class:`KeepFetchedOnResume` as its flow control."""
+    """:class:`faust.App` with :class:`KeepFetchedOnResume` as its flow control and
+    :class:`SeekWithFlowStopped` as its consumer."""
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         return KeepFetchedOnResume(loop=self.loop)
+
+    def _new_transport(self) -> TickcastTransport:
+        return TickcastTransport(self.conf.broker_consumer, self)
 
 
 @dataclass(slots=True)
