@@ -75,6 +75,9 @@ class Settings:
     """Maximum events per batch handed to the models."""
     batch_within_ms: int = 10
     """Longest wait for a batch to fill before it is processed anyway."""
+    batches_in_flight: int = 4
+    """Batches per agent whose outputs may await the broker's acknowledgement while the next
+    batch is processed (1: wait for each batch's delivery before the next)."""
     forecast_window: int = 500
     """Number of most recent scored forecasts in the rolling RMSE/MAE/MAPE, skill and AUC."""
     forecaster_model: str = "gold-lstm"
@@ -135,6 +138,8 @@ class Settings:
                  "1..100000")
         _require(self.batch_within_ms >= 1, "TICKCAST_BATCH_WITHIN_MS", self.batch_within_ms,
                  ">= 1")
+        _require(1 <= self.batches_in_flight <= 64, "TICKCAST_BATCHES_IN_FLIGHT",
+                 self.batches_in_flight, "1..64")
         _require(self.max_event_bytes >= 256, "TICKCAST_MAX_EVENT_BYTES", self.max_event_bytes,
                  ">= 256")
         _require(self.pending_max >= 1, "TICKCAST_PENDING_MAX", self.pending_max, ">= 1")

@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from tickcast.streams.delivery import InFlight
 from tickcast.streams.messages import InMessage
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep
 from tickcast.streams.prices.state import load_state, state_writes
@@ -64,6 +65,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     @app.agent(source, name="tickcast.prices")
     async def forecasts(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
+        inflight = InFlight(stream, limit=settings.batches_in_flight)
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [to_in_message(e, prefix_len) for e in events]
             processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])
@@ -84,8 +86,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                         table.data[key] = value
                         table.send_changelog(partition, key, value)
             deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
-            await asyncio.gather(*deliveries)
-            for event in events:  # at-least-once: ack only after delivery
-                await stream.ack(event)
+            await inflight.add(events, deliveries)  # acked once delivered, in batch order
+        await inflight.drain()
 
     return forecasts

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from tickcast.streams.delivery import InFlight
 from tickcast.streams.prices.agents import to_in_message
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings
@@ -39,13 +40,13 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         # output it caused is delivered. ``take``/``take_events`` would ack in a ``finally``
         # even when the batch was cancelled half-way, losing it on restart.
         loop = asyncio.get_running_loop()
+        inflight = InFlight(stream, limit=settings.batches_in_flight)
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [to_in_message(e, prefix_len) for e in events]
             processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])
             outputs = await loop.run_in_executor(executor, processor.process, batch)
             deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
-            await asyncio.gather(*deliveries)
-            for event in events:
-                await stream.ack(event)
+            await inflight.add(events, deliveries)  # acked once delivered, in batch order
+        await inflight.drain()
 
     return sentiment

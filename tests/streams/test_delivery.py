@@ -1,0 +1,79 @@
+"""InFlight: acks only after delivery, strictly in batch order, with a bounded backlog."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tickcast.streams.delivery import InFlight
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.acked: list[str] = []
+
+    async def ack(self, event: str) -> bool:
+        self.acked.append(event)
+        return True
+
+
+def test_acks_after_delivery_in_batch_order_even_when_deliveries_finish_out_of_order() -> None:
+    async def scenario() -> list[list[str]]:
+        loop = asyncio.get_running_loop()
+        stream = FakeStream()
+        inflight = InFlight(stream, limit=3)  # type: ignore[arg-type]
+        first, second = loop.create_future(), loop.create_future()
+        await inflight.add(["a1", "a2"], [first])
+        await inflight.add(["b1"], [second])
+        seen = [list(stream.acked)]
+        second.set_result(None)  # the later batch is delivered first
+        await asyncio.sleep(0.01)
+        seen.append(list(stream.acked))
+        first.set_result(None)
+        await inflight.drain()
+        seen.append(list(stream.acked))
+        return seen
+
+    assert asyncio.run(scenario()) == [[], [], ["a1", "a2", "b1"]]
+
+
+def test_add_waits_while_the_limit_is_reached() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        inflight = InFlight(FakeStream(), limit=2)  # type: ignore[arg-type]
+        slow = loop.create_future()
+        await inflight.add(["a"], [slow])
+        blocked = asyncio.ensure_future(inflight.add(["b"], []))
+        await asyncio.sleep(0.01)
+        was_blocked = not blocked.done()
+        slow.set_result(None)
+        await asyncio.wait_for(blocked, 1)
+        return was_blocked, blocked.done()
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_a_failed_delivery_is_raised_and_nothing_from_then_on_is_acked() -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        stream = FakeStream()
+        inflight = InFlight(stream, limit=4)  # type: ignore[arg-type]
+        ok, broken, later = (loop.create_future() for _ in range(3))
+        await inflight.add(["a"], [ok])
+        await inflight.add(["b"], [broken])
+        await inflight.add(["c"], [later])
+        ok.set_result(None)
+        broken.set_exception(RuntimeError("broker said no"))
+        later.set_result(None)
+        with pytest.raises(RuntimeError, match="broker said no"):
+            await inflight.drain()
+        await asyncio.sleep(0.01)
+        return stream.acked
+
+    assert asyncio.run(scenario()) == ["a"]
+
+
+def test_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        InFlight(FakeStream(), limit=0)  # type: ignore[arg-type]
