@@ -27,7 +27,7 @@ from tickcast.streams.settings import Settings
 from tickcast.streams.topics import ensure_topics, topic_specs
 
 __all__ = ["KeepFetchedOnResume", "SeekWithFlowStopped", "Service", "TickcastApp", "build_app",
-           "run_worker"]
+           "make_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,14 @@ def run_worker(settings: Settings) -> None:
     print(f"tickcast worker: metrics on http://{settings.metrics_addr}:{port}/metrics, "
           f"Kafka {settings.kafka_bootstrap} ({settings.kafka_security.describe()})",
           flush=True)
-    worker = faust.Worker(service.app, loglevel=settings.log_level.upper(),
+    make_worker(service).execute_from_commandline()
+
+
+def make_worker(service: Service) -> faust.Worker:
+    """The Faust worker that runs ``service`` (``web_enabled=False`` is honoured by it)."""
+    worker = faust.Worker(service.app, loglevel=service.settings.log_level.upper(),
                           quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    # At WARNING and above Faust's terminal spinner sets the root logger to DEBUG (so it can
+    # spin on every record): every debug call on the hot path then builds a LogRecord.
+    worker.spinner = None
+    return worker

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from tickcast.streams.app import KeepFetchedOnResume, build_app
+from tickcast.streams.app import KeepFetchedOnResume, build_app, make_worker
 from tickcast.streams.settings import Settings
 
 
@@ -53,3 +54,18 @@ def test_resume_after_suspend_still_clears() -> None:
 def test_worker_app_uses_it() -> None:
     service = build_app(Settings.from_env({}))
     assert isinstance(service.app.flow_control, KeepFetchedOnResume)
+
+
+def test_a_quiet_worker_keeps_the_root_logger_quiet() -> None:
+    # Faust's spinner would set the root logger to DEBUG at WARNING: every debug call on the
+    # hot path (one per output sent) would then build a LogRecord.
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        worker = make_worker(build_app(Settings.from_env({"TICKCAST_LOG_LEVEL": "warning"})))
+        worker._setup_logging()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("faust.topics").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
