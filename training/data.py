@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import tarfile
@@ -150,3 +151,9 @@ def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
     parts = [group.sample(n=min(per_source, len(group)), random_state=seed)
              for _, group in frame.groupby("source", sort=True)]
     return pd.concat(parts, ignore_index=True)[SAMPLE_COLUMNS]
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's contents (not its index): which data a model was trained on."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ naive persistence (tomorrow = today) on the same days.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from tickcast.models.artifacts import (
     write_artifact,
 )
 from tickcast.models.preprocessing import PriceScaler, make_windows
+from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import direction_metrics, regression_metrics
 from tickcast.training.reports import figure, markdown_table, write_report
 
@@ -96,11 +96,6 @@ class PriceResult:
     manifest: Manifest
     metrics: dict[str, float]
     seconds: float
-
-
-def fingerprint(frame: pd.DataFrame) -> str:
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def train_prices(frame: pd.DataFrame, *, store_dir: Path, name: str = "gold-lstm",

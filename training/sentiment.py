@@ -25,6 +25,7 @@ from tickcast.models.artifacts import (
     write_artifact,
 )
 from tickcast.models.preprocessing import Vocabulary
+from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import confusion, roc_auc, roc_curve
 from tickcast.training.reports import figure, markdown_table, write_report
 
@@ -152,17 +153,10 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
                     "tokenizer": "tickcast.models.preprocessing.tokenize",
                     "vocab_size": vocab.size},
         data={"source": source, "rows": len(frame),
-              "fingerprint": _fingerprint(frame), "split_seed": config.seed,
+              "fingerprint": fingerprint(frame), "split_seed": config.seed,
               "sizes": {k_: len(v) for k_, v in split.items()},
               "config": asdict(config)})
     return SentimentResult(path, manifest, metrics, time.monotonic() - started)
-
-
-def _fingerprint(frame: pd.DataFrame) -> str:
-    import hashlib
-
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _evaluate(test: pd.DataFrame, threshold: float) -> dict[str, dict[str, float | int]]:

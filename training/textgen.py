@@ -32,9 +32,9 @@ from tickcast.models.artifacts import (
 )
 from tickcast.models.preprocessing import BOUNDARY, CharVocabulary, normalize_text
 from tickcast.models.textgen import TextGenerator
+from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import perplexity
 from tickcast.training.ngrams import BigramLM, UnigramLM
-from tickcast.training.prices import fingerprint
 from tickcast.training.reports import markdown_table, write_report
 
 __all__ = [

@@ -17,7 +17,7 @@ converts it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from tickcast.streams.prices.processor import SymbolState
@@ -42,10 +42,9 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
     if not head:
         return SymbolState()
     if "v" not in head:  # the old format: the whole history in one value
-        state = SymbolState(ts=list(head["ts"]), price=list(head["price"]),
-                            pending=head.get("pending"), seq=len(head["ts"]))
-        state.written = 0  # everything must be written in the new layout
-        return state
+        # written=0 (the default): the next write stores everything in the new layout
+        return SymbolState(ts=list(head["ts"]), price=list(head["price"]),
+                           pending=head.get("pending"), seq=len(head["ts"]))
     seq = int(head["seq"])
     full = seq // CHUNK
     ts: list[int] = []
@@ -59,10 +58,8 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
         price.extend(chunk["price"])
     ts.extend(head["ts"])
     price.extend(head["price"])
-    state = SymbolState(ts=ts[-keep:], price=price[-keep:], pending=head.get("pending"),
-                        seq=seq)
-    state.written = seq
-    return state
+    return SymbolState(ts=ts[-keep:], price=price[-keep:], pending=head.get("pending"),
+                       seq=seq, written=seq)
 
 
 def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Write]:
@@ -88,12 +85,3 @@ def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Writ
 def _first_needed(seq: int, keep: int) -> int:
     return max(0, (seq - keep) // CHUNK)
 
-
-def stored_ticks(values: Mapping[str, Any], symbol: str) -> int:
-    """How many ticks of ``symbol`` the stored values hold (a test and debugging aid)."""
-    head = values.get(symbol)
-    if not head:
-        return 0
-    chunks = sum(len(v["ts"]) for k, v in values.items()
-                 if v and k.startswith(f"{symbol}#"))
-    return chunks + len(head["ts"])

@@ -37,6 +37,16 @@ class RunningWorker:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
 
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 30 s; nothing if it already exited."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
 
 def worker_env(*, bootstrap: str, prefix: str, state_dir: Path, port: int,
                **extra: str) -> dict[str, str]:
@@ -85,13 +95,7 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path
 
     yield start
     for worker in started:
-        if worker.proc.poll() is None:
-            worker.proc.send_signal(signal.SIGTERM)
-            try:
-                worker.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.proc.kill()
-                worker.proc.wait()
+        worker.stop()
 
 
 def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 60.0,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_for
-from tests.integration.conftest import consume
+from tests.integration.conftest import RunningWorker, consume
 from tickcast.localkafka import LocalKafka
 from tickcast.models.registry import ModelStore
 
@@ -42,6 +42,25 @@ def _feed(bootstrap: str, topic: str, ticks: list[Tick], done: threading.Event, 
     producer.flush()
     producer.close()
     done.set()
+
+
+def _start_feed(worker: RunningWorker, ticks: list[Tick]
+                ) -> tuple[threading.Thread, threading.Event]:
+    done = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(worker.bootstrap, f"{worker.prefix}prices",
+                                                   ticks, done))
+    feeder.start()
+    return feeder, done
+
+
+def _sigkill_after(worker: RunningWorker, forecasts: int) -> None:
+    """SIGKILL ``worker`` once it has made ``forecasts`` forecasts (mid-stream)."""
+    deadline = time.monotonic() + 60
+    while (worker.value("tickcast_ticks_total", outcome="forecast") or 0) < forecasts:
+        assert time.monotonic() < deadline, "the worker to be killed produced no forecasts"
+        time.sleep(0.05)
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait()
 
 
 def _forecast_loss(bootstrap: str, prefix: str, ticks: list[Tick], *, title: str,
@@ -75,17 +94,9 @@ def test_sigkill_mid_stream_then_restart_loses_no_forecast(
         start_worker, store: ModelStore) -> None:
     first = start_worker(TICKCAST_MODEL_DIR=str(store.root))
     ticks = _ticks(5, 600)
-    done = threading.Event()
     # 3,000 ticks at ~600/s, while the worker is killed and replaced
-    feeder = threading.Thread(target=_feed, args=(first.bootstrap, f"{first.prefix}prices",
-                                                   ticks, done))
-    feeder.start()
-    deadline = time.monotonic() + 60
-    while (first.value("tickcast_ticks_total", outcome="forecast") or 0) < 500:
-        assert time.monotonic() < deadline, "the first worker produced no forecasts"
-        time.sleep(0.05)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait()
+    feeder, done = _start_feed(first, ticks)
+    _sigkill_after(first, 500)
     second = start_worker(prefix=first.prefix, TICKCAST_MODEL_DIR=str(store.root))
     feeder.join(timeout=120)
     assert done.is_set()
@@ -102,16 +113,8 @@ def test_two_workers_one_killed_the_survivor_takes_over(start_worker,
              and (survivor.value("tickcast_assigned_partitions", topic="prices") or 0) > 0,
              "the two workers to share the prices partitions", timeout=60)
     ticks = _ticks(12, 300, name="T")
-    done = threading.Event()
-    feeder = threading.Thread(target=_feed, args=(killed.bootstrap, f"{killed.prefix}prices",
-                                                   ticks, done))
-    feeder.start()
-    deadline = time.monotonic() + 60
-    while (killed.value("tickcast_ticks_total", outcome="forecast") or 0) < 300:
-        assert time.monotonic() < deadline, "the worker to be killed produced no forecasts"
-        time.sleep(0.05)
-    os.kill(killed.proc.pid, signal.SIGKILL)
-    killed.proc.wait()
+    feeder, done = _start_feed(killed, ticks)
+    _sigkill_after(killed, 300)
     feeder.join(timeout=120)
     assert done.is_set()
     # The broker expels the dead member after the session timeout (10 s); its partitions move.

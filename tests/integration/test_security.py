@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -127,20 +126,32 @@ def start_worker(env: dict[str, str], log_path: Path) -> RunningWorker:
         wait_for(lambda: bool(worker.value("tickcast_assigned_partitions", topic="texts")),
                  "partitions assigned to the SASL worker", timeout=90)
     except BaseException:
-        stop(worker)
+        worker.stop()
         print(worker.log())
         raise
     return worker
 
 
-def stop(worker: RunningWorker) -> None:
-    if worker.proc.poll() is None:
-        worker.proc.send_signal(signal.SIGTERM)
+def aiokafka_refused(bootstrap: str | None, kwargs: dict,
+                     caplog: pytest.LogCaptureFixture) -> float:
+    """Start an aiokafka consumer that must fail to connect (logging at DEBUG into
+    ``caplog``); returns the seconds it took to fail."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaConnectionError
+
+    async def start() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kwargs)
         try:
-            worker.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait()
+            await consumer.start()
+        finally:
+            await consumer.stop()
+
+    began = time.monotonic()
+    with caplog.at_level(logging.DEBUG), pytest.raises(KafkaConnectionError):
+        asyncio.run(start())
+    return time.monotonic() - began
 
 
 def newer_version(store: ModelStore, version: str) -> None:
@@ -204,7 +215,7 @@ def test_worker_producer_and_publisher_work_through_sasl_scram(
         assert read.returncode == 0, read.stderr
         assert len(read.stdout.splitlines()) == TEXTS
     finally:
-        stop(worker)
+        worker.stop()
     log = worker.log_path.read_text(encoding="utf-8", errors="replace")
     assert f"Kafka {bootstrap} ({protocol}, SCRAM-SHA-256 as 'tickcast')" in log
     assert "[DEBUG]" in log, "the worker did not log at DEBUG"
@@ -260,23 +271,7 @@ def test_wrong_password_and_plaintext_clients_fail_within_bounds(
 def test_aiokafka_reports_a_refused_login_at_once(broker: LocalKafka,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """The worker's aiokafka clients (Faust's and the model-updates consumer) see the reason."""
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.errors import KafkaConnectionError
-
-    async def start() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=broker.scram_bootstrap,
-                                    **client_kwargs(broker, WRONG))
-        try:
-            await consumer.start()
-        finally:
-            await consumer.stop()
-
-    began = time.monotonic()
-    with caplog.at_level(logging.DEBUG), pytest.raises(KafkaConnectionError):
-        asyncio.run(start())
-    assert time.monotonic() - began < 10
+    assert aiokafka_refused(broker.scram_bootstrap, client_kwargs(broker, WRONG), caplog) < 10
     assert "SaslAuthenticationFailed" in caplog.text
     assert WRONG not in caplog.text
 
@@ -306,23 +301,7 @@ def test_tls_refuses_a_broker_it_cannot_verify(tls_broker: LocalKafka,
                                                caplog: pytest.LogCaptureFixture) -> None:
     """Without TICKCAST_KAFKA_SSL_CAFILE the system CAs do not know the test CA: no connection,
     so no password is sent to a broker that could not prove who it is."""
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.errors import KafkaConnectionError
-
     env = {**security_env(tls_broker), "TICKCAST_KAFKA_SSL_CAFILE": ""}
     kwargs = Settings.from_env(env).kafka_security.client_kwargs()
-
-    async def start() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=tls_broker.scram_bootstrap, **kwargs)
-        try:
-            await consumer.start()
-        finally:
-            await consumer.stop()
-
-    began = time.monotonic()
-    with caplog.at_level(logging.DEBUG), pytest.raises(KafkaConnectionError):
-        asyncio.run(start())
-    assert time.monotonic() - began < 10
+    assert aiokafka_refused(tls_broker.scram_bootstrap, kwargs, caplog) < 10
     assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
