@@ -123,6 +123,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000.0,
         broker_commit_every=256,  # bounds what a crash redelivers (see REPLAY_ROOM)
         broker_commit_interval=1.0,
         # A crashed worker's partitions move to the others after 10 s, not Faust's 60 s.

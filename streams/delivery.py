@@ -14,12 +14,37 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import faust
 
-__all__ = ["InFlight"]
+from tickcast.streams.messages import OutMessage
+
+__all__ = ["InFlight", "Sinks"]
+
+
+class Sinks:
+    """The output topics of an agent, written straight through the app's producer.
+
+    Faust's ``Topic.send`` wraps every record in a ``FutureMessage`` and routes it through the
+    channel machinery: ~90 µs per record on two cores, more than all of tickcast's own work
+    on a tick (measured with a Faust agent that forwards 200k records: 6,300/s through
+    ``Topic.send``, 12,600/s through the producer). Outputs are already keyed bytes, so the
+    producer call is all a record needs; its partition comes from the key, as with
+    ``Topic.send``. The topics exist before the worker starts (``ensure_topics``).
+    """
+
+    def __init__(self, app: faust.App, topics: dict[str, str]) -> None:
+        self.app = app
+        self.topics = topics
+        """Logical name (``forecasts``) -> topic name."""
+
+    async def send(self, outputs: Iterable[OutMessage]) -> list[Awaitable[Any]]:
+        """Hand ``outputs`` to the producer, in order; returns their delivery futures."""
+        producer, topics = self.app.producer, self.topics
+        return [await producer.send(topics[o.topic], o.key, o.value, None, None, None)
+                for o in outputs]
 
 
 class InFlight:

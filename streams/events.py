@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Literal, get_args
 
 __all__ = [
@@ -108,6 +108,9 @@ def _reject_constant(name: str) -> Any:
     raise EventError("not_json", f"{name} is not valid JSON (use a finite number)")
 
 
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
     """Bytes -> JSON object, or :class:`EventError` saying why not."""
     if raw is None or len(raw) == 0:
@@ -120,7 +123,7 @@ def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
         raise EventError("not_utf8", f"value is not valid UTF-8 ({exc.reason} at byte "
                                      f"{exc.start})") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _DECODER.decode(text)
     except EventError:
         raise
     except RecursionError:
@@ -275,22 +278,42 @@ def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
 
 
 # -- output events -----------------------------------------------------------------------------
+# Built once: ``json.dumps``/``json.loads`` with options construct a new coder on every call.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode(value: Mapping[str, Any]) -> bytes:
     """The one serializer for output events: compact UTF-8 JSON, NaN refused."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 class _Output:
-    """Output records serialize with :func:`encode`; optional fields left ``None`` are omitted."""
+    """Output records serialize with :func:`encode`; optional fields left ``None`` are omitted.
+
+    Field values are JSON-ready (str, numbers, bools, None, flat dicts), so the record is
+    read field by field rather than deep-copied with ``dataclasses.asdict``."""
 
     __slots__ = ()
     _omit_if_none: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
-        values = asdict(self)  # type: ignore[call-overload]
-        return encode({k: v for k, v in values.items()
-                       if not (v is None and k in self._omit_if_none)})
+        omit = self._omit_if_none
+        values = {}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if value is not None or name not in omit:
+                values[name] = value
+        return encode(values)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -75,6 +75,9 @@ class Settings:
     """Maximum events per batch handed to the models."""
     batch_within_ms: int = 10
     """Longest wait for a batch to fill before it is processed anyway."""
+    producer_linger_ms: int = 5
+    """How long the producer lets a batch of outputs fill before sending it (Kafka 4.0's
+    default; 0 sends each output in its own small request, costing a third of throughput)."""
     batches_in_flight: int = 4
     """Batches per agent whose outputs may await the broker's acknowledgement while the next
     batch is processed (1: wait for each batch's delivery before the next)."""
@@ -138,6 +141,8 @@ class Settings:
                  "1..100000")
         _require(self.batch_within_ms >= 1, "TICKCAST_BATCH_WITHIN_MS", self.batch_within_ms,
                  ">= 1")
+        _require(0 <= self.producer_linger_ms <= 1000, "TICKCAST_PRODUCER_LINGER_MS",
+                 self.producer_linger_ms, "0..1000")
         _require(1 <= self.batches_in_flight <= 64, "TICKCAST_BATCHES_IN_FLIGHT",
                  self.batches_in_flight, "1..64")
         _require(self.max_event_bytes >= 256, "TICKCAST_MAX_EVENT_BYTES", self.max_event_bytes,

@@ -8,7 +8,7 @@ from typing import Any
 
 import faust
 
-from tickcast.streams.delivery import InFlight
+from tickcast.streams.delivery import InFlight, Sinks
 from tickcast.streams.messages import InMessage
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep
 from tickcast.streams.prices.state import load_state, state_writes
@@ -30,8 +30,7 @@ def to_in_message(event: faust.EventT, prefix_len: int) -> InMessage:
 def register_price_agent(app: faust.App, *, settings: Settings, processor: PriceProcessor,
                          models: ModelManager, executor: Executor) -> Any:
     source = app.topic(settings.topic("prices"), key_serializer="raw", value_serializer="raw")
-    sinks = {name: app.topic(settings.topic(name), key_serializer="raw",
-                             value_serializer="raw") for name in ("forecasts", "dead-letters")}
+    sinks = Sinks(app, {name: settings.topic(name) for name in ("forecasts", "dead-letters")})
     # Per-symbol history and pending forecast, in chunks (see streams/prices/state.py); its
     # changelog restores them after a restart. Written with the partition of the symbol's
     # tick, so recovery follows the assignment. Keys and values are JSON on the changelog
@@ -85,7 +84,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                     else:
                         table.data[key] = value
                         table.send_changelog(partition, key, value)
-            deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
+            deliveries = await sinks.send(outputs)
             await inflight.add(events, deliveries)  # acked once delivered, in batch order
         await inflight.drain()
 

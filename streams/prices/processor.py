@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -89,6 +90,10 @@ class Plan:
     partitions: dict[str, int] = field(default_factory=dict)
     forecaster: Forecaster | None = None
     last_job: dict[str, Job] = field(default_factory=dict)
+    ok: int = 0
+    """Valid ticks (metrics are counted per batch, not per tick)."""
+    outcomes: Counter[str] = field(default_factory=Counter)
+    """Valid ticks by outcome (``tickcast_ticks_total``)."""
 
 
 class PriceProcessor:
@@ -138,12 +143,12 @@ class PriceProcessor:
                     f"newest seen ({newest}) and matches no recent tick")))
                 return
             pending, new = None, False
-        self.metrics.events_in.labels(topic="prices", outcome="ok").inc()
+        plan.ok += 1
         if window is None:
-            self.metrics.ticks.labels(outcome="no_model").inc()
+            plan.outcomes["no_model"] += 1
             return
         if end < window:
-            self.metrics.ticks.labels(outcome="warming_up").inc()
+            plan.outcomes["warming_up"] += 1
             return
         closes = np.asarray(state.price[end - window:end], dtype=np.float64)
         job = Job(msg, tick, closes, new, pending)
@@ -164,12 +169,15 @@ class PriceProcessor:
     # -- 3. finish ------------------------------------------------------------------------
     def finish(self, plan: Plan, forecasts: np.ndarray) -> list[OutMessage]:
         out = list(plan.dead)
+        m, outcomes = self.metrics, plan.outcomes
         version = plan.forecaster.version if plan.forecaster else ""
         now_ms = int(time.time() * 1000)
         made: dict[int, dict[str, Any]] = {}
+        latency_metric = m.latency.labels(topic="forecasts")
+        newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
         for job, value in zip(plan.jobs, forecasts, strict=True):
-            tick, last = job.tick, float(job.window[-1])
-            if not math.isfinite(float(value)):
+            tick, last, forecast = job.tick, float(job.window[-1]), float(value)
+            if not math.isfinite(forecast):
                 out.append(self._reject(job.msg, EventError(
                     "scoring_failed", f"the forecaster returned {value} for this window")))
                 continue
@@ -177,27 +185,31 @@ class PriceProcessor:
                 previous = job.previous
                 self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
                             else previous)
-                pending = {"ts": tick.ts, "last": last, "forecast": float(value),
+                pending = {"ts": tick.ts, "last": last, "forecast": forecast,
                            "version": version}
                 made[id(job)] = plan.states[tick.symbol].pending = pending
-                self.metrics.ticks.labels(outcome="forecast").inc()
+                outcomes["forecast"] += 1
             else:
-                self.metrics.ticks.labels(outcome="replayed").inc()
-            latency = (now_ms - job.msg.timestamp_ms) / 1000 if job.msg.timestamp_ms else None
+                outcomes["replayed"] += 1
+            latency = (now_ms - job.msg.timestamp_ms) if job.msg.timestamp_ms else None
             record = Forecast(symbol=tick.symbol, ts=tick.ts, last_price=last,
-                              forecast=float(value), horizon=1, model_version=version,
-                              id=tick.id, processed_at=now_ms,
-                              latency_ms=None if latency is None else round(latency * 1000))
+                              forecast=forecast, horizon=1, model_version=version,
+                              id=tick.id, processed_at=now_ms, latency_ms=latency)
             if latency is not None:
-                self.metrics.latency.labels(topic="forecasts").observe(max(latency, 0.0))
-            self._export_symbol(tick.symbol, tick.price, float(value))
+                latency_metric.observe(max(latency, 0) / 1000)
+            newest[tick.symbol] = (tick.price, forecast)
             out.append(OutMessage("forecasts", tick.symbol.encode(), record.to_bytes()))
-        self.metrics.events_out.labels(topic="forecasts").inc(
+        for symbol, (price, forecast) in newest.items():
+            self._export_symbol(symbol, price, forecast)
+        if plan.ok:
+            m.events_in.labels(topic="prices", outcome="ok").inc(plan.ok)
+        for outcome, n in outcomes.items():
+            m.ticks.labels(outcome=outcome).inc(n)
+        m.events_out.labels(topic="forecasts").inc(
             sum(1 for o in out if o.topic == "forecasts"))
         self._export_errors()
-        self.metrics.batch_size.labels(agent="prices").observe(len(plan.jobs) + len(plan.dead))
-        self.metrics.batch_seconds.labels(agent="prices").observe(
-            time.perf_counter() - plan.started)
+        m.batch_size.labels(agent="prices").observe(len(plan.jobs) + len(plan.dead))
+        m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
         return out
 
     # -- scoring ----------------------------------------------------------------------------

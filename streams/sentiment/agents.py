@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from tickcast.streams.delivery import InFlight
+from tickcast.streams.delivery import InFlight, Sinks
 from tickcast.streams.prices.agents import to_in_message
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings
@@ -27,10 +27,7 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
     """Attach the sentiment agent to ``app``; returns the agent."""
     source = app.topic(settings.topic("texts"), settings.topic("labels"),
                        key_serializer="raw", value_serializer="raw")
-    sinks = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
-        for name in ("sentiment", "dead-letters")
-    }
+    sinks = Sinks(app, {name: settings.topic(name) for name in ("sentiment", "dead-letters")})
     prefix_len = len(settings.topic_prefix)
     within = settings.batch_within_ms / 1000.0
 
@@ -45,7 +42,7 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
             batch = [to_in_message(e, prefix_len) for e in events]
             processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])
             outputs = await loop.run_in_executor(executor, processor.process, batch)
-            deliveries = [await sinks[o.topic].send(key=o.key, value=o.value) for o in outputs]
+            deliveries = await sinks.send(outputs)
             await inflight.add(events, deliveries)  # acked once delivered, in batch order
         await inflight.drain()
 

@@ -38,6 +38,7 @@ def test_reads_typed_values_and_ignores_other_variables() -> None:
     ("TICKCAST_KAFKA_BOOTSTRAP", " ", "host:port list"),
     ("TICKCAST_APP_ID", "my app", "letters, digits"),
     ("TICKCAST_LOG_LEVEL", "loud", "debug, info"),
+    ("TICKCAST_PRODUCER_LINGER_MS", "-1", "0..1000"),
     ("TICKCAST_STATE_DIR", " ", "directory path"),
 ])
 def test_bad_values_are_explained(var: str, value: str, words: str) -> None:
