@@ -9,14 +9,19 @@ fresh one and two workers in one process never collide.
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from typing import Final
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from tickcast.streams.events import REASONS
 
-__all__ = ["INPUT_TOPICS", "LABEL_OUTCOMES", "Metrics", "serve_metrics"]
+__all__ = ["INPUT_TOPICS", "LABEL_OUTCOMES", "BatchHistogram", "Metrics", "serve_metrics"]
 
 INPUT_TOPICS: Final = ("prices", "texts", "labels")
 LABEL_OUTCOMES: Final = ("matched", "waiting", "duplicate", "expired")
@@ -90,7 +95,7 @@ class Metrics:
             "tickcast_inference_duration_seconds", "Wall time of one batched inference, by "
             "model.", ["model"], buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25,
                                           .5, 1.0), registry=r)
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "tickcast_event_latency_seconds", "From an input event's Kafka timestamp to its "
             "output being produced, by output topic.", ["topic"],
             buckets=(.005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0), registry=r)
@@ -176,6 +181,82 @@ class Metrics:
             self.auc_window.labels(model=model, label=label).set(0)
         if version is not None:
             self.model_info.labels(model=model, version=version).set(1)
+
+
+class BatchHistogram(Collector):
+    """A labelled Prometheus histogram fed a whole batch of observations at once.
+
+    ``Histogram.observe`` takes two locks per value; per event, the latency histogram was
+    ~8% of the worker's event-loop time in a profile. Here a batch is bucketed with numpy and
+    added under one lock. The exposition is a standard histogram (``_bucket{le}``, ``_sum``,
+    ``_count``), equal to what ``Histogram`` shows for the same values.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], *,
+                 buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        self._children: dict[tuple[str, ...], _BatchChild] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def labels(self, **labels: str) -> _BatchChild:
+        if set(labels) != set(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
+        key = tuple(str(labels[n]) for n in self.labelnames)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.setdefault(key, _BatchChild(self.bounds))
+        return child
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        bounds = [*(_bound(b) for b in self.bounds), "+Inf"]
+        with self._lock:
+            children = list(self._children.items())
+        for key, child in children:
+            counts, total = child.snapshot()
+            cumulative = np.cumsum(counts)
+            family.add_metric(list(key), list(zip(bounds, map(float, cumulative), strict=True)),
+                              total)
+        yield family
+
+
+class _BatchChild:
+    def __init__(self, bounds: np.ndarray) -> None:
+        self._bounds = bounds
+        self._counts = np.zeros(len(bounds) + 1, dtype=np.int64)  # the last is +Inf
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: Sequence[float] | np.ndarray) -> None:
+        """Count each value in the first bucket whose bound is >= it (Prometheus ``le``)."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.size == 0:
+            return
+        add = np.bincount(np.searchsorted(self._bounds, x, side="left"),
+                          minlength=len(self._counts))
+        total = float(x.sum())
+        with self._lock:
+            self._counts += add
+            self._sum += total
+
+    def observe(self, value: float) -> None:
+        self.observe_many((value,))
+
+    def snapshot(self) -> tuple[np.ndarray, float]:
+        with self._lock:
+            return self._counts.copy(), self._sum
+
+
+def _bound(bound: float) -> str:
+    # Prometheus' own formatting of bucket bounds (floatToGoString): 0.005, 1.0, 10.0
+    return repr(float(bound))
 
 
 def serve_metrics(metrics: Metrics, *, addr: str, port: int) -> int:

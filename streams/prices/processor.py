@@ -173,7 +173,7 @@ class PriceProcessor:
         version = plan.forecaster.version if plan.forecaster else ""
         now_ms = int(time.time() * 1000)
         made: dict[int, dict[str, Any]] = {}
-        latency_metric = m.latency.labels(topic="forecasts")
+        latencies: list[float] = []
         newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
         for job, value in zip(plan.jobs, forecasts, strict=True):
             tick, last, forecast = job.tick, float(job.window[-1]), float(value)
@@ -196,9 +196,10 @@ class PriceProcessor:
                               forecast=forecast, horizon=1, model_version=version,
                               id=tick.id, processed_at=now_ms, latency_ms=latency)
             if latency is not None:
-                latency_metric.observe(max(latency, 0) / 1000)
+                latencies.append(max(latency, 0) / 1000)
             newest[tick.symbol] = (tick.price, forecast)
             out.append(OutMessage("forecasts", tick.symbol.encode(), record.to_bytes()))
+        m.latency.labels(topic="forecasts").observe_many(latencies)
         for symbol, (price, forecast) in newest.items():
             self._export_symbol(symbol, price, forecast)
         if plan.ok:

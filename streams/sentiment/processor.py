@@ -78,10 +78,10 @@ class SentimentProcessor:
                 out.append(item)  # type: ignore[arg-type]
         self._export_state()
         now = time.time()
-        for msg, item in zip(batch, decoded, strict=True):
-            if msg.timestamp_ms and isinstance(item, OutMessage) and item.topic == "sentiment":
-                self.metrics.latency.labels(topic="sentiment").observe(
-                    max(now - msg.timestamp_ms / 1000, 0.0))
+        self.metrics.latency.labels(topic="sentiment").observe_many([
+            max(now - msg.timestamp_ms / 1000, 0.0)
+            for msg, item in zip(batch, decoded, strict=True)
+            if msg.timestamp_ms and isinstance(item, OutMessage) and item.topic == "sentiment"])
         self.metrics.batch_size.labels(agent="sentiment").observe(len(batch))
         self.metrics.batch_seconds.labels(agent="sentiment").observe(
             time.perf_counter() - started)
