@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import Executor
 from typing import Any
 
 import faust
 
-from tickcast.streams.delivery import InFlight, Sinks
+from tickcast.streams.delivery import InFlight, Record, Sinks
 from tickcast.streams.messages import InMessage
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep
 from tickcast.streams.prices.state import load_state, state_writes
@@ -27,6 +28,12 @@ def to_in_message(event: faust.EventT, prefix_len: int) -> InMessage:
                      timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)
 
 
+def _json(value: Any) -> bytes:
+    """Changelog keys and values as Faust's ``json`` codec writes them (and reads them back
+    in recovery); a key encodes to the same bytes, so compaction keeps one per key."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def register_price_agent(app: faust.App, *, settings: Settings, processor: PriceProcessor,
                          models: ModelManager, executor: Executor) -> Any:
     source = app.topic(settings.topic("prices"), key_serializer="raw", value_serializer="raw")
@@ -38,6 +45,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     table = app.Table("price-state", partitions=settings.topic_partitions,
                       schema=faust.Schema(key_type=str, key_serializer="json",
                                           value_serializer="json"))
+    changelog_topic = table.changelog_topic.get_topic_name()
     prefix_len = len(settings.topic_prefix)
     within = settings.batch_within_ms / 1000.0
 
@@ -72,19 +80,21 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
             values = await loop.run_in_executor(executor, processor.infer, plan)
             outputs = processor.finish(plan, values)
             history = keep()
+            changelog: list[Record] = []
             for symbol, state in plan.states.items():
                 # Not ``table[key] = ...``: that takes the partition from Faust's "current
-                # event", which inside a batch is not this symbol's. Set the store, then log
-                # the change to the partition the symbol's ticks arrive on.
+                # event", which inside a batch is not this symbol's. Set the store, and log
+                # the change to the partition the symbol's ticks arrive on, in the batch's
+                # own produce call, so the input is acked only once its state is logged.
                 partition = plan.partitions[symbol]
                 for key, value in state_writes(symbol, state, keep=history):
                     if value is None:  # a tombstone, as Faust's own deletes send it
                         table.data.pop(key, None)
-                        table.send_changelog(partition, key, None, value_serializer="raw")
                     else:
                         table.data[key] = value
-                        table.send_changelog(partition, key, value)
-            deliveries = await sinks.send(outputs)
+                    changelog.append((changelog_topic, partition, _json(key),
+                                      None if value is None else _json(value)))
+            deliveries = await sinks.send(outputs, changelog)
             await inflight.add(events, deliveries)  # acked once delivered, in batch order
         await inflight.drain()
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import urllib.request
 
+import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from tickcast.streams.events import REASONS
-from tickcast.streams.metrics import Metrics, serve_metrics
+from tickcast.streams.metrics import BatchHistogram, Metrics, serve_metrics
 
 
 def families(metrics: Metrics) -> list:
@@ -55,3 +57,34 @@ def test_port_in_use_is_a_clear_error() -> None:
         taken = sock.getsockname()[1]
         with pytest.raises(OSError, match="TICKCAST_METRICS_PORT"):
             serve_metrics(Metrics(), addr="127.0.0.1", port=taken)
+
+
+def test_batch_histogram_exposes_what_a_prometheus_histogram_does() -> None:
+    import numpy as np
+    from prometheus_client import Histogram
+
+    buckets = (.005, .01, .025, .05, .1, .25, .5, 1.0)
+    plain, batched = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("lat_seconds", "doc", ["topic"], buckets=buckets, registry=plain)
+    histogram = BatchHistogram("lat_seconds", "doc", ["topic"], buckets=buckets,
+                               registry=batched)
+    # values on bucket bounds (le is inclusive), beyond the last bound, and zero
+    values = [0.0, 0.005, 0.0051, 0.1, 0.3, 1.0, 7.5, *np.linspace(0, 2, 50)]
+    for v in values:
+        reference.labels(topic="forecasts").observe(v)
+    histogram.labels(topic="forecasts").observe_many(values[:20])
+    histogram.labels(topic="forecasts").observe_many(np.asarray(values[20:]))
+    histogram.labels(topic="forecasts").observe_many([])
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {(s.name, s.labels.get("le", "")): s.value
+                for family in registry.collect() for s in family.samples
+                if not s.name.endswith("_created")}
+
+    expected, got = samples(plain), samples(batched)
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key
+    assert got[("lat_seconds_bucket", "0.005")] == 2 + 1  # 0.0, 0.005 and linspace's 0
+    with pytest.raises(ValueError, match="takes labels"):
+        histogram.labels(model="lstm")
