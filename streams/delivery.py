@@ -39,8 +39,8 @@ async def produce(producer: Any, records: Iterable[Record]) -> list[asyncio.Futu
     and hashes the key every time; here that happens once per topic and key per call, and a
     partition's records go in one ``send_batch``. Records keep their order within a
     partition. A record keyed ``k`` lands where ``send`` would put it (the default murmur2
-    partitioner on the same partition list). A record too large for a batch of its own is
-    sent alone with ``send``, which sizes a batch for it.
+    partitioner on the same partition list). A record larger than a batch goes alone in one,
+    as with ``send``.
     """
     groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
     partitions: dict[str, list[int]] = {}
@@ -60,14 +60,11 @@ async def produce(producer: Any, records: Iterable[Record]) -> list[asyncio.Futu
     for (topic, partition), items in groups.items():
         batch = producer.create_batch()
         for key, value in items:
-            if batch.append(key=key, value=value, timestamp=None) is not None:
-                continue
-            if batch.record_count():
+            if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is not None:
-                    continue
-            futures.append(await producer.send(topic, value, key, partition=partition))
+                # The first record of a batch is always taken, whatever its size.
+                batch.append(key=key, value=value, timestamp=None)
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures

@@ -16,7 +16,7 @@ def test_batches_land_where_send_puts_each_key_in_order_oversized_included(
     batched, reference = (f"produce{uuid.uuid4().hex[:6]}-{n}" for n in ("batched", "sent"))
     ensure_topics([kafka_bootstrap], [TopicSpec(batched, 6, 1), TopicSpec(reference, 6, 1)])
     keys = [f"S{i % 40:03d}".encode() for i in range(600)]
-    big = b"x" * 40_000  # larger than a 16 KiB batch: sent on its own
+    big = b"x" * 40_000  # larger than a 16 KiB batch: a batch of its own
 
     async def scenario() -> tuple[dict[bytes, set[int]], dict[bytes, set[int]],
                                   list[tuple[int, bytes, bytes]]]:
