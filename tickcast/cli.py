@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a small run (harness check)")
     bench.add_argument("--ticks", type=int, help="ticks to replay [200000]")
     bench.add_argument("--texts", type=int, help="labelled texts to replay [50000]")
+    bench.add_argument("--texts-only", type=int,
+                       help="texts of the texts-only run, RNN + VADER alone (0 skips it) "
+                            "[50000]")
     bench.add_argument("--one-worker", action="store_true",
                        help="skip the two-worker scaling run")
     bench.add_argument("--out", type=Path, default=Path("bench/results"),
@@ -270,6 +273,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         config = replace(config, ticks=args.ticks)
     if args.texts:
         config = replace(config, texts=args.texts)
+    if args.texts_only is not None:
+        config = replace(config, texts_only=args.texts_only)
     if args.one_worker:
         config = replace(config, two_workers=False)
     ensure_models(settings)

@@ -17,12 +17,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Path,
                                              store: ModelStore) -> None:
     config = replace(BenchConfig.quick(), ticks=1000, texts=300, baseline_seconds=3.0,
-                     latency_seconds=2.0)
+                     latency_seconds=2.0, texts_only=200)
     results = run_bench(config, bootstrap=kafka_bootstrap, model_dir=store.root,
                         state=tmp_path / "bench", log=lambda _: None)
     window = 10  # the tiny forecaster's
     assert results["expected_outputs"] == 1000 - 10 * (window - 1) + 300
-    for name in ("tickcast", "ceiling", "baseline"):
+    assert results["tickcast_texts_only"]["events"] == config.texts_only
+    for name in ("tickcast", "tickcast_texts_only", "ceiling", "baseline"):
         assert results[name]["events_per_s"] > 0
         assert results[name]["rss_peak_mib"] > 0
     assert results["tickcast"]["ready_s"] > 0

@@ -4,7 +4,8 @@
    symbols and ``texts`` labelled texts (the shipped sample, cycled with fresh ids).
 2. Each pipeline consumes it from the beginning under its own consumer group:
    tickcast (1 and 2 workers), the per-message baseline, the raw ceiling. Rate = outputs /
-   seconds from "ready" (partitions assigned) to the last output.
+   seconds from "ready" (partitions assigned) to the last output. One more tickcast run
+   reads ``texts_only`` texts and no ticks: the rate of RNN + VADER scoring alone.
 3. Latency: a fresh worker, ticks offered at a fixed rate; each forecast's Kafka timestamp
    minus the time its tick was sent.
 4. Micro-benchmarks of inference per batch size.
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,14 @@ class BenchConfig:
     latency_seconds: float = 20.0
     two_workers: bool = True
     partitions: int = 8
+    texts_only: int = 50_000
+    """Texts of the texts-only run (RNN + VADER alone); 0 skips it."""
 
     @classmethod
     def quick(cls) -> BenchConfig:
         return cls(ticks=4000, symbols=10, texts=1000, baseline_seconds=5.0,
-                   latency_rate=200.0, latency_seconds=3.0, two_workers=False)
+                   latency_rate=200.0, latency_seconds=3.0, two_workers=False,
+                   texts_only=1000)
 
 
 def _free_port() -> int:
@@ -316,6 +320,17 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
         results["tickcast_2_workers"] = run_tickcast(
             bootstrap, prefix, expected, workers=2, state=state, model_dir=model_dir,
             partitions=config.partitions)
+    if config.texts_only:
+        log(f"tickcast, 1 worker, {config.texts_only} texts only (RNN + VADER) ...")
+        text_prefix = f"{prefix}t-"
+        ensure_topics([bootstrap], topic_specs(Settings.from_env(
+            {}, kafka_bootstrap=bootstrap, topic_prefix=text_prefix,
+            topic_partitions=config.partitions)))
+        only = produce_input(bootstrap, text_prefix,
+                             replace(config, ticks=0, texts=config.texts_only))
+        results["tickcast_texts_only"] = run_tickcast(
+            bootstrap, text_prefix, only["texts"], workers=1, state=state,
+            model_dir=model_dir, partitions=config.partitions)
     log("ceiling: raw aiokafka passthrough ...")
     results["ceiling"] = run_pipeline("ceiling", bootstrap, prefix, state=state,
                                       model_dir=model_dir, seconds=None,
@@ -344,7 +359,8 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
 
 def table(results: dict[str, Any]) -> str:
     rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events")]
-    for name in ("tickcast", "tickcast_2_workers", "ceiling", "baseline"):
+    for name in ("tickcast", "tickcast_2_workers", "tickcast_texts_only", "ceiling",
+                 "baseline"):
         r = results.get(name)
         if r:
             rows.append((name.replace("_", " "), f"{r['events_per_s']:,.0f}",
