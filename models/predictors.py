@@ -88,15 +88,46 @@ class SentimentRNN:
         self.vocabulary = vocabulary
         self.manifest = manifest
         self.version = manifest.version
-        self._call = _compiled(model, [None, vocabulary.max_len], "int32")
+        # Any sequence length: a batch is cut to the tokens its texts have (see score_ids).
+        self._call = _compiled(model, [None, None], "int32")
+        self.buckets = _length_buckets(vocabulary.max_len)
 
     def score_ids(self, ids: np.ndarray) -> np.ndarray:
-        return np.asarray(self._call(ids)).reshape(-1).astype(np.float64)
+        """``(n, max_len)`` left-padded ids -> ``(n,)`` P(positive).
+
+        The embedding masks padding (``mask_zero``), so the LSTM skips padded steps and a text
+        scores the same under any amount of left padding. Texts are therefore scored in groups
+        by length, each cut to its group's width (16, 32, then 64 = ``max_len`` steps): the
+        LSTM's cost grows with the steps it runs, and most texts are far shorter than
+        ``max_len`` (the shipped sample: 16 tokens on average; 256 texts take 17 ms at 64
+        steps, 6 ms at 16). Equal to scoring the full width: ``tests/models/test_predictors.py``.
+        """
+        ids = np.asarray(ids, dtype=np.int32)
+        out = np.empty(len(ids), dtype=np.float64)
+        if len(ids) == 0:
+            return out
+        lengths = np.count_nonzero(ids, axis=1)
+        low = -1
+        for high in self.buckets:
+            rows = np.flatnonzero((lengths > low) & (lengths <= high))
+            low = high
+            if len(rows):
+                cut = np.ascontiguousarray(ids[rows, ids.shape[1] - high:])
+                out[rows] = np.asarray(self._call(cut)).reshape(-1)
+        return out
 
     def score_batch(self, texts: Sequence[str]) -> list[float]:
         if len(texts) == 0:
             return []
         return self.score_ids(self.vocabulary.encode_batch(texts)).tolist()
+
+
+def _length_buckets(max_len: int) -> tuple[int, ...]:
+    """Sequence widths scored separately: ``max_len`` halved down to 16 (64 -> 16, 32, 64)."""
+    widths = [max_len]
+    while widths[-1] // 2 >= 16:
+        widths.append(widths[-1] // 2)
+    return tuple(reversed(widths))
 
 
 def load_predictor(path: Path, *, expected_sha256: str | None = None

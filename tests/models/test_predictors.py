@@ -78,3 +78,27 @@ def test_preprocessing_that_does_not_fit_the_model_is_refused(
                              write_files=write, metrics={}, input_spec={}, data={})
     with pytest.raises(ArtifactError, match="does not match the preprocessing"):
         load_predictor(path)
+
+
+def test_rnn_scores_texts_cut_to_their_length_as_at_full_width() -> None:
+    """score_ids scores short texts at 16 or 32 steps instead of max_len (64): the masked
+    padding makes that exact; checked against Keras on the full-width ids."""
+    from types import SimpleNamespace
+
+    from tickcast.models.architectures import build_sentiment_rnn
+    from tickcast.models.preprocessing import Vocabulary
+
+    keras().utils.set_random_seed(3)
+    vocabulary = Vocabulary(tokens=tuple(f"w{i}" for i in range(50)), max_len=64)
+    model = build_sentiment_rnn(vocab_size=vocabulary.size, max_len=64, embed_dim=8, units=4)
+    rnn = SentimentRNN(model, vocabulary, SimpleNamespace(version="t"))  # type: ignore[arg-type]
+    assert rnn.buckets == (16, 32, 64)
+    rng = np.random.default_rng(0)
+    # 0 to 80 tokens (beyond 64 keeps the last 64): every bucket and both edges of each
+    texts = [" ".join(f"w{t}" for t in rng.integers(0, 60, n)) for n in
+             [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 80, *rng.integers(0, 70, 40)]]
+    ids = vocabulary.encode_batch(texts)
+    assert {int(n) for n in np.count_nonzero(ids, axis=1)} >= {0, 16, 17, 32, 33, 64}
+    reference = model.predict(ids, verbose=0).reshape(-1)
+    assert np.max(np.abs(rnn.score_ids(ids) - reference)) <= 1e-6
+    assert rnn.score_ids(np.zeros((0, 64), dtype=np.int32)).shape == (0,)
