@@ -81,8 +81,9 @@ def test_preprocessing_that_does_not_fit_the_model_is_refused(
 
 
 def test_rnn_scores_texts_cut_to_their_length_as_at_full_width() -> None:
-    """score_ids scores short texts at 16 or 32 steps instead of max_len (64): the masked
-    padding makes that exact; checked against Keras on the full-width ids."""
+    """score_ids scores a batch cut to its longest text, split by length where that saves
+    steps, instead of at max_len (64): the masked padding makes that exact; checked against
+    Keras on the full-width ids."""
     from types import SimpleNamespace
 
     from tickcast.models.architectures import build_sentiment_rnn
@@ -93,12 +94,21 @@ def test_rnn_scores_texts_cut_to_their_length_as_at_full_width() -> None:
     model = build_sentiment_rnn(vocab_size=vocabulary.size, max_len=64, embed_dim=8, units=4)
     rnn = SentimentRNN(model, vocabulary, SimpleNamespace(version="t"))  # type: ignore[arg-type]
     assert rnn.buckets == (16, 32, 64)
+    widths: list[int] = []
+    call = rnn._call
+    rnn._call = lambda x: (widths.append(x.shape[1]), call(x))[1]  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
-    # 0 to 80 tokens (beyond 64 keeps the last 64): every bucket and both edges of each
-    texts = [" ".join(f"w{t}" for t in rng.integers(0, 60, n)) for n in
-             [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 80, *rng.integers(0, 70, 40)]]
-    ids = vocabulary.encode_batch(texts)
-    assert {int(n) for n in np.count_nonzero(ids, axis=1)} >= {0, 16, 17, 32, 33, 64}
-    reference = model.predict(ids, verbose=0).reshape(-1)
-    assert np.max(np.abs(rnn.score_ids(ids) - reference)) <= 1e-6
+
+    def texts(*lengths: int) -> list[str]:
+        return [" ".join(f"w{t}" for t in rng.integers(0, 60, n)) for n in lengths]
+
+    small = texts(0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 80, *rng.integers(0, 70, 40))
+    large = texts(*rng.integers(0, 17, 300), *rng.integers(17, 33, 200), 40, 50)
+    for batch, expected_widths in ((small, [64]), (large, [16, 32, 50]),
+                                   (texts(3, 7), [7]), (texts(0), [1])):
+        widths.clear()
+        ids = vocabulary.encode_batch(batch)
+        reference = model.predict(ids, verbose=0).reshape(-1)
+        assert np.max(np.abs(rnn.score_ids(ids) - reference)) <= 1e-6
+        assert widths == expected_widths  # steps run per call
     assert rnn.score_ids(np.zeros((0, 64), dtype=np.int32)).shape == (0,)

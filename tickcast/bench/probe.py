@@ -1,0 +1,85 @@
+"""Steady-state throughput of one worker on a backlog: the probe used to measure each
+optimisation in the README's "what changed" table.
+
+``python -m tickcast.bench.probe --ticks 200000 --texts 0`` produces the backlog to fresh
+topics on the local broker (``TICKCAST_KAFKA_BOOTSTRAP``), starts one worker, lets it warm up,
+then reports outputs/s and the worker's CPU (cores) over a fixed span. Unlike ``tickcast
+bench`` it leaves start-up and the tail of the backlog out, so two commits compare on the part
+that optimisation changes. ``--prefix`` reuses a backlog produced earlier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tickcast.bench.harness import (
+        BenchConfig,
+        _free_port,
+        _outputs,
+        _proc_stats,
+        _worker_env,
+        produce_input,
+    )
+    from tickcast.streams.settings import Settings
+    from tickcast.streams.topics import ensure_topics, topic_specs
+
+    parser = argparse.ArgumentParser(prog="python -m tickcast.bench.probe",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ticks", type=int, default=200_000, help="ticks in the backlog")
+    parser.add_argument("--texts", type=int, default=0, help="labelled texts in the backlog")
+    parser.add_argument("--prefix", help="reuse the backlog on topics with this prefix")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds measured")
+    parser.add_argument("--state", type=Path, default=Path(".tickcast/probe"))
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    bootstrap = settings.kafka_bootstrap
+    prefix, produced = args.prefix, args.prefix is None
+    if prefix is None:
+        prefix = f"probe{uuid.uuid4().hex[:6]}-"
+        ensure_topics(settings.bootstrap_servers, topic_specs(Settings.from_env(
+            {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=8)))
+        print(f"producing {args.ticks} ticks and {args.texts} texts to {prefix}* ...",
+              flush=True)
+        produce_input(bootstrap, prefix, BenchConfig(ticks=args.ticks, symbols=50,
+                                                     texts=args.texts))
+    args.state.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    app_id = f"{prefix}probe-{uuid.uuid4().hex[:4]}"
+    env = _worker_env(bootstrap, prefix, app_id, port, args.state / app_id,
+                      settings.model_dir.resolve(), 8)
+    with open(args.state / f"{app_id}.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "tickcast", "worker"], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    url = [f"http://127.0.0.1:{port}/metrics"]
+    try:
+        time.sleep(args.warmup)
+        before, cpu_before, started = _outputs(url), _proc_stats(worker.pid)[0], time.monotonic()
+        time.sleep(args.seconds)
+        after, cpu_after = _outputs(url), _proc_stats(worker.pid)[0]
+        span = time.monotonic() - started
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    print(f"backlog {prefix}: {(after - before) / span:,.0f} outputs/s over {span:.0f} s, "
+          f"worker CPU {(cpu_after - cpu_before) / span:.2f} cores, {after:,.0f} outputs in "
+          "all")
+    if produced and after >= 0.9 * (args.ticks + args.texts):
+        print("warning: the backlog ran out during the span; produce a larger one",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
