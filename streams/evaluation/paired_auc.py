@@ -38,9 +38,16 @@ def delong(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray) -> AU
     m, n = pos.shape[1], neg.shape[1]
     if m < 2 or n < 2:
         raise ValueError("DeLong needs at least two positives and two negatives")
-    # psi[k, i, j] = 1 if positive i outranks negative j under model k, 1/2 on ties
-    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])
-    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    # Placement values: v10[k, i], the share of negatives positive i outranks under model k
+    # (ties count 1/2); v01[k, j], the share of positives that outrank negative j. Counted by
+    # binary search in the sorted scores: O((m + n) log) rather than the m x n comparisons.
+    v10, v01 = np.empty((2, m)), np.empty((2, n))
+    for k in range(2):
+        negs, poss = np.sort(neg[k]), np.sort(pos[k])
+        below = np.searchsorted(negs, pos[k], side="left")
+        v10[k] = (below + 0.5 * (np.searchsorted(negs, pos[k], side="right") - below)) / n
+        at_most = np.searchsorted(poss, neg[k], side="right")
+        v01[k] = (m - at_most + 0.5 * (at_most - np.searchsorted(poss, neg[k], side="left"))) / m
     auc = v10.mean(axis=1)
     s10, s01 = np.cov(v10), np.cov(v01)
     var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
@@ -63,8 +70,8 @@ class PairedAUC:
         self._updates += 1
 
     def get(self) -> AUCComparison | None:
-        """``None`` until the window holds two of each class. O(n^2) in the window, so the
-        result is kept until the next update (callers ask once per batch)."""
+        """``None`` until the window holds two of each class. Kept until the next update
+        (callers ask once per batch)."""
         if self._cached[0] != self._updates:
             self._cached = (self._updates, self._compute())
         return self._cached[1]

@@ -57,3 +57,21 @@ def test_paired_window_needs_two_of_each_class() -> None:
     got = paired.get()
     assert got is not None
     assert got.n == 4
+
+
+def test_delong_equals_the_pairwise_definition_with_ties() -> None:
+    """The sorted-search placement values equal the m x n pairwise comparisons of DeLong's
+    definition (ties count 1/2), on scores rounded so that ties are common."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        y = rng.integers(0, 2, 300).astype(bool)
+        a, b = np.round(rng.random(300), 2), np.round(rng.random(300) * 0.5 + 0.5 * y, 1)
+        pos, neg = np.vstack([a[y], b[y]]), np.vstack([a[~y], b[~y]])
+        psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])
+        v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+        c10, c01 = np.cov(v10), np.cov(v01)
+        var = ((c10[0, 0] + c10[1, 1] - 2 * c10[0, 1]) / y.sum()
+               + (c01[0, 0] + c01[1, 1] - 2 * c01[0, 1]) / (~y).sum())
+        got = delong(a, b, y)
+        assert (got.auc_a, got.auc_b) == pytest.approx(tuple(v10.mean(axis=1)), abs=1e-12)
+        assert got.high - got.diff == pytest.approx(1.959963984540054 * np.sqrt(var), abs=1e-12)
