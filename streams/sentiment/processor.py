@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from tickcast.streams.deadletters import dead_letter
@@ -54,6 +55,8 @@ class SentimentProcessor:
         self.agreement = RollingAgreement(window_size)
         self.paired = PairedAUC(window_size)
         self._expired_exported = 0
+        self._outcomes: Counter[str] = Counter()
+        """Label outcomes of the batch being processed (exported once per batch)."""
         metrics.register_model("vader", vader.version)
         metrics.register_model("rnn", None)
 
@@ -63,6 +66,11 @@ class SentimentProcessor:
         rnn = self.rnn()
         self.scorers = [self.vader] if rnn is None else [self.vader, rnn]
         decoded: list[TextEvent | LabelEvent | OutMessage] = [self._decode(m) for m in batch]
+        ok = Counter(m.topic for m, d in zip(batch, decoded, strict=True)
+                     if not isinstance(d, OutMessage))
+        for topic, n in ok.items():  # counted per batch: a labels() lookup per event adds up
+            self.metrics.events_in.labels(topic=topic, outcome="ok").inc(n)
+        self._outcomes.clear()
         texts = [(i, d) for i, d in enumerate(decoded) if isinstance(d, TextEvent)]
         scores = self._score([t for _, t in texts])
         out: list[OutMessage] = []
@@ -76,6 +84,10 @@ class SentimentProcessor:
                 self._on_label(item)
             else:
                 out.append(item)  # type: ignore[arg-type]
+        for outcome, n in self._outcomes.items():
+            self.metrics.labels.labels(outcome=outcome).inc(n)
+        self.metrics.events_out.labels(topic="sentiment").inc(
+            sum(1 for o in out if o.topic == "sentiment"))
         self._export_state()
         now = time.time()
         self.metrics.latency.labels(topic="sentiment").observe_many([
@@ -96,7 +108,6 @@ class SentimentProcessor:
                 event = decode_text(msg.value, max_bytes=self.max_event_bytes)
         except EventError as exc:
             return self._reject(msg, exc)
-        self.metrics.events_in.labels(topic=msg.topic, outcome="ok").inc()
         return event
 
     def _reject(self, msg: InMessage, error: EventError) -> OutMessage:
@@ -164,13 +175,12 @@ class SentimentProcessor:
         )
         outcome = self.join.on_scored(text.id, scores, text.label, on_match=self._on_match)
         if outcome in ("matched", "duplicate"):
-            self.metrics.labels.labels(outcome=outcome).inc()
-        self.metrics.events_out.labels(topic="sentiment").inc()
+            self._outcomes[outcome] += 1
         return OutMessage("sentiment", text.id.encode(), record.to_bytes())
 
     def _on_label(self, label: LabelEvent) -> None:
         outcome = self.join.on_label(label.id, label.label, on_match=self._on_match)
-        self.metrics.labels.labels(outcome=outcome).inc()
+        self._outcomes[outcome] += 1
 
     def _on_match(self, scores: Mapping[str, float], label: int) -> None:
         if "rnn" in scores:
