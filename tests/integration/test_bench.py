@@ -23,7 +23,7 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
     window = 10  # the tiny forecaster's
     assert results["expected_outputs"] == 1000 - 10 * (window - 1) + 300
     assert results["tickcast_texts_only"]["events"] == config.texts_only
-    for name in ("tickcast", "tickcast_texts_only", "ceiling", "baseline"):
+    for name in ("tickcast", "tickcast_texts_only", "ceiling", "faust_passthrough", "baseline"):
         assert results[name]["events_per_s"] > 0
         assert results[name]["rss_peak_mib"] > 0
     assert results["tickcast"]["ready_s"] > 0

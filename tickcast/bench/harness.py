@@ -3,7 +3,8 @@
 1. Input is produced before any clock starts: ``ticks`` random-walk ticks over ``symbols``
    symbols and ``texts`` labelled texts (the shipped sample, cycled with fresh ids).
 2. Each pipeline consumes it from the beginning under its own consumer group:
-   tickcast (1 and 2 workers), the per-message baseline, the raw ceiling. Rate = outputs /
+   tickcast (1 and 2 workers), the per-message baseline, the raw ceiling, and the same
+   passthrough as a Faust agent. Rate = outputs /
    seconds from "ready" (partitions assigned) to the last output. One more tickcast run
    reads ``texts_only`` texts and no ticks: the rate of RNN + VADER scoring alone.
 3. Latency: a fresh worker, ticks offered at a fixed rate; each forecast's Kafka timestamp
@@ -302,7 +303,7 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     specs = topic_specs(Settings.from_env(
         {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=config.partitions))
     specs += [TopicSpec(f"{prefix}bench-{kind}-out", config.partitions, 1)
-              for kind in ("ceiling", "baseline")]
+              for kind in ("ceiling", "faust", "baseline")]
     ensure_topics([bootstrap], specs)
     log(f"producing {config.ticks} ticks over {config.symbols} symbols and {config.texts} "
         f"texts to {prefix}* ...")
@@ -335,6 +336,10 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     results["ceiling"] = run_pipeline("ceiling", bootstrap, prefix, state=state,
                                       model_dir=model_dir, seconds=None,
                                       expected=counts["prices"] + counts["texts"])
+    log("faust passthrough: a Faust agent forwarding every record, no model ...")
+    results["faust_passthrough"] = run_pipeline("faust", bootstrap, prefix, state=state,
+                                          model_dir=model_dir, seconds=None,
+                                          expected=counts["prices"] + counts["texts"])
     log(f"baseline: per-message model.predict, {config.baseline_seconds:.0f}s ...")
     results["baseline"] = run_pipeline("baseline", bootstrap, prefix, state=state,
                                        model_dir=model_dir, seconds=config.baseline_seconds,
@@ -349,6 +354,9 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     tc = results["tickcast"]["events_per_s"]
     results["ratios"] = {
         "tickcast_over_ceiling": tc / results["ceiling"]["events_per_s"],
+        "faust_passthrough_over_ceiling": (results["faust_passthrough"]["events_per_s"]
+                                     / results["ceiling"]["events_per_s"]),
+        "tickcast_over_faust_passthrough": tc / results["faust_passthrough"]["events_per_s"],
         "tickcast_over_baseline": tc / results["baseline"]["events_per_s"],
     }
     if config.two_workers:
@@ -360,7 +368,7 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
 def table(results: dict[str, Any]) -> str:
     rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events")]
     for name in ("tickcast", "tickcast_2_workers", "tickcast_texts_only", "ceiling",
-                 "baseline"):
+                 "faust_passthrough", "baseline"):
         r = results.get(name)
         if r:
             rows.append((name.replace("_", " "), f"{r['events_per_s']:,.0f}",

@@ -3,8 +3,11 @@
 * **baseline** — what common tutorials do: a Faust agent that calls Keras ``model.predict``
   once per event (one window, one text), on the same models.
 * **ceiling** — a raw aiokafka consume → produce passthrough: no model, no Faust, no JSON.
+* **faust** — the same passthrough as a Faust agent (``noack_take`` batches, records sent
+  straight to the producer, acked after delivery): what Faust's consumer path alone allows
+  on this machine, the part of the gap to the ceiling no model work can close.
 
-``python -m tickcast.bench.pipelines baseline|ceiling`` reads its configuration from the
+``python -m tickcast.bench.pipelines baseline|ceiling|faust`` reads its configuration from the
 environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
 ``BENCH_PROGRESS`` once a second.
 """
@@ -72,6 +75,33 @@ async def ceiling(bootstrap: str, topics: list[str], out_topic: str, group: str,
         await producer.stop()
 
 
+def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, datadir: Path,
+                progress: Progress) -> None:
+    """A Faust agent that forwards every record of ``prices`` and ``texts`` unchanged."""
+    import faust
+
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
+                    value_serializer="raw", key_serializer="raw", autodiscover=False,
+                    topic_disable_leader=True, consumer_auto_offset_reset="earliest",
+                    producer_linger=0.005, producer_acks=-1, datadir=str(datadir))
+
+    @app.agent(app.topic(f"{prefix}prices", f"{prefix}texts", key_serializer="raw",
+                         value_serializer="raw"))
+    async def forward(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(256, within=0.01):
+            producer = app.producer
+            futures = [await producer.send(out_topic, e.message.key, e.message.value, None,
+                                           None, None) for e in events]
+            await asyncio.gather(*futures)
+            for event in events:
+                await stream.ack(event)
+            progress.tick(len(events))
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
 def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path,
              progress: Progress) -> None:
     """Per-message ``model.predict``: the pattern tickcast replaces."""
@@ -126,6 +156,10 @@ def main() -> None:
                                                      f"{env['BENCH_PREFIX']}texts"],
                             f"{env['BENCH_PREFIX']}bench-ceiling-out", env["BENCH_GROUP"],
                             progress))
+    elif kind == "faust":
+        faust_passthrough(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
+                    f"{env['BENCH_PREFIX']}bench-faust-out",
+                    Path(env["BENCH_MODEL_DIR"]).parent / f"bench-{env['BENCH_GROUP']}", progress)
     else:
         baseline(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
                  Path(env["BENCH_MODEL_DIR"]), progress)
