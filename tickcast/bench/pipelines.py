@@ -97,6 +97,10 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
                 await stream.ack(event)
             progress.tick(len(events))
 
+    @app.timer(0.2)
+    async def flush_progress() -> None:
+        progress.tick(0)  # records the last count once the input runs out
+
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
     worker.spinner = None
     worker.execute_from_commandline()
