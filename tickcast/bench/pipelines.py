@@ -6,6 +6,7 @@
 * **faust** — the same passthrough as a Faust agent (``noack_take`` batches, records sent
   straight to the producer, acked after delivery): what Faust's consumer path alone allows
   on this machine, the part of the gap to the ceiling no model work can close.
+  ``BENCH_FAUST_SEND=topic`` makes it send through Faust's ``Topic.send`` instead.
 
 ``python -m tickcast.bench.pipelines baseline|ceiling|faust`` reads its configuration from the
 environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
@@ -85,13 +86,20 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
                     topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                     producer_linger=0.005, producer_acks=-1, datadir=str(datadir))
 
+    via_topic = os.environ.get("BENCH_FAUST_SEND") == "topic"
+    out = app.topic(out_topic, key_serializer="raw", value_serializer="raw")
+
     @app.agent(app.topic(f"{prefix}prices", f"{prefix}texts", key_serializer="raw",
                          value_serializer="raw"))
     async def forward(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(256, within=0.01):
-            producer = app.producer
-            futures = [await producer.send(out_topic, e.message.key, e.message.value, None,
-                                           None, None) for e in events]
+            if via_topic:  # Faust's Topic.send, what tickcast used before streams/delivery.py
+                futures = [await out.send(key=e.message.key, value=e.message.value)
+                           for e in events]
+            else:
+                producer = app.producer
+                futures = [await producer.send(out_topic, e.message.key, e.message.value,
+                                               None, None, None) for e in events]
             await asyncio.gather(*futures)
             for event in events:
                 await stream.ack(event)
