@@ -74,10 +74,10 @@ class Sinks:
     """The output topics of an agent, produced in a batch per partition.
 
     Faust's ``Topic.send`` wraps every record in a ``FutureMessage`` and routes it through the
-    channel machinery: ~90 µs per record on two cores, more than all of tickcast's own work
-    on a tick (measured with a Faust agent that forwards 200k records: 6,300/s through
-    ``Topic.send``, 12,600/s through the producer). Outputs are already keyed bytes, so they
-    go straight to the app's aiokafka producer with :func:`produce`. The topics exist before
+    channel machinery: ~70 µs per record on two cores (the bench's Faust passthrough forwards
+    ~6,500 records/s through ``Topic.send``, ~11,500/s through the producer). Outputs are
+    already keyed bytes, so they go straight to the app's aiokafka producer with
+    :func:`produce`. The topics exist before
     the worker starts (``ensure_topics``).
     """
 
