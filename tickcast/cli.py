@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--texts-only", type=int,
                        help="texts of the texts-only run, RNN + VADER alone (0 skips it) "
                             "[50000]")
+    bench.add_argument("--keep-topics", action="store_true",
+                       help="keep the run's topics (deleted afterwards by default)")
     bench.add_argument("--one-worker", action="store_true",
                        help="skip the two-worker scaling run")
     bench.add_argument("--out", type=Path, default=Path("bench/results"),
@@ -277,6 +279,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         config = replace(config, texts_only=args.texts_only)
     if args.one_worker:
         config = replace(config, two_workers=False)
+    if args.keep_topics:
+        config = replace(config, keep_topics=True)
     ensure_models(settings)
     broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
     started = broker.up_for(settings.kafka_bootstrap)

@@ -30,3 +30,14 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
     assert results["latency"]["forecasts"] > 0
     assert all(row["max_abs_diff"] <= 1e-4 for row in results["micro"])
     assert "tickcast over baseline" in table(results)
+    # the run's topics (inputs, outputs, Faust's changelogs) are gone afterwards
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        prefix = results["prefix"]
+        left = [t for t in admin.list_topics() if t.startswith(prefix)]
+    finally:
+        admin.close()
+    assert prefix.startswith("bench")
+    assert not left

@@ -32,7 +32,7 @@ import numpy as np
 
 from tickcast.demo import scrape
 
-__all__ = ["BenchConfig", "run_bench"]
+__all__ = ["BenchConfig", "delete_topics", "run_bench"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,10 @@ class BenchConfig:
     partitions: int = 8
     texts_only: int = 50_000
     """Texts of the texts-only run (RNN + VADER alone); 0 skips it."""
+    keep_topics: bool = False
+    """Keep the run's topics afterwards. Deleted by default: ~300 partitions a run would
+    otherwise pile up in the broker (a local broker holding ~10k partitions from earlier
+    runs measured a p99 latency two to three times higher than a fresh one)."""
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -222,13 +226,13 @@ def run_pipeline(kind: str, bootstrap: str, prefix: str, *, state: Path, model_d
 
 # -- latency --------------------------------------------------------------------------------------
 def run_latency(bootstrap: str, *, rate: float, seconds: float, state: Path, model_dir: Path,
-                partitions: int) -> dict[str, Any]:
+                partitions: int, prefix: str | None = None) -> dict[str, Any]:
     from kafka import KafkaConsumer, KafkaProducer
 
     from tickcast.streams.settings import Settings
     from tickcast.streams.topics import ensure_topics, topic_specs
 
-    prefix = f"lat{uuid.uuid4().hex[:6]}-"
+    prefix = prefix or f"lat{uuid.uuid4().hex[:6]}-"
     ensure_topics([bootstrap], topic_specs(Settings.from_env(
         {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=partitions)))
     port = _free_port()
@@ -288,12 +292,10 @@ def machine() -> dict[str, Any]:
 
 def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Path,
               log: Any = print) -> dict[str, Any]:
-    from tickcast.bench.micro import micro_benchmarks
     from tickcast.models.predictors import load_predictor
     from tickcast.models.registry import ModelStore
     from tickcast.streams.settings import Settings
     from tickcast.streams.topics import TopicSpec, ensure_topics, topic_specs
-    from tickcast.training.data import sample_texts
 
     state.mkdir(parents=True, exist_ok=True)
     store = ModelStore(model_dir)
@@ -305,6 +307,37 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     specs += [TopicSpec(f"{prefix}bench-{kind}-out", config.partitions, 1)
               for kind in ("ceiling", "faust", "baseline")]
     ensure_topics([bootstrap], specs)
+    try:
+        return _measure(config, bootstrap=bootstrap, prefix=prefix, model_dir=model_dir,
+                        state=state, log=log, forecaster=forecaster, rnn=rnn)
+    finally:
+        if not config.keep_topics:
+            deleted = delete_topics(bootstrap, prefix)
+            log(f"deleted the run's {deleted} topics ({prefix}*)")
+
+
+def delete_topics(bootstrap: str, prefix: str) -> int:
+    """Delete every topic whose name starts with ``prefix`` (a bench run's, Faust's internal
+    ones included); returns how many."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tickcast-bench")
+    try:
+        names = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if names:
+            admin.delete_topics(names)
+        return len(names)
+    finally:
+        admin.close()
+
+
+def _measure(config: BenchConfig, *, bootstrap: str, prefix: str, model_dir: Path,
+             state: Path, log: Any, forecaster: Any, rnn: Any) -> dict[str, Any]:
+    from tickcast.bench.micro import micro_benchmarks
+    from tickcast.streams.settings import Settings
+    from tickcast.streams.topics import ensure_topics, topic_specs
+    from tickcast.training.data import sample_texts
+
     log(f"producing {config.ticks} ticks over {config.symbols} symbols and {config.texts} "
         f"texts to {prefix}* ...")
     counts = produce_input(bootstrap, prefix, config)
@@ -312,7 +345,7 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     expected = (counts["prices"] - config.symbols * (window - 1)) + counts["texts"]
     results: dict[str, Any] = {"config": asdict(config), "machine": machine(),
                                "models": {"lstm": forecaster.version, "rnn": rnn.version},
-                               "input": counts, "expected_outputs": expected}
+                               "input": counts, "expected_outputs": expected, "prefix": prefix}
     log("tickcast, 1 worker ...")
     results["tickcast"] = run_tickcast(bootstrap, prefix, expected, workers=1, state=state,
                                        model_dir=model_dir, partitions=config.partitions)
@@ -337,9 +370,9 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
                                       model_dir=model_dir, seconds=None,
                                       expected=counts["prices"] + counts["texts"])
     log("faust passthrough: a Faust agent forwarding every record, no model ...")
-    results["faust_passthrough"] = run_pipeline("faust", bootstrap, prefix, state=state,
-                                          model_dir=model_dir, seconds=None,
-                                          expected=counts["prices"] + counts["texts"])
+    results["faust_passthrough"] = run_pipeline(
+        "faust", bootstrap, prefix, state=state, model_dir=model_dir, seconds=None,
+        expected=counts["prices"] + counts["texts"])
     log(f"baseline: per-message model.predict, {config.baseline_seconds:.0f}s ...")
     results["baseline"] = run_pipeline("baseline", bootstrap, prefix, state=state,
                                        model_dir=model_dir, seconds=config.baseline_seconds,
@@ -347,7 +380,8 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     log(f"latency at {config.latency_rate:.0f} ticks/s for {config.latency_seconds:.0f}s ...")
     results["latency"] = run_latency(bootstrap, rate=config.latency_rate,
                                      seconds=config.latency_seconds, state=state,
-                                     model_dir=model_dir, partitions=config.partitions)
+                                     model_dir=model_dir, partitions=config.partitions,
+                                     prefix=f"{prefix}lat-")
     log("inference micro-benchmarks ...")
     results["micro"] = micro_benchmarks(forecaster, rnn,  # type: ignore[arg-type]
                                         list(sample_texts()["text"].head(256)))
@@ -355,7 +389,7 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
     results["ratios"] = {
         "tickcast_over_ceiling": tc / results["ceiling"]["events_per_s"],
         "faust_passthrough_over_ceiling": (results["faust_passthrough"]["events_per_s"]
-                                     / results["ceiling"]["events_per_s"]),
+                                           / results["ceiling"]["events_per_s"]),
         "tickcast_over_faust_passthrough": tc / results["faust_passthrough"]["events_per_s"],
         "tickcast_over_baseline": tc / results["baseline"]["events_per_s"],
     }
