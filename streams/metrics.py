@@ -246,9 +246,6 @@ class _BatchChild:
             self._counts += add
             self._sum += total
 
-    def observe(self, value: float) -> None:
-        self.observe_many((value,))
-
     def snapshot(self) -> tuple[np.ndarray, float]:
         with self._lock:
             return self._counts.copy(), self._sum
