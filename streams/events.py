@@ -12,6 +12,7 @@ seconds-since-epoch-looking values outside the accepted range are rejected, not 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -306,14 +307,9 @@ class _Output:
         return encode(values)
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
+@functools.cache
 def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+    return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

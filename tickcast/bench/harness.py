@@ -226,13 +226,12 @@ def run_pipeline(kind: str, bootstrap: str, prefix: str, *, state: Path, model_d
 
 # -- latency --------------------------------------------------------------------------------------
 def run_latency(bootstrap: str, *, rate: float, seconds: float, state: Path, model_dir: Path,
-                partitions: int, prefix: str | None = None) -> dict[str, Any]:
+                partitions: int, prefix: str) -> dict[str, Any]:
     from kafka import KafkaConsumer, KafkaProducer
 
     from tickcast.streams.settings import Settings
     from tickcast.streams.topics import ensure_topics, topic_specs
 
-    prefix = prefix or f"lat{uuid.uuid4().hex[:6]}-"
     ensure_topics([bootstrap], topic_specs(Settings.from_env(
         {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=partitions)))
     port = _free_port()
