@@ -74,7 +74,8 @@ class Settings:
     batch_size: int = 256
     """Maximum events per batch handed to the models."""
     batch_within_ms: int = 10
-    """Longest wait for a batch to fill before it is processed anyway."""
+    """How long an event that arrives at an idle agent waits for others to join its batch.
+    Events that queued while the agent was busy are processed as soon as it is free."""
     producer_linger_ms: int = 5
     """How long the producer lets a batch of outputs fill before sending it (Kafka 4.0's
     default; 0 sends each output in its own small request, costing a third of throughput)."""

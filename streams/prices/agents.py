@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 
+from tickcast.streams.batching import batches
 from tickcast.streams.delivery import InFlight, Record, Sinks
 from tickcast.streams.messages import InMessage
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep
@@ -73,7 +74,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     async def forecasts(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
         inflight = InFlight(stream, limit=settings.batches_in_flight)
-        async for events in stream.noack_take(settings.batch_size, within=within):
+        async for events in batches(stream, size=settings.batch_size, within=within):
             batch = [to_in_message(e, prefix_len) for e in events]
             processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])
             plan = processor.plan(batch, load, models.forecaster())

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from tickcast.streams.batching import batches
 from tickcast.streams.delivery import InFlight, Sinks
 from tickcast.streams.prices.agents import to_in_message
 from tickcast.streams.sentiment.processor import SentimentProcessor
@@ -38,7 +39,7 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         # even when the batch was cancelled half-way, losing it on restart.
         loop = asyncio.get_running_loop()
         inflight = InFlight(stream, limit=settings.batches_in_flight)
-        async for events in stream.noack_take(settings.batch_size, within=within):
+        async for events in batches(stream, size=settings.batch_size, within=within):
             batch = [to_in_message(e, prefix_len) for e in events]
             processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])
             outputs = await loop.run_in_executor(executor, processor.process, batch)
