@@ -138,6 +138,10 @@ def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
 
 def _check_fields(obj: Mapping[str, Any], required: tuple[str, ...],
                   optional: tuple[str, ...], kind: str) -> None:
+    required_set, allowed_set = _field_sets(required, optional)
+    keys = obj.keys()
+    if required_set <= keys <= allowed_set:  # the usual case, as two set operations in C
+        return
     allowed = required + optional
     unknown = sorted(k for k in obj if k not in allowed)
     if unknown:
@@ -146,6 +150,12 @@ def _check_fields(obj: Mapping[str, Any], required: tuple[str, ...],
     missing = [k for k in required if k not in obj]
     if missing:
         raise EventError("missing_field", f"{kind} event is missing {', '.join(missing)}")
+
+
+@functools.cache
+def _field_sets(required: tuple[str, ...], optional: tuple[str, ...]
+                ) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(required), frozenset(required + optional)
 
 
 def _short(value: Any) -> str:
