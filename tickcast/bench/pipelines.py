@@ -3,10 +3,12 @@
 * **baseline** — what common tutorials do: a Faust agent that calls Keras ``model.predict``
   once per event (one window, one text), on the same models.
 * **ceiling** — a raw aiokafka consume → produce passthrough: no model, no Faust, no JSON.
-* **faust** — the same passthrough as a Faust agent (``noack_take`` batches, records sent
-  straight to the producer, acked after delivery): what Faust's consumer path alone allows
-  on this machine, the part of the gap to the ceiling no model work can close.
-  ``BENCH_FAUST_SEND=topic`` makes it send through Faust's ``Topic.send`` instead.
+* **faust** — the same passthrough as a Faust agent (batches taken as tickcast's agents take
+  them, records sent straight to the producer, acked after delivery): what Faust's consumer
+  path alone allows on this machine, the part of the gap to the ceiling no model work can
+  close. ``BENCH_FAUST_SEND=topic`` makes it send through Faust's ``Topic.send`` instead, and
+  ``BENCH_FAUST_TAKE=noack_take`` batch with Faust's ``Stream.noack_take`` (what tickcast
+  used before ``streams/batching.py``).
 
 ``python -m tickcast.bench.pipelines baseline|ceiling|faust`` reads its configuration from the
 environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
@@ -86,13 +88,18 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
                     topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                     producer_linger=0.005, producer_acks=-1, datadir=str(datadir))
 
+    from tickcast.streams.batching import batches
+
     via_topic = os.environ.get("BENCH_FAUST_SEND") == "topic"
+    noack_take = os.environ.get("BENCH_FAUST_TAKE") == "noack_take"
     out = app.topic(out_topic, key_serializer="raw", value_serializer="raw")
 
     @app.agent(app.topic(f"{prefix}prices", f"{prefix}texts", key_serializer="raw",
                          value_serializer="raw"))
     async def forward(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(256, within=0.01):
+        taken = (stream.noack_take(256, within=0.01) if noack_take
+                 else batches(stream, size=256, within=0.01))
+        async for events in taken:
             if via_topic:  # Faust's Topic.send, what tickcast used before streams/delivery.py
                 futures = [await out.send(key=e.message.key, value=e.message.value)
                            for e in events]
