@@ -41,3 +41,33 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
         admin.close()
     assert prefix.startswith("bench")
     assert not left
+
+
+def test_latency_probe_reports_percentiles_and_deletes_its_topics(
+        kafka_bootstrap: str, tmp_path: Path, store: ModelStore,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    from tickcast.bench import probe
+
+    monkeypatch.setenv("TICKCAST_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("TICKCAST_MODEL_DIR", str(store.root))
+    assert probe.main(["--latency", "100", "--seconds", "2", "--state",
+                       str(tmp_path / "probe")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("latency at ")
+    assert " p99 " in line
+    # 200 ticks over 10 symbols; the tiny forecaster's first 9 ticks per symbol warm it up
+    assert line.endswith("(110 forecasts)")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert not [t for t in admin.list_topics() if t.startswith("plat")]
+    finally:
+        admin.close()
+
+
+def test_latency_probe_refuses_a_rate_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    from tickcast.bench import probe
+
+    assert probe.main(["--latency", "0"]) == 2
+    assert "must be > 0" in capsys.readouterr().err

@@ -6,6 +6,9 @@ topics on the local broker (``TICKCAST_KAFKA_BOOTSTRAP``), starts one worker, le
 then reports outputs/s and the worker's CPU (cores) over a fixed span. Unlike ``tickcast
 bench`` it leaves start-up and the tail of the backlog out, so two commits compare on the part
 that optimisation changes. ``--prefix`` reuses a backlog produced earlier.
+
+``--latency RATE`` measures tick -> forecast latency instead, as ``tickcast bench`` does: one
+worker, ``RATE`` ticks/s offered for ``--seconds``, on topics of its own, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds measured")
     parser.add_argument("--state", type=Path, default=Path(".tickcast/probe"))
+    parser.add_argument("--latency", type=float, metavar="RATE",
+                        help="measure latency at RATE ticks/s offered instead of throughput")
     args = parser.parse_args(argv)
+    if args.latency is not None:
+        return _latency(args.latency, args.seconds, args.state)
 
     settings = Settings.from_env()
     bootstrap = settings.kafka_bootstrap
@@ -78,6 +85,29 @@ def main(argv: list[str] | None = None) -> int:
     if produced and after >= 0.9 * (args.ticks + args.texts):
         print("warning: the backlog ran out during the span; produce a larger one",
               file=sys.stderr)
+    return 0
+
+
+def _latency(rate: float, seconds: float, state: Path) -> int:
+    from tickcast.bench.harness import delete_topics, run_latency
+    from tickcast.streams.settings import Settings
+
+    if rate <= 0 or seconds <= 0:
+        print("error: --latency and --seconds must be > 0", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    prefix = f"plat{uuid.uuid4().hex[:6]}-"
+    state.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run_latency(settings.kafka_bootstrap, rate=rate, seconds=seconds, state=state,
+                             model_dir=settings.model_dir.resolve(), partitions=8,
+                             prefix=prefix)
+    finally:
+        delete_topics(settings.kafka_bootstrap, prefix)
+    print(f"latency at {result['offered_per_s']:,.0f} ticks/s offered: p50 "
+          f"{result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, p99 "
+          f"{result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms "
+          f"({result['forecasts']:,} forecasts)")
     return 0
 
 
