@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.utils.objects import cached_property
@@ -26,8 +30,8 @@ from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
 from tickcast.streams.topics import ensure_topics, topic_specs
 
-__all__ = ["KeepFetchedOnResume", "SeekWithFlowStopped", "Service", "TickcastApp", "build_app",
-           "make_worker", "run_worker"]
+__all__ = ["DeliverWithoutTasks", "KeepFetchedOnResume", "SeekWithFlowStopped", "Service",
+           "TickcastApp", "build_app", "make_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,105 @@ class SeekWithFlowStopped(faust_aiokafka.Consumer):
                 self.resume_flow()
 
 
+@types.coroutine
+def _resume(coro: Any, blocker: Any) -> Generator[Any, None, Any]:
+    """Run the rest of ``coro``, whose first step already yielded ``blocker``, under the
+    task awaiting this: every later step, cancellation included, is passed through as
+    ``yield from`` would."""
+    while True:
+        try:
+            yield blocker
+        except BaseException as exc:  # noqa: BLE001 - thrown in by the task: forward it
+            try:
+                blocker = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                blocker = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _rest(coro: Any, blocker: Any) -> Any:
+    return await _resume(coro, blocker)  # a native coroutine: what ``wait_first`` accepts
+
+
+class DeliverWithoutTasks(SeekWithFlowStopped):
+    """Faust's consumer, delivering a fetched message without two tasks when nothing blocks.
+
+    Faust's fetch loop hands every message to the streams with ``wait_first(deliver(msg),
+    suspend_flow.wait())``: tasks and an ``asyncio.wait`` per message, so a rebalance can
+    abandon a delivery that is blocked (a full stream queue, flow control suspended); mode's
+    ``wait_first`` adds two more tasks (stopped, crashed).
+    Delivery almost never blocks; here its first step runs inline, and only a delivery that
+    does block continues under ``wait_first`` as before. ``_drain_messages`` is Faust
+    0.15's, with that one change.
+    """
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            delivery = callback(message)
+                            try:
+                                blocker = delivery.send(None)
+                            except StopIteration:
+                                pass  # delivered without blocking: the usual case
+                            else:
+                                await self.wait_first(_rest(delivery, blocker),
+                                                      self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+
 class TickcastTransport(faust_aiokafka.Transport):
-    Consumer = SeekWithFlowStopped
+    Consumer = DeliverWithoutTasks
 
 
 class TickcastApp(faust.App):

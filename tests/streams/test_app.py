@@ -69,3 +69,71 @@ def test_a_quiet_worker_keeps_the_root_logger_quiet() -> None:
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+
+
+# -- DeliverWithoutTasks: a blocked delivery continues under wait_first, as in Faust -----------
+def _start_blocked_put(queue: asyncio.Queue[str], log: list[str]) -> tuple[object, object]:
+    """A delivery (``queue.put``) into a full queue, stepped once by hand as the fetch loop
+    does: it yields what it blocks on."""
+
+    async def deliver() -> str:
+        try:
+            await queue.put("new")
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+        log.append("delivered")
+        return "done"
+
+    delivery = deliver()
+    return delivery, delivery.send(None)
+
+
+def test_a_blocked_delivery_finishes_once_the_queue_has_room() -> None:
+    from tickcast.streams.app import _rest
+
+    async def scenario() -> tuple[str, list[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        queue.put_nowait("old")
+        log: list[str] = []
+        delivery, blocker = _start_blocked_put(queue, log)
+        task = asyncio.ensure_future(_rest(delivery, blocker))
+        await asyncio.sleep(0.01)
+        assert not task.done()  # still blocked on the full queue
+        assert queue.get_nowait() == "old"
+        result = await asyncio.wait_for(task, 1.0)
+        return result, [*log, queue.get_nowait()]
+
+    assert asyncio.run(scenario()) == ("done", ["delivered", "new"])
+
+
+def test_suspended_flow_abandons_a_blocked_delivery_as_faust_does() -> None:
+    import mode
+
+    from tickcast.streams.app import _rest
+
+    async def scenario() -> tuple[bool, list[str], int]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        queue.put_nowait("old")
+        log: list[str] = []
+        suspend_flow = asyncio.Event()
+        delivery, blocker = _start_blocked_put(queue, log)
+        rest, suspended = _rest(delivery, blocker), suspend_flow.wait()
+        waiting = asyncio.ensure_future(mode.Service().wait_first(rest, suspended))
+        await asyncio.sleep(0.01)
+        suspend_flow.set()  # a rebalance starts
+        results = await asyncio.wait_for(waiting, 1.0)
+        await asyncio.sleep(0)  # let the cancelled delivery run its handler
+        return results.done == [suspended], log, queue.qsize()
+
+    suspend_won, log, queued = asyncio.run(scenario())
+    assert suspend_won
+    assert log == ["cancelled"]  # the delivery saw the cancellation, as under a Task
+    assert queued == 1  # only the old item: the blocked one was never put
+
+
+def test_the_worker_transport_uses_the_consumer_with_inline_delivery() -> None:
+    from tickcast.streams.app import DeliverWithoutTasks
+
+    service = build_app(Settings.from_env({}))
+    assert service.app.transport.Consumer is DeliverWithoutTasks
