@@ -3,12 +3,14 @@
 * **baseline** — what common tutorials do: a Faust agent that calls Keras ``model.predict``
   once per event (one window, one text), on the same models.
 * **ceiling** — a raw aiokafka consume → produce passthrough: no model, no Faust, no JSON.
-* **faust** — the same passthrough as a Faust agent (batches taken as tickcast's agents take
-  them, records sent straight to the producer, acked after delivery): what Faust's consumer
-  path alone allows on this machine, the part of the gap to the ceiling no model work can
-  close. ``BENCH_FAUST_SEND=topic`` makes it send through Faust's ``Topic.send`` instead, and
-  ``BENCH_FAUST_TAKE=noack_take`` batch with Faust's ``Stream.noack_take`` (what tickcast
-  used before ``streams/batching.py``).
+* **faust** — the same passthrough as a Faust agent, run as tickcast runs Faust (its app
+  class and consumer, batches taken as its agents take them, records sent straight to the
+  producer, acked after delivery): what the Faust consumer path alone allows tickcast on
+  this machine, the part of the gap to the ceiling no model work can close. Variants for
+  comparison: ``BENCH_FAUST_APP=stock`` runs a plain ``faust.App`` (Faust's own consumer),
+  ``BENCH_FAUST_TAKE=noack_take`` batches with Faust's ``Stream.noack_take``, and
+  ``BENCH_FAUST_SEND=topic`` sends through Faust's ``Topic.send`` -- what tickcast used
+  before ``streams/app.py``'s consumer, ``streams/batching.py`` and ``streams/delivery.py``.
 
 ``python -m tickcast.bench.pipelines baseline|ceiling|faust`` reads its configuration from the
 environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
@@ -83,12 +85,14 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
     """A Faust agent that forwards every record of ``prices`` and ``texts`` unchanged."""
     import faust
 
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
+    from tickcast.streams.app import TickcastApp
+    from tickcast.streams.batching import batches
+
+    app_class = faust.App if os.environ.get("BENCH_FAUST_APP") == "stock" else TickcastApp
+    app = app_class(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
                     value_serializer="raw", key_serializer="raw", autodiscover=False,
                     topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                     producer_linger=0.005, producer_acks=-1, datadir=str(datadir))
-
-    from tickcast.streams.batching import batches
 
     via_topic = os.environ.get("BENCH_FAUST_SEND") == "topic"
     noack_take = os.environ.get("BENCH_FAUST_TAKE") == "noack_take"
