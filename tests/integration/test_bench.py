@@ -71,3 +71,24 @@ def test_latency_probe_refuses_a_rate_of_zero(capsys: pytest.CaptureFixture[str]
 
     assert probe.main(["--latency", "0"]) == 2
     assert "must be > 0" in capsys.readouterr().err
+
+
+def test_passthrough_probe_forwards_the_whole_backlog(
+        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tickcast.bench import probe
+    from tickcast.bench.harness import delete_topics
+
+    monkeypatch.setenv("TICKCAST_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    assert probe.main(["--ticks", "300", "--passthrough", "--state", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    prefix = out.split(" ticks and 0 texts to ")[1].split("*")[0]
+    try:
+        assert "Faust passthrough" in out
+        assert "(300 events)" in out  # every tick forwarded, counted from the first
+        # a second run on the same backlog counts what its topics hold
+        assert probe.main(["--prefix", prefix, "--passthrough", "--state",
+                           str(tmp_path)]) == 0
+        assert "(300 events)" in capsys.readouterr().out
+    finally:
+        delete_topics(kafka_bootstrap, prefix)

@@ -7,6 +7,10 @@ then reports outputs/s and the worker's CPU (cores) over a fixed span. Unlike ``
 bench`` it leaves start-up and the tail of the backlog out, so two commits compare on the part
 that optimisation changes. ``--prefix`` reuses a backlog produced earlier.
 
+``--passthrough`` runs the bench's Faust passthrough (no model) on the backlog instead of a
+worker; ``BENCH_FAUST_APP``, ``BENCH_FAUST_TAKE`` and ``BENCH_FAUST_SEND`` pick its variant
+(see :mod:`tickcast.bench.pipelines`).
+
 ``--latency RATE`` measures tick -> forecast latency instead, as ``tickcast bench`` does: one
 worker, ``RATE`` ticks/s offered for ``--seconds``, on topics of its own, deleted afterwards.
 """
@@ -46,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=Path(".tickcast/probe"))
     parser.add_argument("--latency", type=float, metavar="RATE",
                         help="measure latency at RATE ticks/s offered instead of throughput")
+    parser.add_argument("--passthrough", action="store_true",
+                        help="run the bench's Faust passthrough on the backlog instead of a "
+                        "worker (BENCH_FAUST_APP/TAKE/SEND pick its variant)")
     args = parser.parse_args(argv)
     if args.latency is not None:
         return _latency(args.latency, args.seconds, args.state)
@@ -62,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         produce_input(bootstrap, prefix, BenchConfig(ticks=args.ticks, symbols=50,
                                                      texts=args.texts))
     args.state.mkdir(parents=True, exist_ok=True)
+    if args.passthrough:
+        return _passthrough(bootstrap, prefix, args.ticks + args.texts if produced else None,
+                            args.state)
     port = _free_port()
     app_id = f"{prefix}probe-{uuid.uuid4().hex[:4]}"
     env = _worker_env(bootstrap, prefix, app_id, port, args.state / app_id,
@@ -86,6 +96,33 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: the backlog ran out during the span; produce a larger one",
               file=sys.stderr)
     return 0
+
+
+def _passthrough(bootstrap: str, prefix: str, expected: int | None, state: Path) -> int:
+    from tickcast.bench.harness import run_pipeline
+    from tickcast.streams.topics import TopicSpec, ensure_topics
+
+    ensure_topics([bootstrap], [TopicSpec(f"{prefix}bench-faust-out", 8, 1)])
+    if expected is None:  # a backlog produced earlier: count what its topics hold
+        expected = _backlog(bootstrap, prefix)
+    result = run_pipeline("faust", bootstrap, prefix, state=state, model_dir=state,
+                          seconds=None, expected=expected)
+    print(f"backlog {prefix}: Faust passthrough {result['events_per_s']:,.0f} events/s over "
+          f"{result['seconds']:.0f} s ({result['events']:,} events)")
+    return 0
+
+
+def _backlog(bootstrap: str, prefix: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(f"{prefix}{name}", p) for name in ("prices", "texts")
+                 for p in consumer.partitions_for_topic(f"{prefix}{name}") or ()]
+        begin, end = consumer.beginning_offsets(parts), consumer.end_offsets(parts)
+        return sum(end[tp] - begin[tp] for tp in parts)
+    finally:
+        consumer.close()
 
 
 def _latency(rate: float, seconds: float, state: Path) -> int:
