@@ -103,15 +103,14 @@ async def _rest(coro: Any, blocker: Any) -> Any:
 
 
 class DeliverWithoutTasks(SeekWithFlowStopped):
-    """Faust's consumer, delivering a fetched message without two tasks when nothing blocks.
+    """Faust's consumer, delivering a fetched message inline when nothing blocks it.
 
     Faust's fetch loop hands every message to the streams with ``wait_first(deliver(msg),
-    suspend_flow.wait())``: tasks and an ``asyncio.wait`` per message, so a rebalance can
-    abandon a delivery that is blocked (a full stream queue, flow control suspended); mode's
-    ``wait_first`` adds two more tasks (stopped, crashed).
-    Delivery almost never blocks; here its first step runs inline, and only a delivery that
-    does block continues under ``wait_first`` as before. ``_drain_messages`` is Faust
-    0.15's, with that one change.
+    suspend_flow.wait())``, so a rebalance can abandon a delivery that is blocked (a full
+    stream queue, flow control suspended): four tasks (mode adds "stopped" and "crashed")
+    and an ``asyncio.wait`` per message. Delivery almost never blocks; here its first step
+    runs inline, and only a delivery that does block continues under ``wait_first`` as
+    before. ``_drain_messages`` is Faust 0.15's, with that one change.
     """
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
