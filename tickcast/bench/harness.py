@@ -26,13 +26,16 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tickcast.demo import scrape
 
-__all__ = ["BenchConfig", "delete_topics", "run_bench"]
+if TYPE_CHECKING:
+    from tickcast.streams.topics import TopicSpec
+
+__all__ = ["BenchConfig", "delete_topics", "run_bench", "run_topic_specs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +232,9 @@ def run_latency(bootstrap: str, *, rate: float, seconds: float, state: Path, mod
                 partitions: int, prefix: str) -> dict[str, Any]:
     from kafka import KafkaConsumer, KafkaProducer
 
-    from tickcast.streams.settings import Settings
-    from tickcast.streams.topics import ensure_topics, topic_specs
+    from tickcast.streams.topics import ensure_topics
 
-    ensure_topics([bootstrap], topic_specs(Settings.from_env(
-        {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=partitions)))
+    ensure_topics([bootstrap], run_topic_specs(bootstrap, prefix, partitions))
     port = _free_port()
     env = _worker_env(bootstrap, prefix, f"{prefix}app", port, state / "lat", model_dir,
                       partitions)
@@ -293,16 +294,14 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
               log: Any = print) -> dict[str, Any]:
     from tickcast.models.predictors import load_predictor
     from tickcast.models.registry import ModelStore
-    from tickcast.streams.settings import Settings
-    from tickcast.streams.topics import TopicSpec, ensure_topics, topic_specs
+    from tickcast.streams.topics import TopicSpec, ensure_topics
 
     state.mkdir(parents=True, exist_ok=True)
     store = ModelStore(model_dir)
     forecaster = load_predictor(store.path("gold-lstm", store.latest("gold-lstm") or "-"))
     rnn = load_predictor(store.path("sentiment-rnn", store.latest("sentiment-rnn") or "-"))
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
-    specs = topic_specs(Settings.from_env(
-        {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=config.partitions))
+    specs = run_topic_specs(bootstrap, prefix, config.partitions)
     specs += [TopicSpec(f"{prefix}bench-{kind}-out", config.partitions, 1)
               for kind in ("ceiling", "faust", "baseline")]
     ensure_topics([bootstrap], specs)
@@ -313,6 +312,15 @@ def run_bench(config: BenchConfig, *, bootstrap: str, model_dir: Path, state: Pa
         if not config.keep_topics:
             deleted = delete_topics(bootstrap, prefix)
             log(f"deleted the run's {deleted} topics ({prefix}*)")
+
+
+def run_topic_specs(bootstrap: str, prefix: str, partitions: int) -> list[TopicSpec]:
+    """The worker's topics under ``prefix``, as a run creates them."""
+    from tickcast.streams.settings import Settings
+    from tickcast.streams.topics import topic_specs
+
+    return topic_specs(Settings.from_env({}, kafka_bootstrap=bootstrap, topic_prefix=prefix,
+                                         topic_partitions=partitions))
 
 
 def delete_topics(bootstrap: str, prefix: str) -> int:
@@ -333,8 +341,7 @@ def delete_topics(bootstrap: str, prefix: str) -> int:
 def _measure(config: BenchConfig, *, bootstrap: str, prefix: str, model_dir: Path,
              state: Path, log: Any, forecaster: Any, rnn: Any) -> dict[str, Any]:
     from tickcast.bench.micro import micro_benchmarks
-    from tickcast.streams.settings import Settings
-    from tickcast.streams.topics import ensure_topics, topic_specs
+    from tickcast.streams.topics import ensure_topics
     from tickcast.training.data import sample_texts
 
     log(f"producing {config.ticks} ticks over {config.symbols} symbols and {config.texts} "
@@ -356,9 +363,7 @@ def _measure(config: BenchConfig, *, bootstrap: str, prefix: str, model_dir: Pat
     if config.texts_only:
         log(f"tickcast, 1 worker, {config.texts_only} texts only (RNN + VADER) ...")
         text_prefix = f"{prefix}t-"
-        ensure_topics([bootstrap], topic_specs(Settings.from_env(
-            {}, kafka_bootstrap=bootstrap, topic_prefix=text_prefix,
-            topic_partitions=config.partitions)))
+        ensure_topics([bootstrap], run_topic_specs(bootstrap, text_prefix, config.partitions))
         only = produce_input(bootstrap, text_prefix,
                              replace(config, ticks=0, texts=config.texts_only))
         results["tickcast_texts_only"] = run_tickcast(

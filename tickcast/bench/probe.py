@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         _proc_stats,
         _worker_env,
         produce_input,
+        run_topic_specs,
     )
     from tickcast.streams.settings import Settings
-    from tickcast.streams.topics import ensure_topics, topic_specs
+    from tickcast.streams.topics import ensure_topics
 
     parser = argparse.ArgumentParser(prog="python -m tickcast.bench.probe",
                                      description=__doc__.split("\n\n")[0])
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix, produced = args.prefix, args.prefix is None
     if prefix is None:
         prefix = f"probe{uuid.uuid4().hex[:6]}-"
-        ensure_topics(settings.bootstrap_servers, topic_specs(Settings.from_env(
-            {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=8)))
+        ensure_topics(settings.bootstrap_servers, run_topic_specs(bootstrap, prefix, 8))
         print(f"producing {args.ticks} ticks and {args.texts} texts to {prefix}* ...",
               flush=True)
         produce_input(bootstrap, prefix, BenchConfig(ticks=args.ticks, symbols=50,
