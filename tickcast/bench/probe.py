@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         _free_port,
         _outputs,
         _proc_stats,
+        _ready,
         _worker_env,
         produce_input,
         run_topic_specs,
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=200_000, help="ticks in the backlog")
     parser.add_argument("--texts", type=int, default=0, help="labelled texts in the backlog")
     parser.add_argument("--prefix", help="reuse the backlog on topics with this prefix")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds between the worker being ready (partitions assigned) "
+                        "and measuring")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds measured")
     parser.add_argument("--state", type=Path, default=Path(".tickcast/probe"))
     parser.add_argument("--latency", type=float, metavar="RATE",
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                                   stdout=log, stderr=subprocess.STDOUT)
     url = [f"http://127.0.0.1:{port}/metrics"]
     try:
+        deadline = time.monotonic() + 120
+        while not _ready(url):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not become ready; see {log.name}")
+            time.sleep(0.05)
         time.sleep(args.warmup)
         before, cpu_before, started = _outputs(url), _proc_stats(worker.pid)[0], time.monotonic()
         time.sleep(args.seconds)
