@@ -13,7 +13,7 @@ from vaderSentiment.vaderSentiment import (
 )
 
 from tickcast.streams.sentiment.vader import FastVader
-from tickcast.training.data import sample_texts
+from tickcast.training.data import fetch_sentiment_corpus, load_rated_texts, sample_texts
 
 
 @pytest.fixture(scope="module")
@@ -71,4 +71,16 @@ def test_generated_texts_score_identically(analyzers: tuple[SentimentIntensityAn
                  else w for w in words]
         words = [w + rng.choice(["", "", "", ",", ".", "!", "?!", "'s", "..."]) for w in words]
         texts.append(" ".join(words))
+    assert_same(analyzers, texts)
+
+
+@pytest.mark.slow
+def test_every_human_rated_text_scores_identically(
+        analyzers: tuple[SentimentIntensityAnalyzer, FastVader],
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The whole rated corpus (tweets, NYT, movie and Amazon snippets) from the library's
+    sdist, fetched the way the training job fetches it (``pip download``, checksummed)."""
+    corpus = fetch_sentiment_corpus(tmp_path_factory.mktemp("corpus"))
+    texts = load_rated_texts(corpus)["text"].tolist()
+    assert len(texts) > 20_000
     assert_same(analyzers, texts)
