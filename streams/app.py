@@ -232,8 +232,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
     )
     models = ModelManager(store=ModelStore(settings.model_dir), metrics=metrics,
                           names={"forecaster": settings.forecaster_model,
-                                 "sentiment": settings.sentiment_model},
-                          freeze_heap=True)
+                                 "sentiment": settings.sentiment_model})
     # One inference thread: batches of both agents run one at a time, off the event loop.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-inference")
     sentiment = SentimentProcessor(

@@ -23,7 +23,6 @@ import numpy as np
 from tickcast.models.artifacts import ArtifactError, ModelKind
 from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
 from tickcast.models.registry import ModelStore
-from tickcast.streams import heap
 from tickcast.streams.events import EventError, ModelUpdate, decode_model_update
 from tickcast.streams.metrics import Metrics
 
@@ -50,17 +49,11 @@ def smoke_test(predictor: Predictor) -> None:
 
 
 class ModelManager:
-    """The predictors serving now, by kind; safe to read from any thread.
-
-    With ``freeze_heap`` (the worker's setting) the heap is frozen after :meth:`load_latest`
-    and after every swap, so the collector's full passes skip the models (see
-    :mod:`tickcast.streams.heap`).
-    """
+    """The predictors serving now, by kind; safe to read from any thread."""
 
     def __init__(self, *, store: ModelStore, metrics: Metrics,
-                 names: Mapping[ModelKind, str], freeze_heap: bool = False) -> None:
+                 names: Mapping[ModelKind, str]) -> None:
         self.store = store
-        self.freeze_heap = freeze_heap
         self.metrics = metrics
         self.names = dict(names)
         self._kinds = {name: kind for kind, name in self.names.items()}
@@ -95,8 +88,6 @@ class ModelManager:
                 self._count(kind, "refused")
                 continue
             self._install(kind, predictor)
-        if self.freeze_heap:
-            heap.freeze()
 
     def apply_raw(self, raw: bytes | None) -> SwapOutcome:
         try:
@@ -132,12 +123,9 @@ class ModelManager:
             log.error("refusing %s/%s, still serving %s: %s", update.name, update.version,
                       current.version if current else "nothing", exc)
             return self._count(kind, "refused")
-        was = current.version if current else "nothing"
         self._install(kind, predictor)
-        del current, predictor  # the old model is garbage now: freeze() collects it
-        if self.freeze_heap:
-            heap.freeze()
-        log.info("now serving %s/%s (was %s)", update.name, update.version, was)
+        log.info("now serving %s/%s (was %s)", update.name, update.version,
+                 current.version if current else "nothing")
         return self._count(kind, "swapped")
 
     def _load(self, kind: ModelKind, name: str, version: str, *,

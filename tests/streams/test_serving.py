@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
-import weakref
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,10 +18,10 @@ from tickcast.training.publish import update_event
 from tickcast.training.sentiment import SentimentResult
 
 
-def manager(store: ModelStore, *, freeze_heap: bool = False) -> tuple[ModelManager, Metrics]:
+def manager(store: ModelStore) -> tuple[ModelManager, Metrics]:
     metrics = Metrics()
     return ModelManager(store=store, metrics=metrics, names={
-        "forecaster": "gold-lstm", "sentiment": "sentiment-rnn"}, freeze_heap=freeze_heap), metrics
+        "forecaster": "gold-lstm", "sentiment": "sentiment-rnn"}), metrics
 
 
 def second_version(store: ModelStore, result: PriceResult, version: str,
@@ -71,42 +68,6 @@ def test_newer_version_swaps_and_older_is_ignored_unless_rollback(
     assert models.forecaster().version == old.version  # type: ignore[union-attr]
     assert count(metrics, "swapped") == 2
     assert count(metrics, "stale") == 1
-
-
-@pytest.fixture
-def thawed() -> Iterator[None]:
-    """Give the test process its collector back after a test that freezes the heap."""
-    yield
-    gc.unfreeze()
-
-
-def walked_by_collector(obj: object) -> bool:
-    return any(o is obj for o in gc.get_objects())  # frozen objects are not listed
-
-
-def test_frozen_heap_hides_the_models_from_the_collector_and_a_swap_frees_the_old_one(
-        store: ModelStore, tiny_forecaster: PriceResult, thawed: None) -> None:
-    models, _ = manager(store, freeze_heap=True)
-    models.load_latest()
-    assert gc.get_freeze_count() > 0
-    first = models.forecaster()
-    assert first is not None
-    assert not walked_by_collector(first.model)
-    gone = weakref.ref(first.model)  # Keras models hold reference cycles: only gc frees them
-    del first
-    newer = second_version(store, tiny_forecaster, "v-new",
-                           tiny_forecaster.manifest.created_at + 1000)
-    assert models.apply(newer) == "swapped"
-    assert gone() is None  # collected by the swap's re-freeze, not leaked in the frozen part
-    assert not walked_by_collector(models.forecaster().model)  # type: ignore[union-attr]
-
-
-def test_without_freeze_heap_the_collector_is_left_alone(store: ModelStore,
-                                                         tiny_forecaster: PriceResult) -> None:
-    before = gc.get_freeze_count()
-    models, _ = manager(store)
-    models.load_latest()
-    assert gc.get_freeze_count() == before
 
 
 @pytest.mark.parametrize("tamper", ["sha256", "file", "uri", "name"])
