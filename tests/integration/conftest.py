@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
+from tickcast.bench.harness import delete_topics
 from tickcast.demo import scrape, wait_for_metrics
 
 pytestmark = pytest.mark.integration
@@ -96,6 +97,9 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path
     yield start
     for worker in started:
         worker.stop()
+    # The session's broker may be the project's long-lived one: leave no topics behind.
+    for prefix in {worker.prefix for worker in started}:
+        delete_topics(kafka_bootstrap, prefix)
 
 
 def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 60.0,
