@@ -41,6 +41,11 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
         admin.close()
     assert prefix.startswith("bench")
     assert not left
+    # nor are the pipelines' scratch files (progress, Faust's data directories), here or
+    # beside the models
+    assert not [p.name for p in (tmp_path / "bench").iterdir() if p.is_dir()
+                and p.name.startswith(("ceiling-", "faust-", "baseline-"))]
+    assert not list(store.root.parent.glob("bench-*"))
 
 
 def test_latency_probe_reports_percentiles_and_deletes_its_topics(

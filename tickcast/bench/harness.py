@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -190,10 +191,12 @@ def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, st
 # -- baseline and ceiling ---------------------------------------------------------------------
 def run_pipeline(kind: str, bootstrap: str, prefix: str, *, state: Path, model_dir: Path,
                  seconds: float | None, expected: int | None) -> dict[str, Any]:
-    progress = state / f"{kind}-{uuid.uuid4().hex[:6]}.jsonl"
+    scratch = state / f"{kind}-{uuid.uuid4().hex[:6]}"  # removed after the run
+    scratch.mkdir(parents=True)
+    progress = scratch / "progress.jsonl"
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "BENCH_PREFIX": prefix,
            "BENCH_GROUP": f"{prefix}{kind}-{uuid.uuid4().hex[:4]}", "BENCH_PROGRESS": str(progress),
-           "BENCH_MODEL_DIR": str(model_dir)}
+           "BENCH_MODEL_DIR": str(model_dir), "BENCH_DATADIR": str(scratch / "faust")}
     with open(state / f"{kind}.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tickcast.bench.pipelines", kind],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -220,6 +223,8 @@ def run_pipeline(kind: str, bootstrap: str, prefix: str, *, state: Path, model_d
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
     first, last = points[0], points[-1]
     span = max(last["t"] - first["t"], 1e-9)
     return {"events": last["count"] - first["count"], "seconds": span,

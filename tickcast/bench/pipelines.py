@@ -14,7 +14,8 @@
 
 ``python -m tickcast.bench.pipelines baseline|ceiling|faust`` reads its configuration from the
 environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
-``BENCH_PROGRESS`` once a second.
+``BENCH_PROGRESS`` once a second; Faust's data directory is ``BENCH_DATADIR``, which the
+harness removes afterwards.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
     worker.execute_from_commandline()
 
 
-def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path,
+def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path, datadir: Path,
              progress: Progress) -> None:
     """Per-message ``model.predict``: the pattern tickcast replaces."""
     import faust
@@ -142,7 +143,7 @@ def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path,
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
                     value_serializer="json", key_serializer="raw", autodiscover=False,
                     topic_disable_leader=True, consumer_auto_offset_reset="earliest",
-                    datadir=str(model_dir.parent / f"bench-{app_id}"))
+                    datadir=str(datadir))
     out = app.topic(f"{prefix}bench-baseline-out", value_serializer="json")
     windows: dict[str, deque] = defaultdict(lambda: deque(maxlen=forecaster.window))
 
@@ -181,11 +182,11 @@ def main() -> None:
                             progress))
     elif kind == "faust":
         faust_passthrough(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
-                    f"{env['BENCH_PREFIX']}bench-faust-out",
-                    Path(env["BENCH_MODEL_DIR"]).parent / f"bench-{env['BENCH_GROUP']}", progress)
+                    f"{env['BENCH_PREFIX']}bench-faust-out", Path(env["BENCH_DATADIR"]),
+                    progress)
     else:
         baseline(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
-                 Path(env["BENCH_MODEL_DIR"]), progress)
+                 Path(env["BENCH_MODEL_DIR"]), Path(env["BENCH_DATADIR"]), progress)
 
 
 if __name__ == "__main__":
