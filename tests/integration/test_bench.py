@@ -3,6 +3,7 @@ speed targets live in `make bench`, as ratios measured in one run)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
         assert results[name]["events_per_s"] > 0
         assert results[name]["rss_peak_mib"] > 0
     assert results["tickcast"]["ready_s"] > 0
+    for name in ("tickcast", "tickcast_texts_only"):  # the quick run has no 2-worker run
+        assert results[name]["worker_cores"] > 0
+        assert 0 < results[name]["machine_cores_busy"] <= (os.cpu_count() or 1)
     assert results["latency"]["forecasts"] > 0
     assert all(row["max_abs_diff"] <= 1e-4 for row in results["micro"])
     assert "tickcast over baseline" in table(results)

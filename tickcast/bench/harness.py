@@ -85,6 +85,20 @@ def _proc_stats(pid: int) -> tuple[float, float]:
     return cpu, peak
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, all cores, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _cores_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Cores the whole machine kept busy between two :func:`_machine_ticks` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total * (os.cpu_count() or 1) if total > 0 else 0.0
+
+
 # -- input -------------------------------------------------------------------------------------
 def produce_input(bootstrap: str, prefix: str, config: BenchConfig) -> dict[str, int]:
     from kafka import KafkaProducer
@@ -166,6 +180,7 @@ def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, st
             time.sleep(0.05)
         ready_s = time.monotonic() - started
         t0 = time.monotonic()
+        machine0, cpu0 = _machine_ticks(), sum(_proc_stats(p.pid)[0] for p in procs)
         done = 0.0
         while done < expected:
             if time.monotonic() - t0 > timeout:
@@ -174,6 +189,7 @@ def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, st
             done = _outputs(urls)
         seconds = time.monotonic() - t0
         stats = [_proc_stats(p.pid) for p in procs]
+        machine = _cores_busy(machine0, _machine_ticks())
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -185,7 +201,8 @@ def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, st
     cpu = sum(s[0] for s in stats)
     return {"workers": workers, "events": expected, "seconds": seconds,
             "events_per_s": expected / seconds, "ready_s": ready_s,
-            "rss_peak_mib": max(s[1] for s in stats), "cpu_s_per_1k_events": cpu / expected * 1000}
+            "rss_peak_mib": max(s[1] for s in stats), "cpu_s_per_1k_events": cpu / expected * 1000,
+            "worker_cores": (cpu - cpu0) / seconds, "machine_cores_busy": machine}
 
 
 # -- baseline and ceiling ---------------------------------------------------------------------
@@ -409,7 +426,8 @@ def _measure(config: BenchConfig, *, bootstrap: str, prefix: str, model_dir: Pat
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events")]
+    rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events",
+             "worker cores", "machine cores busy")]
     for name in ("tickcast", "tickcast_2_workers", "tickcast_texts_only", "ceiling",
                  "faust_passthrough", "baseline"):
         r = results.get(name)
@@ -418,6 +436,9 @@ def table(results: dict[str, Any]) -> str:
                          f"{r['ready_s']:.1f}" if "ready_s" in r else "",
                          f"{r['rss_peak_mib']:.0f}",
                          f"{r['cpu_s_per_1k_events']:.2f}" if "cpu_s_per_1k_events" in r
+                         else "",
+                         f"{r['worker_cores']:.2f}" if "worker_cores" in r else "",
+                         f"{r['machine_cores_busy']:.2f}" if "machine_cores_busy" in r
                          else ""))
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
