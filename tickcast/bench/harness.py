@@ -100,6 +100,32 @@ def _cores_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
 
 
 # -- input -------------------------------------------------------------------------------------
+def balanced_symbols(count: int, partitions: int) -> list[str]:
+    """``count`` symbol names (``S000``, ``S001``, ... skipping some) whose keys land evenly on
+    ``partitions`` under Kafka's default partitioner: ``count // partitions`` or one more per
+    partition.
+
+    With the first 50 names as they come, murmur2 puts 15 symbols on one of 8 partitions and
+    1 on another; the worker holding the big one does most of the ticks, and two workers
+    could not beat ~1.5x one whatever the worker does. Real keys are skewed too, but the
+    bench measures the workers.
+    """
+    from kafka.partitioner.default import murmur2
+
+    target = [count // partitions + (p < count % partitions) for p in range(partitions)]
+    taken = [0] * partitions
+    names: list[str] = []
+    i = 0
+    while len(names) < count:
+        name = f"S{i:03d}"
+        partition = (murmur2(name.encode()) & 0x7FFFFFFF) % partitions
+        if taken[partition] < target[partition]:
+            taken[partition] += 1
+            names.append(name)
+        i += 1
+    return names
+
+
 def produce_input(bootstrap: str, prefix: str, config: BenchConfig) -> dict[str, int]:
     from kafka import KafkaProducer
 
@@ -111,11 +137,12 @@ def produce_input(bootstrap: str, prefix: str, config: BenchConfig) -> dict[str,
     steps = config.ticks // config.symbols
     prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (steps, config.symbols)), axis=0))
     base = 1_700_000_000_000
+    symbols = balanced_symbols(config.symbols, config.partitions)
     for step in range(steps):
-        for s in range(config.symbols):
-            value = json.dumps({"symbol": f"S{s:03d}", "ts": base + step * 1000,
+        for s, symbol in enumerate(symbols):
+            value = json.dumps({"symbol": symbol, "ts": base + step * 1000,
                                 "price": round(float(prices[step, s]), 4)}).encode()
-            producer.send(f"{prefix}prices", key=f"S{s:03d}".encode(), value=value)
+            producer.send(f"{prefix}prices", key=symbol.encode(), value=value)
     sample = sample_texts()
     for i in range(config.texts):
         row = sample.iloc[i % len(sample)]

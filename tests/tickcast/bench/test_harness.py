@@ -25,3 +25,16 @@ def test_machine_ticks_count_idle_and_iowait_as_not_busy(
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
         stat if path == "/proc/stat" else path, *a, **k))
     assert harness._machine_ticks() == (130, 980)
+
+
+@pytest.mark.parametrize(("count", "partitions"), [(50, 8), (10, 8), (7, 3), (3, 8)])
+def test_bench_symbols_spread_evenly_over_the_partitions(count: int, partitions: int) -> None:
+    from kafka.partitioner.default import murmur2
+
+    names = harness.balanced_symbols(count, partitions)
+    assert len(set(names)) == count
+    per_partition = [0] * partitions
+    for name in names:
+        per_partition[(murmur2(name.encode()) & 0x7FFFFFFF) % partitions] += 1
+    assert max(per_partition) - min(per_partition) <= 1
+    assert sum(per_partition) == count
