@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import types
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -30,10 +31,14 @@ from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
 from tickcast.streams.topics import ensure_topics, topic_specs
 
-__all__ = ["DeliverWithoutTasks", "KeepFetchedOnResume", "SeekWithFlowStopped", "Service",
-           "TickcastApp", "build_app", "make_worker", "run_worker"]
+__all__ = ["EXIT_AGENT_CRASHED", "DeliverWithoutTasks", "KeepFetchedOnResume",
+           "SeekWithFlowStopped", "Service", "TickcastApp", "build_app", "make_worker",
+           "run_worker"]
 
 log = logging.getLogger(__name__)
+
+EXIT_AGENT_CRASHED: Final = 70
+"""Exit status of a worker whose agent raised (``EX_SOFTWARE``)."""
 
 
 class KeepFetchedOnResume(FlowControlEvent):
@@ -180,7 +185,21 @@ class TickcastTransport(faust_aiokafka.Transport):
 
 class TickcastApp(faust.App):
     """:class:`faust.App` with :class:`KeepFetchedOnResume` as its flow control and
-    :class:`SeekWithFlowStopped` as its consumer."""
+    :class:`SeekWithFlowStopped` as its consumer.
+
+    ``on_agent_crash``, when set, is called after Faust's own handling of an exception that
+    escaped an agent (which commits what was acknowledged). Faust then restarts the agent in
+    place, but the batch it was holding is neither acknowledged nor fetched again: its
+    offsets hold that partition's commits, and the worker's shutdown waits for them forever.
+    The worker sets a handler that exits instead (see :func:`run_worker`).
+    """
+
+    on_agent_crash: Callable[[Any, BaseException], None] | None = None
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        await super()._on_agent_error(agent, exc)
+        if self.on_agent_crash is not None:
+            self.on_agent_crash(agent, exc)
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
@@ -195,7 +214,7 @@ class Service:
     """A configured worker: the Faust app plus the state its agents share."""
 
     settings: Settings
-    app: faust.App
+    app: TickcastApp
     metrics: Metrics
     models: ModelManager
     sentiment: SentimentProcessor
@@ -319,12 +338,26 @@ def run_worker(settings: Settings) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     disable_created_metrics()  # *_created series double the scrape for no dashboard use
     service = build_app(settings)
+    service.app.on_agent_crash = _exit_on_agent_crash
     service.models.load_latest()  # before consuming: the first batch has its models
     port = serve_metrics(service.metrics, addr=settings.metrics_addr, port=settings.metrics_port)
     print(f"tickcast worker: metrics on http://{settings.metrics_addr}:{port}/metrics, "
           f"Kafka {settings.kafka_bootstrap} ({settings.kafka_security.describe()})",
           flush=True)
     make_worker(service).execute_from_commandline()
+
+
+def _exit_on_agent_crash(agent: Any, exc: BaseException) -> None:
+    """Crash-only: exit at once, so a restart redelivers the failed batch from the last commit.
+
+    Nothing delivered is lost: inputs are acknowledged (and committed) only after their
+    outputs and state writes are delivered, and Faust has just committed those.
+    """
+    log.critical("agent %s crashed; exiting with status %d so that a restart redelivers its "
+                 "batch from the last commit", getattr(agent, "name", agent), EXIT_AGENT_CRASHED,
+                 exc_info=exc)
+    logging.shutdown()  # flush the log handlers: os._exit skips interpreter shutdown
+    os._exit(EXIT_AGENT_CRASHED)
 
 
 def make_worker(service: Service) -> faust.Worker:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_for
-from tests.integration.conftest import RunningWorker, consume
+from tests.integration.conftest import RunningWorker, consume, produce
 from tickcast.localkafka import LocalKafka
 from tickcast.models.registry import ModelStore
+from tickcast.streams.app import EXIT_AGENT_CRASHED
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WINDOW = 10
@@ -281,3 +282,44 @@ def test_burst_of_ten_times_the_rate_is_absorbed_lag_recovers_memory_bounded(
     assert rss_peak - rss_before < 200, "memory grew with the burst"
     lost, _ = _forecast_loss(worker.bootstrap, worker.prefix, ticks, title="burst")
     assert not lost
+
+
+CRASH_HOOK = """
+import os
+
+if os.environ.get("TEST_CRASH_BATCH"):  # the sentiment agent raises on this batch
+    from tickcast.streams.sentiment import processor as _processor
+
+    _process, _calls = _processor.SentimentProcessor.process, [0]
+
+    def _crashing(self, batch):
+        _calls[0] += 1
+        if _calls[0] == int(os.environ["TEST_CRASH_BATCH"]):
+            raise RuntimeError("injected by the test")
+        return _process(self, batch)
+
+    _processor.SentimentProcessor.process = _crashing
+"""
+
+
+def test_an_agent_that_raises_exits_the_worker_and_a_restart_redelivers_its_batch(
+        start_worker, tmp_path: Path) -> None:
+    """Faust would restart the agent in place: the failed batch was then never output or
+    committed until a restart, and the worker ignored SIGTERM (its shutdown waited for
+    that batch). The worker exits instead, and its replacement outputs the batch."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK, encoding="utf-8")
+    first = start_worker(TICKCAST_BATCH_SIZE="10", PYTHONPATH=str(hook), TEST_CRASH_BATCH="2")
+    texts = [(f"{first.prefix}texts", b"k",
+              json.dumps({"id": f"c{i}", "ts": 1, "text": "a good day"}).encode())
+             for i in range(50)]
+    for start in range(0, len(texts), 10):
+        produce(first.bootstrap, texts[start:start + 10])
+        time.sleep(0.5)
+    assert first.proc.wait(timeout=60) == EXIT_AGENT_CRASHED
+    assert "injected by the test" in first.log()
+    assert f"exiting with status {EXIT_AGENT_CRASHED}" in first.log()
+    second = start_worker(prefix=first.prefix)
+    records = consume(second.bootstrap, f"{first.prefix}sentiment", expected=len(texts))
+    assert {json.loads(value)["id"] for _, value in records} == {f"c{i}" for i in range(50)}
