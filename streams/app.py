@@ -185,7 +185,7 @@ class TickcastTransport(faust_aiokafka.Transport):
 
 class TickcastApp(faust.App):
     """:class:`faust.App` with :class:`KeepFetchedOnResume` as its flow control and
-    :class:`SeekWithFlowStopped` as its consumer.
+    :class:`DeliverWithoutTasks` (a :class:`SeekWithFlowStopped`) as its consumer.
 
     ``on_agent_crash``, when set, is called after Faust's own handling of an exception that
     escaped an agent (which commits what was acknowledged). Faust then restarts the agent in

@@ -187,6 +187,17 @@ def _ready(urls: list[str]) -> bool:
     return assigned > 0
 
 
+def _wait_ready(urls: list[str], procs: list[subprocess.Popen[bytes]], *, logs: Path | str,
+                timeout: float = 120.0) -> None:
+    """Until the workers behind ``urls`` own partitions; RuntimeError if one exits first or
+    ``timeout`` passes (``logs``: where to look)."""
+    deadline = time.monotonic() + timeout
+    while not _ready(urls):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"tickcast worker did not become ready; see {logs}")
+        time.sleep(0.05)
+
+
 def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, state: Path,
                  model_dir: Path, partitions: int, timeout: float = 900.0) -> dict[str, Any]:
     app_id = f"{prefix}tc{workers}-{uuid.uuid4().hex[:4]}"
@@ -201,10 +212,7 @@ def run_tickcast(bootstrap: str, prefix: str, expected: int, *, workers: int, st
                             partitions)))
         urls.append(f"http://127.0.0.1:{port}/metrics")
     try:
-        while not _ready(urls):
-            if time.monotonic() - started > 120 or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"tickcast worker did not become ready; see {state}")
-            time.sleep(0.05)
+        _wait_ready(urls, procs, logs=state)
         ready_s = time.monotonic() - started
         t0 = time.monotonic()
         machine0, cpu0 = _machine_ticks(), sum(_proc_stats(p.pid)[0] for p in procs)
@@ -292,11 +300,7 @@ def run_latency(bootstrap: str, *, rate: float, seconds: float, state: Path, mod
                                   stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        deadline = time.monotonic() + 120
-        while not _ready([url]):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError("latency worker did not become ready")
-            time.sleep(0.1)
+        _wait_ready([url], [worker], logs=state / "latency-worker.log")
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
         sent: dict[tuple[str, int], float] = {}
         symbols = [f"L{i:02d}" for i in range(10)]

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         _free_port,
         _outputs,
         _proc_stats,
-        _ready,
+        _wait_ready,
         _worker_env,
         produce_input,
         run_topic_specs,
@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                                   stdout=log, stderr=subprocess.STDOUT)
     url = [f"http://127.0.0.1:{port}/metrics"]
     try:
-        deadline = time.monotonic() + 120
-        while not _ready(url):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the worker did not become ready; see {log.name}")
-            time.sleep(0.05)
+        try:
+            _wait_ready(url, [worker], logs=log.name)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         time.sleep(args.warmup)
         before, cpu_before, started = _outputs(url), _proc_stats(worker.pid)[0], time.monotonic()
         time.sleep(args.seconds)
