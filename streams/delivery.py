@@ -1,13 +1,13 @@
-"""Acknowledge a batch once its outputs are delivered, without holding up the next batch.
+"""Outputs to Kafka, and input acknowledged only once its outputs are delivered.
 
-An agent used to await the broker's acknowledgement of a batch's outputs (``acks=all``: a
-network round trip) before it took the next batch: the worker idled for that long on every
-batch. :class:`InFlight` awaits deliveries in the background, so the next batch is decoded and
-scored meanwhile, and still acknowledges the input offsets only after delivery and strictly in
-batch order. Order matters beyond tidiness: Faust commits a run of acknowledged offsets that
-starts one past the committed offset even when the offset in between is still in flight
-(faust-streaming #606), so out-of-order acknowledgements could commit past an undelivered
-event.
+:class:`Sinks` produces an agent's outputs straight to the app's aiokafka producer, a batch
+per partition (:func:`produce`). :class:`InFlight` awaits their delivery (``acks=all``: a
+network round trip) in the background, so the next batch is decoded and scored meanwhile, and
+acknowledges the input offsets only after delivery and strictly in batch order. Order matters
+beyond tidiness: Faust commits a run of acknowledged offsets that starts one past the committed
+offset even when the offset in between is still in flight
+(https://github.com/faust-streaming/faust/issues/606), so out-of-order acknowledgements could
+commit past an undelivered event.
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ from typing import Any, Final
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 
-from tickcast.streams.messages import OutMessage
+from tickcast.streams.faust_internals import aiokafka_producer
+from tickcast.streams.messages import OutMessage, Record
 
-__all__ = ["InFlight", "Record", "Sinks", "produce"]
+__all__ = ["InFlight", "Sinks", "produce"]
 
 _PARTITIONER: Final = DefaultPartitioner()
-
-
-Record = tuple[str, int | None, bytes | None, bytes | None]
-"""One record to produce: (topic, partition or ``None`` to partition by key, key, value)."""
 
 
 async def produce(producer: Any, records: Iterable[Record]) -> list[asyncio.Future[Any]]:
@@ -73,12 +70,9 @@ async def produce(producer: Any, records: Iterable[Record]) -> list[asyncio.Futu
 class Sinks:
     """The output topics of an agent, produced in a batch per partition.
 
-    Faust's ``Topic.send`` wraps every record in a ``FutureMessage`` and routes it through the
-    channel machinery: ~70 µs per record on two cores (the bench's Faust passthrough forwards
-    ~6,500 records/s through ``Topic.send``, ~11,500/s through the producer). Outputs are
-    already keyed bytes, so they go straight to the app's aiokafka producer with
-    :func:`produce`. The topics exist before
-    the worker starts (``ensure_topics``).
+    Outputs are already keyed bytes, so they skip Faust's ``Topic.send`` (a ``FutureMessage``
+    and the channel machinery per record) and go straight to the app's aiokafka producer with
+    :func:`produce`. The topics exist before the worker starts (``ensure_topics``).
     """
 
     def __init__(self, app: faust.App, topics: dict[str, str]) -> None:
@@ -88,7 +82,7 @@ class Sinks:
 
     def producer(self) -> Any:
         """The app's ``AIOKafkaProducer`` (Faust's producer service wraps one)."""
-        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return aiokafka_producer(self.app)
 
     async def send(self, outputs: Iterable[OutMessage], extra: Iterable[Record] = ()
                    ) -> list[asyncio.Future[Any]]:

@@ -7,8 +7,9 @@ processing in between is plain Python, testable without a broker or an event loo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["InMessage", "OutMessage"]
+__all__ = ["InMessage", "OutMessage", "Record", "in_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +30,16 @@ class OutMessage:
     """Logical topic to produce to (``sentiment``, ``dead-letters``)."""
     key: bytes | None
     value: bytes
+
+
+Record = tuple[str, int | None, bytes | None, bytes | None]
+"""One record to produce: (topic, partition or ``None`` to partition by key, key, value)."""
+
+
+def in_message(event: Any, *, prefix_len: int) -> InMessage:
+    """The :class:`InMessage` of a Faust event; ``prefix_len`` characters of the topic name are
+    the deployment's prefix."""
+    m = event.message
+    return InMessage(topic=m.topic[prefix_len:], partition=m.partition, offset=m.offset,
+                     key=m.key, value=m.value,
+                     timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)

@@ -8,15 +8,17 @@ published digest, safe Keras loading, a smoke inference — otherwise the old mo
 and ``tickcast_model_swaps_total{outcome="refused"}`` goes up.
 
 ``model-updates`` is a broadcast: every worker reads the whole (compacted) topic with its own
-group-less consumer, so each one learns of each version.
+group-less consumer (:func:`follow_model_updates`), so each one learns of each version.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Mapping
-from typing import Final, Literal
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 
@@ -25,13 +27,23 @@ from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
 from tickcast.models.registry import ModelStore
 from tickcast.streams.events import EventError, ModelUpdate, decode_model_update
 from tickcast.streams.metrics import Metrics
+from tickcast.streams.settings import Settings
 
-__all__ = ["METRIC_MODEL", "ModelManager", "SwapOutcome", "smoke_test"]
+if TYPE_CHECKING:
+    import faust
+
+__all__ = ["METRIC_MODEL", "OTHER_MODEL", "ModelManager", "SwapOutcome", "follow_model_updates",
+           "smoke_test"]
 
 log = logging.getLogger(__name__)
 
 SwapOutcome = Literal["swapped", "current", "stale", "refused", "unknown_model", "invalid_event"]
+SERVED_OUTCOMES: Final[tuple[SwapOutcome, ...]] = ("swapped", "current", "stale", "refused")
+"""Outcomes of an update naming a model this worker serves."""
+OTHER_OUTCOMES: Final[tuple[SwapOutcome, ...]] = ("unknown_model", "invalid_event")
+"""Outcomes of an update that names no served model (or cannot be read): ``model="other"``."""
 METRIC_MODEL: Final[dict[ModelKind, str]] = {"forecaster": "lstm", "sentiment": "rnn"}
+OTHER_MODEL: Final = "other"
 Predictor = Forecaster | SentimentRNN
 
 
@@ -51,19 +63,19 @@ def smoke_test(predictor: Predictor) -> None:
 class ModelManager:
     """The predictors serving now, by kind; safe to read from any thread."""
 
-    def __init__(self, *, store: ModelStore, metrics: Metrics,
-                 names: Mapping[ModelKind, str]) -> None:
+    def __init__(self, *, store: ModelStore, metrics: Metrics, names: Mapping[ModelKind, str],
+                 max_event_bytes: int) -> None:
         self.store = store
         self.metrics = metrics
         self.names = dict(names)
+        self.max_event_bytes = max_event_bytes
         self._kinds = {name: kind for kind, name in self.names.items()}
         self._serving: dict[ModelKind, Predictor | None] = dict.fromkeys(self.names)
         for kind in self.names:
-            for outcome in SwapOutcome.__args__:  # type: ignore[attr-defined]
+            for outcome in SERVED_OUTCOMES:
                 metrics.model_swaps.labels(model=METRIC_MODEL[kind], outcome=outcome)
-
-    def get(self, kind: ModelKind) -> Predictor | None:
-        return self._serving.get(kind)
+        for outcome in OTHER_OUTCOMES:
+            metrics.model_swaps.labels(model=OTHER_MODEL, outcome=outcome)
 
     def forecaster(self) -> Forecaster | None:
         predictor = self._serving.get("forecaster")
@@ -91,11 +103,11 @@ class ModelManager:
 
     def apply_raw(self, raw: bytes | None) -> SwapOutcome:
         try:
-            update = decode_model_update(raw, max_bytes=65_536)
+            update = decode_model_update(raw, max_bytes=self.max_event_bytes)
         except EventError as exc:
             log.error("ignoring a malformed model-updates event: %s", exc.message)
             self.metrics.model_update_errors.labels(reason=exc.reason).inc()
-            return "invalid_event"
+            return self._count_other("invalid_event")
         return self.apply(update)
 
     def apply(self, update: ModelUpdate) -> SwapOutcome:
@@ -103,7 +115,7 @@ class ModelManager:
         kind = self._kinds.get(update.name)
         if kind is None:
             log.info("model-updates: %s is not served by this worker", update.name)
-            return "unknown_model"
+            return self._count_other("unknown_model")
         current = self._serving[kind]
         if current is not None and current.version == update.version:
             return self._count(kind, "current")
@@ -149,3 +161,31 @@ class ModelManager:
     def _count(self, kind: ModelKind, outcome: SwapOutcome) -> SwapOutcome:
         self.metrics.model_swaps.labels(model=METRIC_MODEL[kind], outcome=outcome).inc()
         return outcome
+
+    def _count_other(self, outcome: SwapOutcome) -> SwapOutcome:
+        self.metrics.model_swaps.labels(model=OTHER_MODEL, outcome=outcome).inc()
+        return outcome
+
+
+def follow_model_updates(app: faust.App, *, settings: Settings, models: ModelManager,
+                         executor: Executor) -> None:
+    """Apply every ``model-updates`` event (the whole compacted topic, from the start) with a
+    group-less consumer of this worker's own: a broadcast. Loading runs on ``executor``, the
+    inference thread, so a swap lands between two batches."""
+
+    @app.task
+    async def follow() -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            settings.topic("model-updates"), bootstrap_servers=settings.bootstrap_servers,
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            client_id=f"{settings.app_id}-model-updates",
+            **settings.kafka_security.client_kwargs())
+        await consumer.start()
+        loop = asyncio.get_running_loop()
+        try:
+            async for message in consumer:
+                await loop.run_in_executor(executor, models.apply_raw, message.value)
+        finally:
+            await consumer.stop()

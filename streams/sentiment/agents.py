@@ -14,9 +14,9 @@ from typing import Any
 
 import faust
 
-from tickcast.streams.batching import batches
 from tickcast.streams.delivery import InFlight, Sinks
-from tickcast.streams.prices.agents import to_in_message
+from tickcast.streams.faust_internals import batches
+from tickcast.streams.messages import in_message
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings
 
@@ -40,7 +40,7 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         loop = asyncio.get_running_loop()
         inflight = InFlight(stream, limit=settings.batches_in_flight)
         async for events in batches(stream, size=settings.batch_size, within=within):
-            batch = [to_in_message(e, prefix_len) for e in events]
+            batch = [in_message(e, prefix_len=prefix_len) for e in events]
             processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])
             outputs = await loop.run_in_executor(executor, processor.process, batch)
             deliveries = await sinks.send(outputs)

@@ -1,4 +1,4 @@
-"""streams.batching: what a batch holds, when it is cut, and what happens to stale events."""
+"""faust_internals.batches: what a batch holds, when it is cut, and what happens to stale events."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import faust
 import pytest
 from faust.types.tuples import ConsumerMessage
 
-from tickcast.streams.batching import batches
+from tickcast.streams.faust_internals import batches
 
 _offsets = itertools.count()
 

@@ -1,0 +1,332 @@
+"""Everything tickcast does beneath Faust's public API, in one module.
+
+tickcast runs on faust-streaming 0.15 and mode-streaming 0.7. Where their public API does not
+reach, this module subclasses, copies or reads their internals; no other module touches a
+private Faust or mode name. ``tests/streams/test_faust_internals.py`` fingerprints the source of
+every upstream function listed below and checks every private attribute with ``hasattr``, so an
+upgrade fails loudly and names what to re-verify.
+
+Upstream code overridden (o) or copied (c) here:
+
+- ``mode.utils.queues.FlowControlEvent.resume`` (o, :class:`KeepFetchedOnResume`): it clears
+  every stream queue even when flow was never suspended; at the end of table recovery that
+  threw away events fetched after the seek to the committed offsets, and their partition's
+  commits stalled (https://github.com/faust-streaming/faust/issues/596).
+- ``faust.transport.consumer.Consumer.perform_seek`` (o, :class:`SeekWithFlowStopped`): a
+  fetch interleaved with the seek was judged against a stale read offset, dropped as already
+  read, and the jump booked as a compacted-topic gap and committed over.
+- ``faust.transport.consumer.Consumer._drain_messages`` (c, :class:`DeliverWithoutTasks`):
+  the fetch loop, with a delivery's first step run inline instead of under ``wait_first``.
+- ``faust.App._on_agent_error`` (o, :class:`TickcastApp`): calls ``on_agent_crash`` after
+  Faust's own handling, so the worker can exit instead of restarting the agent in place.
+- ``faust.App.flow_control`` and ``faust.App._new_transport`` (o, :class:`TickcastApp`):
+  install the two classes above.
+- ``faust.streams.Stream._py_aiter`` (c, :func:`batches`): its per-event steps (skip events of
+  an old generation or while flow is suspended, track the rest as unacknowledged), applied to
+  events taken straight from the stream's queue.
+
+Private attributes read or written:
+
+- ``Consumer._read_offset``, ``_commit_every``, ``_n_acked``, ``_add_gap``, ``_stopped``: by
+  the copied fetch loop, exactly as upstream uses them.
+- ``Consumer._committed_offset`` (:func:`committed_offsets`): the offsets Faust committed, for
+  the consumer-lag gauge; Faust has no public accessor.
+- ``faust.transport.drivers.aiokafka.Producer._ensure_producer`` (:func:`aiokafka_producer`):
+  the ``AIOKafkaProducer`` under Faust's producer, to send a batch per partition.
+- ``Table.data`` (``faust.tables.base.Collection.data``) and the changelog's record format
+  (:class:`ChangelogTable`): per-symbol state
+  is set in the store and logged in the same produce call as the batch's outputs, not through
+  ``table[key] = value`` (whose partition comes from Faust's "current event").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import types
+from collections.abc import AsyncIterator, Callable, Generator
+from typing import Any
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, EventT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+
+from tickcast.streams.messages import Record
+
+__all__ = ["ChangelogTable", "DeliverWithoutTasks", "KeepFetchedOnResume",
+           "SeekWithFlowStopped", "TickcastApp", "aiokafka_producer", "batches",
+           "committed_offsets"]
+
+
+# -- the app and its consumer -----------------------------------------------------------------
+class KeepFetchedOnResume(FlowControlEvent):
+    """Flow control that clears the stream queues only when flow really resumes.
+
+    Faust's recovery ends with: resume the stream partitions, seek them to their committed
+    offsets, then ``flow_control.resume()``, which clears every stream queue even when flow
+    was never suspended. The fetcher keeps running during the seek, so events fetched after
+    it (their read offsets already recorded) would be thrown away and never fetched again.
+    When flow was suspended, the queues were cleared at the suspend and a clear on resume is
+    harmless; when it was not, everything queued was fetched after the seek and is kept.
+    """
+
+    def resume(self) -> None:
+        if self.is_active():
+            return
+        super().resume()
+
+
+class SeekWithFlowStopped(faust_aiokafka.Consumer):
+    """Faust's consumer, with fetching stopped while it seeks to the committed offsets.
+
+    Faust seeks on the consumer thread and records the new read offsets on the event loop
+    afterwards; if flow is active (it is at the end of table recovery), the fetcher runs in
+    between. Records fetched from the new position are then judged against a stale read
+    offset, dropped as already read, and the jump to the next record is booked as a "gap"
+    (meant for compacted topics) and committed over. With flow stopped no fetch interleaves
+    with the seek.
+    """
+
+    async def perform_seek(self) -> None:
+        flowing = self.flow_active
+        if flowing:
+            self.stop_flow()
+        try:
+            await super().perform_seek()
+        finally:
+            if flowing:
+                self.resume_flow()
+
+
+@types.coroutine
+def _resume(coro: Any, blocker: Any) -> Generator[Any, None, Any]:
+    """Run the rest of ``coro``, whose first step already yielded ``blocker``, under the
+    task awaiting this: every later step, cancellation included, is passed through as
+    ``yield from`` would."""
+    while True:
+        try:
+            yield blocker
+        except BaseException as exc:  # noqa: BLE001 - thrown in by the task: forward it
+            try:
+                blocker = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                blocker = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def resume_delivery(coro: Any, blocker: Any) -> Any:
+    """The rest of a delivery whose first step blocked on ``blocker``, as a native
+    coroutine (what ``wait_first`` accepts)."""
+    return await _resume(coro, blocker)
+
+
+class DeliverWithoutTasks(SeekWithFlowStopped):
+    """Faust's consumer, delivering a fetched message inline when nothing blocks it.
+
+    Faust's fetch loop hands every message to the streams with ``wait_first(deliver(msg),
+    suspend_flow.wait())``, so a rebalance can abandon a delivery that is blocked (a full
+    stream queue, flow control suspended): four tasks (mode adds "stopped" and "crashed")
+    and an ``asyncio.wait`` per message. Delivery almost never blocks; here its first step
+    runs inline, and only a delivery that does block continues under ``wait_first`` as
+    before. ``_drain_messages`` is Faust 0.15's, with that one change.
+    """
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            delivery = callback(message)
+                            try:
+                                blocker = delivery.send(None)
+                            except StopIteration:
+                                pass  # delivered without blocking: the usual case
+                            else:
+                                await self.wait_first(resume_delivery(delivery, blocker),
+                                                      self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+
+class TickcastTransport(faust_aiokafka.Transport):
+    Consumer = DeliverWithoutTasks
+
+
+class TickcastApp(faust.App):
+    """:class:`faust.App` with :class:`KeepFetchedOnResume` as its flow control and
+    :class:`DeliverWithoutTasks` (a :class:`SeekWithFlowStopped`) as its consumer.
+
+    ``on_agent_crash``, when set, is called after Faust's own handling of an exception that
+    escaped an agent (which commits what was acknowledged). Faust then restarts the agent in
+    place, but the batch it was holding is neither acknowledged nor fetched again: its
+    offsets hold that partition's commits, and the worker's shutdown waits for them forever.
+    The worker sets a handler that exits instead (see :mod:`tickcast.streams.worker`).
+    """
+
+    on_agent_crash: Callable[[Any, BaseException], None] | None = None
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        await super()._on_agent_error(agent, exc)
+        if self.on_agent_crash is not None:
+            self.on_agent_crash(agent, exc)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return KeepFetchedOnResume(loop=self.loop)
+
+    def _new_transport(self) -> TickcastTransport:
+        return TickcastTransport(self.conf.broker_consumer, self)
+
+
+# -- batches ----------------------------------------------------------------------------------
+async def batches(stream: faust.StreamT, *, size: int, within: float
+                  ) -> AsyncIterator[list[EventT]]:
+    """Yield lists of at most ``size`` events, taken from ``stream``'s queue as soon as the
+    agent asks for them.
+
+    A batch is everything queued when the agent asks, up to ``size``; only an event that
+    finds the queue empty waits ``within`` seconds for others to join it. Under load the agent
+    never idles while events wait, and batches grow with the backlog. (Faust's
+    ``noack_take`` waits its whole ``within`` after every batch and holds its buffer while a
+    batch is processed.)
+
+    Per event it does what Faust's stream iterator does before handing an event over: events
+    of an old consumer generation (fetched before a rebalance) or arriving while flow control
+    is suspended are skipped and acknowledged, and the others are tracked as unacknowledged,
+    so Faust's commit and graceful-shutdown logic see them. Acknowledging is the caller's
+    job (``Stream.ack``), as with ``noack_take``.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    app: Any = stream.app
+    queue = stream.channel.queue
+    consumer = app.consumer
+    flow_control = app.flow_control
+    acking_topics = app.topics.acking_topics
+    track = consumer.track_message
+    while not stream.should_stop:
+        values: list[Any] = []
+        try:
+            if queue.empty():
+                values.append(await queue.get())
+                if within > 0 and size > 1:
+                    await asyncio.sleep(within)  # let the next events join this one
+            while len(values) < size and not queue.empty():
+                values.append(queue.get_nowait())
+        except StopAsyncIteration:
+            # Faust ends a stream by throwing this into its channel. Events taken but not
+            # yielded stay unacknowledged (and untracked, so shutdown does not wait for
+            # them): they are redelivered after the restart.
+            return
+        events: list[EventT] = []
+        generation = app.consumer_generation_id
+        active = flow_control.is_active()
+        for value in values:
+            if not isinstance(value, EventT):
+                continue  # only events travel on a topic's channel
+            message = value.message
+            if not active or message.generation_id != generation:
+                # Fetched before a rebalance (or while paused for one): Faust's iterator
+                # skips these and acknowledges them; their partitions' new owners
+                # consume them from the committed offset.
+                await stream.ack(value)
+                continue
+            if not message.tracked and message.topic in acking_topics:
+                message.tracked = True
+                track(message)
+            events.append(value)
+        if events:
+            yield events
+
+
+# -- private state read by tickcast -------------------------------------------------------------
+def committed_offsets(consumer: Any) -> dict[TP, int | None]:
+    """The offsets Faust last committed, per partition (a copy)."""
+    return dict(consumer._committed_offset)
+
+
+def aiokafka_producer(app: faust.App) -> Any:
+    """The started ``AIOKafkaProducer`` under ``app``'s producer service."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+class ChangelogTable:
+    """A Faust table whose writes the caller produces itself, in a batch of its own.
+
+    :meth:`write` sets the local store and returns the changelog record, with the key and value
+    encoded as Faust's ``json`` codec reads them back in recovery. The caller produces it to the
+    partition it chooses (the partition of the input the write belongs to, so recovery follows
+    the assignment), in the same produce call as the batch's outputs.
+    """
+
+    def __init__(self, table: faust.Table) -> None:
+        self._table = table
+        self.topic: str = table.changelog_topic.get_topic_name()
+
+    def get(self, key: str) -> Any:
+        return self._table.data.get(key)
+
+    def write(self, key: str, value: Any, *, partition: int) -> Record:
+        """Store ``value`` under ``key`` (``None`` deletes it: a tombstone on the changelog)."""
+        store = self._table.data
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+        return (self.topic, partition, _json(key), None if value is None else _json(value))
+
+
+def _json(value: Any) -> bytes:
+    # Compact, so a key always encodes to the same bytes and compaction keeps one per key.
+    return json.dumps(value, separators=(",", ":")).encode()

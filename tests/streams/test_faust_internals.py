@@ -1,0 +1,234 @@
+"""Everything beneath Faust's public API: the patches' behaviour, and fingerprints of the
+upstream code they override or copy, so an upgrade of faust-streaming or mode-streaming fails
+here, naming what to re-verify, instead of silently changing how tickcast commits or delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import inspect
+from typing import Any
+
+import pytest
+from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+from tickcast.streams import faust_internals
+from tickcast.streams.app import build_app
+from tickcast.streams.faust_internals import (
+    ChangelogTable,
+    DeliverWithoutTasks,
+    KeepFetchedOnResume,
+    TickcastApp,
+)
+from tickcast.streams.settings import Settings
+
+# Upstream functions overridden or copied in tickcast.streams.faust_internals, with the first
+# 16 hex digits of the sha256 of their source as installed (faust-streaming 0.15.3,
+# mode-streaming 0.7.1), and what to re-verify when one changes.
+UPSTREAM: dict[str, tuple[str, str]] = {
+    "mode.utils.queues.FlowControlEvent.resume": (
+        "4dcdc1253fd0dcb4", "KeepFetchedOnResume: does resume() still clear the queues when "
+        "flow was never suspended? If not, the subclass may go."),
+    "faust.transport.consumer.Consumer.perform_seek": (
+        "0e8c130ff4b0afd8", "SeekWithFlowStopped: does the seek still record read offsets on "
+        "the loop after seeking on the consumer thread?"),
+    "faust.transport.consumer.Consumer._drain_messages": (
+        "44a2500309e83c63", "DeliverWithoutTasks._drain_messages is a copy of it: port the "
+        "upstream change into the copy, keeping the inline first delivery step."),
+    "faust.app.base.App._on_agent_error": (
+        "bdd12f286de64429", "TickcastApp._on_agent_error: does Faust still commit what was "
+        "acknowledged and restart the agent in place?"),
+    "faust.app.base.App.flow_control": (
+        "f664abbe76e25985", "TickcastApp.flow_control: still a cached FlowControlEvent?"),
+    "faust.app.base.App._new_transport": (
+        "42db531312dd776f", "TickcastApp._new_transport: still how the transport (and so the "
+        "consumer class) is chosen?"),
+    "faust.streams.Stream._py_aiter": (
+        "3a48ee257a65435b", "batches() repeats its per-event steps (skip old generations and "
+        "suspended flow, track the message): compare them with the new iterator."),
+    "faust.transport.drivers.aiokafka.Producer._ensure_producer": (
+        "5592a4bbdf251325", "aiokafka_producer(): does it still return the AIOKafkaProducer?"),
+    "faust.tables.base.Collection.data": (
+        "ade4a02ddd5582cb", "ChangelogTable: is Table.data still the store recovery fills?"),
+}
+
+# Private attributes the copied fetch loop and the lag gauge read on Faust's consumer.
+CONSUMER_PRIVATE = ("_read_offset", "_committed_offset", "_commit_every", "_n_acked",
+                    "_add_gap", "_stopped")
+
+
+def _resolve(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = inspect.getattr_static(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def _fingerprint(obj: Any) -> str:
+    obj = getattr(obj, "_cached_property__get", obj)  # mode's cached_property keeps fget so
+    if isinstance(obj, property):
+        obj = obj.fget
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("dotted", sorted(UPSTREAM))
+def test_upstream_code_tickcast_overrides_or_copies_is_unchanged(dotted: str) -> None:
+    expected, reverify = UPSTREAM[dotted]
+    try:
+        obj = _resolve(dotted)
+    except (ImportError, AttributeError):
+        pytest.fail(f"{dotted} is gone upstream. Re-verify: {reverify}")
+    actual = _fingerprint(obj)
+    assert actual == expected, (
+        f"{dotted} changed upstream (fingerprint {actual}, pinned {expected}). Re-verify: "
+        f"{reverify} Then update UPSTREAM in this file.")
+
+
+def test_every_pinned_name_is_documented_where_it_is_used() -> None:
+    doc = faust_internals.__doc__ or ""
+    short = {name: ".".join(name.split(".")[-2:]) for name in UPSTREAM}
+    undocumented = [name for name, tail in short.items() if tail not in doc]
+    assert not undocumented, f"faust_internals' docstring does not list {undocumented}"
+
+
+def test_private_attributes_tickcast_reads_still_exist() -> None:
+    consumer = build_app(Settings()).app.consumer
+    missing = [name for name in CONSUMER_PRIVATE if not hasattr(consumer, name)]
+    assert not missing, (f"Faust's consumer no longer has {missing}: re-verify the copied "
+                         "fetch loop (DeliverWithoutTasks) and committed_offsets()")
+    assert faust_internals.committed_offsets(consumer) == {}
+
+
+def test_changelog_records_decode_as_faust_recovery_decodes_them() -> None:
+    from faust.serializers import codecs
+
+    app = TickcastApp("test-changelog", broker="kafka://127.0.0.1:1", web_enabled=False,
+                      autodiscover=False, env={}, store="memory://")
+    import faust
+
+    table = ChangelogTable(app.Table("state", partitions=4, schema=faust.Schema(
+        key_type=str, key_serializer="json", value_serializer="json")))
+    value = {"v": 2, "seq": 3, "pending": None, "ts": [1, 2], "price": [1.5, 2.25]}
+    topic, partition, key, raw = table.write("XAU", value, partition=3)
+    assert (topic, partition) == ("test-changelog-state-changelog", 3)
+    assert codecs.loads("json", key) == "XAU"
+    assert codecs.loads("json", raw) == value
+    assert table.get("XAU") == value
+    assert table.write("XAU", None, partition=3)[3] is None  # a tombstone deletes it
+    assert table.get("XAU") is None
+
+
+# -- KeepFetchedOnResume ---------------------------------------------------------------------
+def _queued_after_second_resume(flow_class: type[FlowControlEvent]) -> list[str]:
+    """Faust's recovery order: flow resumed for changelog reading, events fetched after the
+    stream seek, then ``flow_control.resume()`` once more. What is left in the queue?"""
+
+    async def scenario() -> list[str]:
+        flow = flow_class()
+        queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()
+        await queue.put("fetched after the seek")
+        flow.resume()
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    return asyncio.run(scenario())
+
+
+def test_resume_while_flowing_keeps_what_was_fetched() -> None:
+    assert _queued_after_second_resume(KeepFetchedOnResume) == ["fetched after the seek"]
+
+
+def test_upstream_flow_control_still_drops_it() -> None:
+    # The faust-streaming #596 behaviour the subclass exists for. If this starts failing,
+    # mode/faust changed ``resume()`` and the subclass may be unnecessary.
+    assert _queued_after_second_resume(FlowControlEvent) == []
+
+
+def test_resume_after_suspend_still_clears() -> None:
+    async def scenario() -> int:
+        flow = KeepFetchedOnResume()
+        queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()
+        await queue.put("fetched before a rebalance")
+        flow.suspend()
+        assert not flow.is_active()
+        flow.resume()
+        assert flow.is_active()
+        return queue.qsize()
+
+    assert asyncio.run(scenario()) == 0
+
+
+# -- DeliverWithoutTasks: a blocked delivery continues under wait_first, as in Faust -----------
+def _start_blocked_put(queue: asyncio.Queue[str], log: list[str]) -> tuple[object, object]:
+    """A delivery (``queue.put``) into a full queue, stepped once by hand as the fetch loop
+    does: it yields what it blocks on."""
+
+    async def deliver() -> str:
+        try:
+            await queue.put("new")
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+        log.append("delivered")
+        return "done"
+
+    delivery = deliver()
+    return delivery, delivery.send(None)
+
+
+def test_a_blocked_delivery_finishes_once_the_queue_has_room() -> None:
+    from tickcast.streams.faust_internals import resume_delivery
+
+    async def scenario() -> tuple[str, list[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        queue.put_nowait("old")
+        log: list[str] = []
+        delivery, blocker = _start_blocked_put(queue, log)
+        task = asyncio.ensure_future(resume_delivery(delivery, blocker))
+        await asyncio.sleep(0.01)
+        assert not task.done()  # still blocked on the full queue
+        assert queue.get_nowait() == "old"
+        result = await asyncio.wait_for(task, 1.0)
+        return result, [*log, queue.get_nowait()]
+
+    assert asyncio.run(scenario()) == ("done", ["delivered", "new"])
+
+
+def test_suspended_flow_abandons_a_blocked_delivery_as_faust_does() -> None:
+    import mode
+
+    from tickcast.streams.faust_internals import resume_delivery
+
+    async def scenario() -> tuple[bool, list[str], int]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        queue.put_nowait("old")
+        log: list[str] = []
+        suspend_flow = asyncio.Event()
+        delivery, blocker = _start_blocked_put(queue, log)
+        rest, suspended = resume_delivery(delivery, blocker), suspend_flow.wait()
+        waiting = asyncio.ensure_future(mode.Service().wait_first(rest, suspended))
+        await asyncio.sleep(0.01)
+        suspend_flow.set()  # a rebalance starts
+        results = await asyncio.wait_for(waiting, 1.0)
+        await asyncio.sleep(0)  # let the cancelled delivery run its handler
+        return results.done == [suspended], log, queue.qsize()
+
+    suspend_won, log, queued = asyncio.run(scenario())
+    assert suspend_won
+    assert log == ["cancelled"]  # the delivery saw the cancellation, as under a Task
+    assert queued == 1  # only the old item: the blocked one was never put
+
+
+def test_the_worker_app_uses_the_patched_flow_control_and_consumer() -> None:
+    service = build_app(Settings.from_env({}))
+    assert isinstance(service.app.flow_control, KeepFetchedOnResume)
+    assert service.app.transport.Consumer is DeliverWithoutTasks
