@@ -27,6 +27,7 @@ from tickcast.models.artifacts import (
 from tickcast.models.preprocessing import Vocabulary
 from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import confusion, roc_auc, roc_curve
+from tickcast.training.progress import keras_verbose
 from tickcast.training.reports import figure, markdown_table, write_report
 
 __all__ = [
@@ -127,7 +128,7 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
         sample_weight=weights if config.balance_sources else None,
         validation_data=(vocab.encode_batch(list(val["text"])),
                          val["label"].to_numpy(np.float32)),
-        epochs=config.epochs, batch_size=config.batch_size, verbose=1 if progress else 0,
+        epochs=config.epochs, batch_size=config.batch_size, verbose=keras_verbose(progress),
         callbacks=[k.callbacks.EarlyStopping(monitor="val_auc", mode="max",
                                              patience=config.patience,
                                              restore_best_weights=True)])
