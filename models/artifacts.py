@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
+from tickcast.errors import TickcastError
+
 __all__ = [
     "NAME_RE",
     "VERSION_RE",
@@ -51,7 +53,7 @@ FILE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ModelKind = Literal["forecaster", "sentiment", "textgen"]
 
 
-class ArtifactError(ValueError):
+class ArtifactError(TickcastError):
     """An artifact is missing, malformed, or does not match its manifest."""
 
 

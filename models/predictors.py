@@ -2,9 +2,10 @@
 
 :func:`load_predictor` verifies the artifact (manifest, every checksum), loads the Keras file
 with ``safe_mode=True`` and no custom objects, and wraps the model in a ``tf.function`` with a
-fixed input signature: one trace, then ~1-2 ms per batch call instead of ``model.predict``'s
-~35 ms. Both batch predictors are batch-first and thread-safe for concurrent calls; the text
-generator (``tickcast.models.textgen``) steps one character at a time.
+fixed input signature: traced once, then called per batch without ``model.predict``'s per-call
+overhead (``tickcast bench`` measures both). Both batch predictors are batch-first and
+thread-safe for concurrent calls; the text generator (``tickcast.models.textgen``) steps one
+character at a time.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from tickcast.models.artifacts import (
     PREPROCESSING_FILE,
     ArtifactError,
     Manifest,
+    ModelKind,
     verify_artifact,
 )
 from tickcast.models.preprocessing import CharVocabulary, PriceScaler, Vocabulary
+from tickcast.models.registry import ModelStore, StoreError
 from tickcast.models.textgen import TextGenerator
 
-__all__ = ["Forecaster", "SentimentRNN", "load_keras_model", "load_predictor"]
+__all__ = ["Forecaster", "Predictor", "SentimentRNN", "load_keras_model", "load_latest",
+           "load_predictor"]
 
 
 def load_keras_model(path: Path) -> Any:
@@ -99,9 +103,8 @@ class SentimentRNN:
         scores the same under any amount of left padding. So a batch is cut to the longest
         text it holds, and split by length (up to 16, 32, ... ``max_len`` tokens) where a
         separate call saves more steps than it costs: the LSTM's cost grows with the steps
-        it runs, and most texts are far shorter than ``max_len`` (the shipped sample: 16
-        tokens on average; 256 texts take 17 ms at 64 steps, 6 ms at 16). Equal to scoring
-        the full width: ``tests/models/test_predictors.py``.
+        it runs, and most texts are far shorter than ``max_len``. Equal to scoring the full
+        width: ``tests/models/test_predictors.py``.
         """
         ids = np.asarray(ids, dtype=np.int32)
         out = np.empty(len(ids), dtype=np.float64)
@@ -136,9 +139,9 @@ class SentimentRNN:
 
 
 CALL_ROW_STEPS: Final = 1600
-"""LSTM steps (rows x time steps) that cost as much as one more call: on two cores a call
-costs ~1.5 ms over its steps and a row-step ~0.94 µs (256 texts: 5.7 ms at 16 steps, 17.2 ms
-at 64)."""
+"""LSTM steps (rows x time steps) worth one more call: a call has a fixed cost beyond its steps,
+so a length group whose padding to the next group's width costs fewer row-steps than this
+rides along in that wider call instead of being scored on its own."""
 
 
 def _length_buckets(max_len: int) -> tuple[int, ...]:
@@ -177,4 +180,20 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None
     if tuple(model.input_shape) != expected:
         raise ArtifactError(f"model input shape {model.input_shape} does not match the "
                             f"preprocessing state {expected}")
+    return predictor
+
+
+Predictor = Forecaster | SentimentRNN | TextGenerator
+
+
+def load_latest(store: ModelStore, name: str, *, kind: ModelKind, hint: str = "") -> Any:
+    """The ``LATEST`` version of ``name`` through :func:`load_predictor`; a
+    :class:`StoreError` (with ``hint`` appended: how to make one) when the store has none, an
+    :class:`ArtifactError` when it holds another kind of model."""
+    version = store.latest(name)
+    if version is None:
+        raise StoreError(f"no {name} model in {store.root}{hint}")
+    predictor = load_predictor(store.path(name, version))
+    if predictor.kind != kind:
+        raise ArtifactError(f"{name}/{version} is a {predictor.kind} model, not a {kind}")
     return predictor

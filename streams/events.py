@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Literal, get_args
 
+from tickcast.errors import TickcastError
+
 __all__ = [
     "REASONS",
     "TS_MAX_MS",
@@ -66,7 +68,7 @@ MODEL_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
-class EventError(ValueError):
+class EventError(TickcastError):
     """An input event that cannot be processed; ``reason`` is one of :data:`REASONS`."""
 
     def __init__(self, reason: Reason, message: str) -> None:

@@ -1,17 +1,21 @@
-"""Service settings: the one place the Faust service reads the environment.
+"""Settings: the one place tickcast reads its environment.
 
 Everything is read once, at the edge (``Settings.from_env``), validated with an error that names
 the variable, the value and what was expected, and passed down as typed arguments.
+:class:`Settings` configures the service (workers and every Kafka client);
+:class:`tickcast.settings.ToolSettings` the tools around it (local broker, demo, training mode).
+Both are built on :class:`EnvSettings`; ``tickcast config`` lists every variable of both.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Self, cast
 
+from tickcast.errors import TickcastError
 from tickcast.streams.security import (
     MECHANISMS,
     NO_SECRET,
@@ -21,25 +25,78 @@ from tickcast.streams.security import (
     Secret,
 )
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "EnvSettings", "Settings", "SettingsError", "child_environ"]
 
 ENV_PREFIX = "TICKCAST_"
-T = TypeVar("T")
 
 
-class SettingsError(ValueError):
-    """A ``TICKCAST_*`` variable has a value the service cannot use."""
+class SettingsError(TickcastError):
+    """A variable has a value tickcast cannot use."""
+
+
+class EnvSettings:
+    """Base of the settings dataclasses: field ``foo_bar`` is read from ``TICKCAST_FOO_BAR``
+    (or the variable named by ``field(metadata={"env": ...})``), parsed by its type, and the
+    field's docstring is its documentation (``tickcast config``)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def variable(cls, f: Field[Any]) -> str:
+        return str(f.metadata.get("env", ENV_PREFIX + f.name.upper()))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Read, parse and check every field; ``overrides`` replace values read."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            var = cls.variable(f)
+            if var in env:
+                values[f.name] = _parser(f)(var, env[var])
+        values.update(overrides)
+        settings = cls(**cls._resolve(values))
+        settings.check()
+        return settings
+
+    @classmethod
+    def _resolve(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Values derived from others before construction (e.g. a secret read from a file)."""
+        return values
+
+    def check(self) -> None:
+        """Raise :class:`SettingsError` naming the first variable with an unusable value."""
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """``(variable, default, meaning)`` for every setting, for ``tickcast config``."""
+        docs = _field_docs(cls)
+        rows = []
+        for f in fields(cls):  # type: ignore[arg-type]
+            shown = f.metadata.get("shown", "" if f.default is None else str(f.default))
+            rows.append((cls.variable(f), shown, docs.get(f.name, "")))
+        return rows
+
+
+def child_environ(overrides: Mapping[str, str] | None = None, *,
+                  inherit_settings: bool = True) -> dict[str, str]:
+    """The environment for a child process: this process's, without its ``TICKCAST_*``
+    variables unless ``inherit_settings``, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items()
+           if inherit_settings or not k.startswith(ENV_PREFIX)}
+    env.update(overrides or {})
+    return env
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
+class Settings(EnvSettings):
     """Typed service configuration; field ``foo_bar`` is read from ``TICKCAST_FOO_BAR``."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Comma-separated ``host:port`` list of Kafka brokers."""
-    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_security_protocol: str = field(default="PLAINTEXT", metadata={"parse": "upper"})
     """Kafka `security.protocol` of every client: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
-    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
+    kafka_sasl_mechanism: str = field(default="SCRAM-SHA-256", metadata={"parse": "upper"})
     """SASL mechanism with SASL_*: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN (PLAIN hands the
     password over as it is: only over SASL_SSL)."""
     kafka_sasl_username: str = ""
@@ -78,7 +135,7 @@ class Settings:
     Events that queued while the agent was busy are processed as soon as it is free."""
     producer_linger_ms: int = 5
     """How long the producer lets a batch of outputs fill before sending it (Kafka 4.0's
-    default; 0 sends each output in its own small request, costing a third of throughput)."""
+    default; 0 sends each output in its own small request)."""
     batches_in_flight: int = 4
     """Batches per agent whose outputs may await the broker's acknowledgement while the next
     batch is processed (1: wait for each batch's delivery before the next)."""
@@ -101,26 +158,17 @@ class Settings:
     model_dir: Path = Path(".tickcast/models")
     """The model store: versioned artifacts per model and their LATEST pointers."""
     log_level: str = "info"
-    """Worker log level: debug, info, warning or error."""
+    """Log level of every command and worker: debug, info, warning or error."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            var = ENV_PREFIX + f.name.upper()
-            if var in env:
-                values[f.name] = _PARSERS[f.name](var, env[var])
-        values.update(overrides)
+    def _resolve(cls, values: dict[str, Any]) -> dict[str, Any]:
         if values.get("kafka_sasl_password_file") is not None:
             if values.get("kafka_sasl_password"):
                 raise SettingsError("TICKCAST_KAFKA_SASL_PASSWORD and "
                                     "TICKCAST_KAFKA_SASL_PASSWORD_FILE are both set: set one")
             values["kafka_sasl_password"] = _read_secret("TICKCAST_KAFKA_SASL_PASSWORD_FILE",
                                                          values["kafka_sasl_password_file"])
-        settings = cls(**values)
-        settings.check()
-        return settings
+        return values
 
     def check(self) -> None:
         _require(bool(self.kafka_bootstrap.strip()), "TICKCAST_KAFKA_BOOTSTRAP",
@@ -214,12 +262,6 @@ class Settings:
         """The full name of a logical topic (``texts`` -> ``{prefix}texts``)."""
         return f"{self.topic_prefix}{name}"
 
-    @classmethod
-    def describe(cls) -> list[tuple[str, str, str]]:
-        """``(variable, default, meaning)`` for every setting, for ``--help`` and the README."""
-        docs = _field_docs()
-        return [(ENV_PREFIX + f.name.upper(), "" if f.default is None else str(f.default),
-                 docs.get(f.name, "")) for f in fields(cls)]
 
 
 def _require(ok: bool, var: str, value: object, expected: str) -> None:
@@ -267,19 +309,25 @@ def _read_secret(var: str, path: Path) -> Secret:
     return Secret(text.removesuffix("\n").removesuffix("\r"))
 
 
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    f.name: {"int": _as_int, "Path": _as_path, "Path | None": _as_file,
-             "Secret": _as_secret}.get(str(f.type), _as_str) for f in fields(Settings)
-} | {"kafka_security_protocol": _as_upper, "kafka_sasl_mechanism": _as_upper}
+_BY_TYPE: dict[str, Callable[[str, str], Any]] = {
+    "int": _as_int, "Path": _as_path, "Path | None": _as_file, "Secret": _as_secret,
+    "str": _as_str}
+_BY_NAME: dict[str, Callable[[str, str], Any]] = {"upper": _as_upper}
 
 
-def _field_docs() -> dict[str, str]:
-    """Attribute docstrings of ``Settings`` (read from its source, only when asked for)."""
+def _parser(f: Field[Any]) -> Callable[[str, str], Any]:
+    named = f.metadata.get("parse")
+    return _BY_NAME[named] if named else _BY_TYPE[str(f.type)]
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings of a settings class (read from its source, only when asked for)."""
     import ast
     import inspect
     import itertools
+    import textwrap
 
-    tree = ast.parse(inspect.getsource(Settings))
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
     for node, nxt in itertools.pairwise(body):

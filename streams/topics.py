@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from tickcast.errors import TickcastError
 from tickcast.streams.security import KafkaSecurity
 from tickcast.streams.settings import Settings
 
@@ -25,7 +26,7 @@ LOGICAL_TOPICS: Final = (
 _DAY_MS: Final = 86_400_000
 
 
-class TopicError(RuntimeError):
+class TopicError(TickcastError):
     """Topics could not be created, or exist with an incompatible layout."""
 
 

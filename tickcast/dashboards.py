@@ -1,7 +1,7 @@
 """``tickcast dashboards render``: draw the Grafana dashboards' panels from Prometheus data.
 
 Grafana is the place to look at them; this renders the same queries to one PNG (for the
-README, reports, or a machine without Grafana), through Prometheus's ``query_range`` API.
+docs, reports, or a machine without Grafana), through Prometheus's ``query_range`` API.
 """
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tickcast.errors import TickcastError
 
 __all__ = ["render"]
 
@@ -22,11 +25,16 @@ DASHBOARDS = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "da
 def _query_range(prometheus: str, expr: str, start: float, end: float, step: float
                  ) -> list[dict[str, Any]]:
     params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
-    with urllib.request.urlopen(f"{prometheus}/api/v1/query_range?{params}",  # noqa: S310
-                                timeout=30) as response:
-        body = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/query_range?{params}",  # noqa: S310
+                                    timeout=30) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        raise TickcastError(f"cannot query Prometheus at {prometheus}: {exc}") from None
     if body.get("status") != "success":
-        raise ValueError(f"{expr!r}: {body.get('error')}")
+        raise TickcastError(f"Prometheus refused {expr!r}: {body.get('error')}")
     return body["data"]["result"]
 
 

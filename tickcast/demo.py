@@ -7,56 +7,31 @@ few seconds, and stops everything it started on Ctrl-C (or after ``--duration``)
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from itertools import count
 from pathlib import Path
 
+from tickcast.errors import TickcastError
 from tickcast.localkafka import LocalKafka
 from tickcast.localprom import LocalPrometheus, find_prometheus
-from tickcast.streams.settings import Settings
+from tickcast.scrape import Samples, scrape, wait_for_metrics
+from tickcast.settings import ToolSettings
+from tickcast.streams.settings import Settings, child_environ
 
-__all__ = ["run_demo", "scrape", "wait_for_metrics"]
-
-
-def scrape(url: str, timeout: float = 2.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Samples of a Prometheus text endpoint as ``{(name, sorted labels): value}``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URL
-        text = response.read().decode("utf-8")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+__all__ = ["ensure_models", "run_demo"]
 
 
-def wait_for_metrics(url: str, *, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the worker exited with status {proc.returncode}")
-        try:
-            scrape(url, timeout=1.0)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
-
-
-def _summary(samples: dict) -> str:
+def _summary(samples: Samples) -> str:
     def value(name: str, **labels: str) -> float:
-        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+        return samples.value(name, 0.0, **labels) or 0.0
 
     scored = value("tickcast_texts_scored_total", model="vader")
-    dead = sum(v for (n, _), v in samples.items() if n == "tickcast_dead_letters_total")
+    dead = samples.total("tickcast_dead_letters_total")
     auc = value("tickcast_sentiment_auc", model="vader")
     pos = value("tickcast_sentiment_auc_window_labels", model="vader", label="1")
     neg = value("tickcast_sentiment_auc_window_labels", model="vader", label="0")
@@ -112,32 +87,33 @@ def _replay_forever(settings: Settings, rate: float, stop: threading.Event) -> N
         replay.close()
 
 
-DEMO_MODELS = (("prices", "gold-lstm"), ("sentiment", "sentiment-rnn"))
-
-
 def ensure_models(settings: Settings) -> None:
-    """Train quick models (seconds, offline) for any model the store has no LATEST of."""
+    """Train quick models (seconds, offline) for the forecaster and the sentiment model a
+    worker serves (``TICKCAST_FORECASTER_MODEL``, ``TICKCAST_SENTIMENT_MODEL``) when the store
+    has no LATEST of them."""
     from tickcast.models.registry import ModelStore
+    from tickcast.training.jobs import TrainRequest, train
 
     store = ModelStore(settings.model_dir)
-    for task, name in DEMO_MODELS:
+    served = (("prices", settings.forecaster_model), ("sentiment", settings.sentiment_model))
+    for task, name in served:
         if store.latest(name) is None:
             print(f"no {name} model in {settings.model_dir}: training a quick one "
                   f"(`tickcast train {task}` trains the real one) ...", flush=True)
-            from tickcast.cli import main
+            outcome = train(TrainRequest(task=task, name=name, quick=True, progress=False),
+                            model_dir=settings.model_dir,
+                            datasets_dir=settings.state_dir / "datasets")
+            print(f"{name} {outcome.manifest.version} written to {outcome.path}", flush=True)
 
-            if main(["train", task, "--quick", "--quiet"]) != 0:
-                raise RuntimeError(f"training the quick {name} model failed")
 
-
-def _start_prometheus(settings: Settings) -> LocalPrometheus | None:
+def _start_prometheus(settings: Settings, tools: ToolSettings) -> LocalPrometheus | None:
     """A local Prometheus with the project's alert rules, when the binary is installed."""
     binary = find_prometheus()
     if binary is None:
         print("(no `prometheus` binary: `apt-get install prometheus` adds a local Prometheus "
               "with the alert rules to the demo)")
         return None
-    port = int(os.environ.get("TICKCAST_PROMETHEUS_PORT", "9090"))
+    port = tools.prometheus_port
     prometheus = LocalPrometheus(binary=binary, port=port,
                                  targets=[f"{settings.metrics_addr}:{settings.metrics_port}"],
                                  state_dir=Path(settings.state_dir) / "prometheus")
@@ -150,9 +126,11 @@ def _start_prometheus(settings: Settings) -> LocalPrometheus | None:
     return prometheus
 
 
-def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
+def run_demo(settings: Settings, tools: ToolSettings, *, rate: float, duration: float) -> int:
+    """Run the demo until Ctrl-C or ``duration`` seconds; 0 on a clean stop, 1 if the worker
+    exited."""
     ensure_models(settings)
-    broker = LocalKafka.from_env(os.environ, state_dir=settings.state_dir)
+    broker = LocalKafka.from_settings(tools, state_dir=settings.state_dir)
     started_broker = broker.up_for(settings.kafka_bootstrap)
     if started_broker:
         print(f"started the local Kafka broker on {broker.bootstrap}", flush=True)
@@ -164,16 +142,19 @@ def run_demo(settings: Settings, *, rate: float, duration: float) -> int:
             settings = replace(settings, metrics_port=9464)
         log_path = Path(settings.state_dir) / "demo-worker.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TICKCAST_METRICS_PORT": str(settings.metrics_port)}
+        env = child_environ({"TICKCAST_METRICS_PORT": str(settings.metrics_port)})
         with open(log_path, "ab") as log:
             worker = subprocess.Popen([sys.executable, "-m", "tickcast", "worker"], env=env,
                                       stdout=log, stderr=subprocess.STDOUT)
         url = f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
-        wait_for_metrics(url, timeout=90, proc=worker)
+        try:
+            wait_for_metrics(url, timeout=90, proc=worker)
+        except (RuntimeError, TimeoutError) as exc:
+            raise TickcastError(f"the worker did not start ({exc}); see {log_path}") from None
         feeder = threading.Thread(target=_replay_forever, args=(settings, rate, stop),
                                   daemon=True, name="demo-replay")
         feeder.start()
-        prometheus = _start_prometheus(settings)
+        prometheus = _start_prometheus(settings, tools)
         if prometheus is not None:
             print(f"\nprometheus:     {prometheus.url} (alerts: {prometheus.url}/alerts)")
         print(f"\nworker metrics: {url}\nworker log:     {log_path}\n"

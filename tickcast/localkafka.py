@@ -16,34 +16,34 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["LOCAL_ENV", "BrokerStatus", "KafkaError", "LocalKafka", "ScramListener"]
+from tickcast.errors import TickcastError
+from tickcast.settings import ToolSettings
+
+__all__ = ["BrokerError", "BrokerStatus", "LocalKafka", "ScramListener", "new_cluster_id"]
 
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 REQUIRED_JAR_PREFIX = "kafka_2.13-"
 # In a checkout (editable install) the pom sits at <repo>/deploy/kafka.
 DEFAULT_KAFKA_HOME = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
-LOCAL_ENV = (
-    ("TICKCAST_KAFKA_HOME", "<repo>/deploy/kafka", "Folder with the pom.xml resolving the broker"
-     " jars (copied into its lib/)."),
-    ("TICKCAST_KAFKA_HOST", "127.0.0.1", "Listener address of the local broker."),
-    ("TICKCAST_KAFKA_PORT", "9092", "Client port of the local broker."),
-    ("TICKCAST_KAFKA_CONTROLLER_PORT", "9093", "KRaft controller port of the local broker."),
-    ("TICKCAST_KAFKA_HEAP", "512m", "JVM heap of the local broker."),
-    ("TICKCAST_PROMETHEUS_PORT", "9090", "Port of the demo's local Prometheus (when the "
-     "`prometheus` binary is installed)."),
-    ("TICKCAST_TRAIN_MODE", "full", "`quick` makes every `tickcast train` run a --quick one "
-     "(the Docker trainer's default)."),
-)
 
 
-class KafkaError(RuntimeError):
+class BrokerError(TickcastError):
     """The local broker could not be resolved, formatted, started or stopped."""
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka's ``Uuid.randomUuid`` makes one: 16 random bytes in
+    URL-safe base64 without padding, never starting with ``-`` (which a command line would
+    read as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +83,13 @@ class ScramListener:
 
     def __post_init__(self) -> None:
         if not self.users:
-            raise KafkaError("a SCRAM listener needs at least one user")
+            raise BrokerError("a SCRAM listener needs at least one user")
         # kafka-storage parses `name=...,password=...` itself; keep to characters it cannot
         # misread rather than quoting.
         safe = re.compile(r"[A-Za-z0-9._~+/-]+")
         for name, password in self.users.items():
             if not (safe.fullmatch(name) and safe.fullmatch(password)):
-                raise KafkaError(f"SCRAM user {name!r}: names and passwords of the local broker "
+                raise BrokerError(f"SCRAM user {name!r}: names and passwords of the local broker "
                                  "are limited to letters, digits and . _ ~ + / -")
 
     def scram_arguments(self) -> list[str]:
@@ -158,6 +158,7 @@ class LocalKafka:
         controller_port: int = 9093,
         heap: str = "512m",
         scram: ScramListener | None = None,
+        java_home: Path | None = None,
     ) -> None:
         self.kafka_home = kafka_home.resolve()
         self.state_dir = state_dir.resolve()
@@ -166,30 +167,19 @@ class LocalKafka:
         self.controller_port = controller_port
         self.heap = heap
         self.scram = scram
+        self.java_home = java_home
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, state_dir: Path) -> LocalKafka:
-        """The local broker as configured by ``TICKCAST_KAFKA_*`` (see ``tickcast config``)."""
-        home = environ.get("TICKCAST_KAFKA_HOME")
-        kafka_home = Path(home) if home else DEFAULT_KAFKA_HOME
+    def from_settings(cls, tools: ToolSettings, *, state_dir: Path) -> LocalKafka:
+        """The local broker as configured by ``TICKCAST_KAFKA_*`` (see ``tickcast config``);
+        its files live in ``state_dir/kafka``."""
+        kafka_home = tools.kafka_home or DEFAULT_KAFKA_HOME
         if not (kafka_home / "pom.xml").is_file():
-            raise KafkaError(f"no pom.xml in {kafka_home}: run from a tickcast checkout or set "
-                             "TICKCAST_KAFKA_HOME to its deploy/kafka folder")
-
-        def port(var: str, default: int) -> int:
-            raw = environ.get(var, str(default))
-            if not raw.isdigit() or not 0 < int(raw) < 65536:
-                raise KafkaError(f"{var}={raw!r} is invalid: expected a port 1..65535")
-            return int(raw)
-
-        return cls(
-            kafka_home=kafka_home,
-            state_dir=state_dir / "kafka",
-            host=environ.get("TICKCAST_KAFKA_HOST", "127.0.0.1"),
-            port=port("TICKCAST_KAFKA_PORT", 9092),
-            controller_port=port("TICKCAST_KAFKA_CONTROLLER_PORT", 9093),
-            heap=environ.get("TICKCAST_KAFKA_HEAP", "512m"),
-        )
+            raise BrokerError(f"no pom.xml in {kafka_home}: run from a tickcast checkout or set "
+                              "TICKCAST_KAFKA_HOME to its deploy/kafka folder")
+        return cls(kafka_home=kafka_home, state_dir=state_dir / "kafka", host=tools.kafka_host,
+                   port=tools.kafka_port, controller_port=tools.kafka_controller_port,
+                   heap=tools.kafka_heap, java_home=tools.java_home)
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -233,10 +223,10 @@ class LocalKafka:
             return
         pom = self.kafka_home / "pom.xml"
         if not pom.is_file():
-            raise KafkaError(f"no pom.xml in {self.kafka_home}; set TICKCAST_KAFKA_HOME")
+            raise BrokerError(f"no pom.xml in {self.kafka_home}; set TICKCAST_KAFKA_HOME")
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise KafkaError(
+            raise BrokerError(
                 "Maven ('mvn') is not on PATH; it resolves the Kafka jars from Maven Central. "
                 "Install it (Debian: apt-get install maven) and retry."
             )
@@ -246,16 +236,15 @@ class LocalKafka:
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not self.jars_present():
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-            raise KafkaError(f"Maven could not resolve the Kafka jars:\n{tail}")
+            raise BrokerError(f"Maven could not resolve the Kafka jars:\n{tail}")
 
     # -- format --------------------------------------------------------------------------
     def _java(self) -> str:
-        java_home = os.environ.get("JAVA_HOME")
-        if java_home and (Path(java_home) / "bin" / "java").is_file():
-            return str(Path(java_home) / "bin" / "java")
+        if self.java_home and (self.java_home / "bin" / "java").is_file():
+            return str(self.java_home / "bin" / "java")
         java = shutil.which("java")
         if java is None:
-            raise KafkaError(
+            raise BrokerError(
                 "Java is not on PATH (Kafka 3.9 needs Java 11+, 17 recommended). "
                 "Install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
             )
@@ -304,16 +293,18 @@ class LocalKafka:
     def _is_formatted(self) -> bool:
         return (self.data_dir / "meta.properties").is_file()
 
-    def format(self) -> None:
-        """Format the KRaft data directory once; an existing one is kept as it is."""
+    def format(self, *, cluster_id: str | None = None) -> None:
+        """Format the KRaft data directory once (with ``cluster_id``, default a new one); an
+        existing one is kept as it is."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.render_config(), encoding="utf-8")
         if self._is_formatted():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
         cmd = [
             self._java(), "-cp", self._classpath(), STORAGE_TOOL,
-            "format", "-t", cluster_id, "-c", str(self.config_path),
+            # "--cluster-id=ID", not "-t ID": an id may start with "-" (ids from elsewhere do)
+            "format", f"--cluster-id={cluster_id or new_cluster_id()}",
+            "-c", str(self.config_path),
             *(self.scram.scram_arguments() if self.scram else []),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -321,7 +312,7 @@ class LocalKafka:
             output = result.stdout + result.stderr
             for password in (self.scram.users.values() if self.scram else ()):
                 output = output.replace(password, "********")
-            raise KafkaError(f"formatting {self.data_dir} failed:\n{output}")
+            raise BrokerError(f"formatting {self.data_dir} failed:\n{output}")
 
     # -- lifecycle -----------------------------------------------------------------------
     def _read_pid(self) -> int | None:
@@ -373,7 +364,7 @@ class LocalKafka:
         ports = [self.port, self.controller_port, *([self.scram.port] if self.scram else [])]
         taken = [port for port in ports if _port_open(self.host, port)]
         if taken:
-            raise KafkaError(
+            raise BrokerError(
                 f"port {taken[0]} on {self.host} is taken by another process; stop it or choose "
                 "TICKCAST_KAFKA_PORT / TICKCAST_KAFKA_CONTROLLER_PORT"
             )
@@ -407,12 +398,12 @@ class LocalKafka:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if not _pid_alive(pid):
-                raise KafkaError(f"the broker exited during start; see {self.log_path}:\n"
+                raise BrokerError(f"the broker exited during start; see {self.log_path}:\n"
                                  + self._log_tail())
             if self.answering():
                 return
             time.sleep(0.5)
-        raise KafkaError(f"the broker did not answer on {self.bootstrap} within {wait:.0f}s; "
+        raise BrokerError(f"the broker did not answer on {self.bootstrap} within {wait:.0f}s; "
                          f"see {self.log_path}")
 
     def _log_tail(self, lines: int = 25) -> str:

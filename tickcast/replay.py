@@ -17,8 +17,10 @@ from typing import Literal
 
 import pandas as pd
 
+from tickcast.errors import TickcastError
 from tickcast.streams.events import TEXT_MAX_CHARS, encode
 from tickcast.streams.security import KafkaSecurity
+from tickcast.training.data import DataError
 
 __all__ = [
     "LabelMode",
@@ -92,15 +94,20 @@ def generated_text_events(texts: Iterable[str], *, run_id: str | None = None,
 
 def read_csv(path: Path, kind: Literal["prices", "texts"]) -> pd.DataFrame:
     """A user's CSV: prices need ``date`` and ``close``/``price``; texts ``id`` and ``text``."""
-    frame = pd.read_csv(path)
+    from tickcast.training.jobs import read_csv as read_frame
+
+    frame = read_frame(path)
     need = ({"date"}, {"close", "price"}) if kind == "prices" else ({"id", "text"}, set())
     required, one_of = need
     missing = sorted(required - set(frame.columns))
     if missing or (one_of and not one_of & set(frame.columns)):
         wanted = sorted(required) + ([" or ".join(sorted(one_of))] if one_of else [])
-        raise ValueError(f"{path}: columns {list(frame.columns)} lack {', '.join(wanted)}")
+        raise DataError(f"{path}: columns {list(frame.columns)} lack {', '.join(wanted)}")
     if kind == "prices":
-        frame["date"] = pd.to_datetime(frame["date"], utc=True)
+        frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce")
+        if frame["date"].isna().any():
+            raise DataError(f"{path}: {int(frame['date'].isna().sum())} rows have an unreadable "
+                            "date")
     return frame
 
 
@@ -111,13 +118,19 @@ class Replay:
                  security: KafkaSecurity | None = None,
                  client_id: str = "tickcast-replay") -> None:
         from kafka import KafkaProducer
+        from kafka.errors import KafkaError
 
+        security = security or KafkaSecurity()
         self.topic_prefix = topic_prefix
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5,
-            enable_idempotence=True,  # retries never duplicate or reorder
-            **(security or KafkaSecurity()).client_kwargs(),
-        )
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5,
+                enable_idempotence=True,  # retries never duplicate or reorder
+                **security.client_kwargs(),
+            )
+        except KafkaError as exc:
+            raise TickcastError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}"
+                                + security.unreachable_hint()) from None
 
     def run(self, records: Iterable[Record], *, rate: float = 0.0, limit: int | None = None,
             total: int | None = None, progress: bool = True) -> ReplayStats:

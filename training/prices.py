@@ -25,8 +25,9 @@ from tickcast.models.artifacts import (
     write_artifact,
 )
 from tickcast.models.preprocessing import PriceScaler, make_windows
-from tickcast.training.data import fingerprint
+from tickcast.training.data import DataError, fingerprint
 from tickcast.training.evaluate import direction_metrics, regression_metrics
+from tickcast.training.progress import keras_verbose
 from tickcast.training.reports import figure, markdown_table, write_report
 
 __all__ = [
@@ -77,7 +78,7 @@ def split_prices(frame: pd.DataFrame, *, val_frac: float, test_frac: float) -> P
     n_test, n_val = round(n * test_frac), round(n * val_frac)
     n_train = n - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
-        raise ValueError(f"{n} closes are too few for a train/validation/test split")
+        raise DataError(f"{n} closes are too few for a train/validation/test split")
     return PriceSplit(train=closes[:n_train], val=closes[n_train:n_train + n_val],
                       test=closes[n_train + n_val:],
                       test_dates=frame["date"].to_numpy()[n_train + n_val:])
@@ -107,6 +108,9 @@ def train_prices(frame: pd.DataFrame, *, store_dir: Path, name: str = "gold-lstm
     started = time.monotonic()
     frame = frame.sort_values("date").reset_index(drop=True)
     split = split_prices(frame, val_frac=config.val_frac, test_frac=config.test_frac)
+    if len(split.train) < config.window + 2:
+        raise DataError(f"{len(frame)} closes leave {len(split.train)} for training: too few "
+                        f"for windows of {config.window}")
     scaler = PriceScaler.fit(split.train, window=config.window)
     x_train, y_train = make_windows(split.train, config.window)
     if config.max_train_windows:
@@ -121,7 +125,7 @@ def train_prices(frame: pd.DataFrame, *, store_dir: Path, name: str = "gold-lstm
         scaler.inputs(x_train), scaler.targets(x_train, y_train),
         validation_data=(scaler.inputs(x_val), scaler.targets(x_val, y_val)),
         epochs=config.epochs, batch_size=config.batch_size, shuffle=True,
-        verbose=1 if progress else 0,
+        verbose=keras_verbose(progress),
         callbacks=[k.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                              restore_best_weights=True)])
     outputs = np.asarray(model(scaler.inputs(x_test), training=False)).reshape(-1)

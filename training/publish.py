@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from tickcast.errors import TickcastError
 from tickcast.models.artifacts import Manifest
 from tickcast.models.registry import ModelStore
 from tickcast.streams.security import KafkaSecurity
@@ -19,7 +20,7 @@ from tickcast.streams.security import KafkaSecurity
 __all__ = ["PublishError", "publish_update", "update_event"]
 
 
-class PublishError(RuntimeError):
+class PublishError(TickcastError):
     """The broker did not acknowledge the model-update event."""
 
 

@@ -32,9 +32,10 @@ from tickcast.models.artifacts import (
 )
 from tickcast.models.preprocessing import BOUNDARY, CharVocabulary, normalize_text
 from tickcast.models.textgen import TextGenerator
-from tickcast.training.data import fingerprint
+from tickcast.training.data import DataError, fingerprint
 from tickcast.training.evaluate import perplexity
 from tickcast.training.ngrams import BigramLM, UnigramLM
+from tickcast.training.progress import keras_verbose
 from tickcast.training.reports import markdown_table, write_report
 
 __all__ = [
@@ -92,7 +93,7 @@ def split_corpus(texts: Sequence[str], *, val_frac: float, test_frac: float, see
     order = np.random.default_rng(seed).permutation(len(unique))
     n_test, n_val = round(len(unique) * test_frac), round(len(unique) * val_frac)
     if len(unique) - n_test - n_val < 1 or min(n_test, n_val) < 1:
-        raise ValueError(f"{len(unique)} distinct texts are too few for a train/validation/"
+        raise DataError(f"{len(unique)} distinct texts are too few for a train/validation/"
                          "test split")
     pick = [unique[i] for i in order]
     return {"test": pick[:n_test], "val": pick[n_test:n_test + n_val],
@@ -155,7 +156,7 @@ def train_textgen(texts: Sequence[str], *, store_dir: Path, name: str = "textgen
     fit_started = time.monotonic()
     history = model.fit(
         x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-        batch_size=config.batch_size, shuffle=True, verbose=1 if progress else 0,
+        batch_size=config.batch_size, shuffle=True, verbose=keras_verbose(progress),
         callbacks=[keras().callbacks.EarlyStopping(monitor="val_loss",
                                                    patience=config.patience,
                                                    restore_best_weights=True)])

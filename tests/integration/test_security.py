@@ -20,9 +20,9 @@ import pytest
 
 from tests.helpers import free_port, make_pki, require_tool, wait_for
 from tests.integration.conftest import RunningWorker, worker_env
-from tickcast.demo import wait_for_metrics
 from tickcast.localkafka import LocalKafka, ScramListener
 from tickcast.models.registry import ModelStore
+from tickcast.scrape import wait_for_metrics
 from tickcast.streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tickcast.streams.events import REASONS
 from tickcast.streams.metrics import BatchHistogram, Metrics, serve_metrics
+from tickcast.streams.settings import SettingsError
 
 
 def families(metrics: Metrics) -> list:
@@ -55,7 +56,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         taken = sock.getsockname()[1]
-        with pytest.raises(OSError, match="TICKCAST_METRICS_PORT"):
+        with pytest.raises(SettingsError, match="TICKCAST_METRICS_PORT"):
             serve_metrics(Metrics(), addr="127.0.0.1", port=taken)
 
 

@@ -56,14 +56,79 @@ def test_unknown_subcommand_is_rejected(capsys: pytest.CaptureFixture[str]) -> N
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_readme_configuration_table_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+def test_configuration_page_is_current(capsys: pytest.CaptureFixture[str]) -> None:
     from pathlib import Path
 
     main(["config", "--markdown"])
     table = capsys.readouterr().out.strip()
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert table in readme, "README's configuration table is stale: paste `tickcast config "
-    "--markdown`"
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(
+        encoding="utf-8")
+    assert table in page, ("docs/configuration.md is stale: paste `tickcast config "
+                           "--markdown` into it")
+
+
+def test_a_bad_log_level_is_a_one_line_error_naming_the_allowed_values(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TICKCAST_LOG_LEVEL", "loud")
+    assert main(["config"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tickcast config: error: TICKCAST_LOG_LEVEL='loud' is invalid: expected debug, info, "
+        "warning or error")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a TickcastError is a user's error; anything else propagates, traceback and all."""
+    from tickcast.cli import config
+
+    def broken(args: object, context: object) -> int:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(config, "run", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["config"])
+
+
+def test_user_errors_share_one_root() -> None:
+    from tickcast_bench.processes import BenchError
+
+    from tickcast.errors import TickcastError
+    from tickcast.localkafka import BrokerError
+    from tickcast.models.artifacts import ArtifactError
+    from tickcast.models.registry import StoreError
+    from tickcast.streams.events import EventError
+    from tickcast.streams.settings import SettingsError
+    from tickcast.streams.topics import TopicError
+    from tickcast.training.data import DataError
+    from tickcast.training.publish import PublishError
+
+    for error in (BrokerError, ArtifactError, StoreError, EventError, SettingsError,
+                  TopicError, DataError, PublishError, BenchError):
+        assert issubclass(error, TickcastError), error
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["produce", "prices", "--csv", "/nonexistent.csv"], "no such file: /nonexistent.csv"),
+    (["train", "prices", "--csv", "/nonexistent.csv"], "no such file: /nonexistent.csv"),
+    (["produce", "prices", "--rate", "-1"], "must be >= 0"),
+    (["generate", "--n", "0"], "must be at least 1"),
+    (["train", "prices", "--epochs", "x"], "expected an integer"),
+])
+def test_bad_arguments_are_usage_errors(argv: list[str], message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unreadable_csv_is_a_one_line_error(tmp_path, capsys: pytest.CaptureFixture[str]
+                                               ) -> None:
+    bad = tmp_path / "prices.csv"
+    bad.write_bytes(b"\xff\xfe\x00garbage\x00")
+    assert main(["train", "prices", "--csv", str(bad), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tickcast train: error: {bad}")
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_models_commands_list_show_promote_rollback(
@@ -107,6 +172,14 @@ def test_train_csv_errors_are_explained(tmp_path, capsys: pytest.CaptureFixture[
     texts.write_text("text,label\nhello,2\n")
     assert main(["train", "sentiment", "--csv", str(texts), "--quick"]) == 2
     assert "label must be 0 or 1" in capsys.readouterr().err
+    texts.write_text("text,label\n" + "good,1\n" * 30 + "bad,0\n" * 3)
+    assert main(["train", "sentiment", "--csv", str(texts), "--quick"]) == 2
+    assert "3 rows of label 0 and 30 of label 1; need at least 10" in capsys.readouterr().err
+    few = tmp_path / "few.csv"
+    few.write_text("date,close\n" + "".join(f"2024-01-{d:02d},{100 + d}\n"
+                                             for d in range(1, 20)))
+    assert main(["train", "prices", "--csv", str(few), "--quick"]) == 2
+    assert "too few" in capsys.readouterr().err
 
 
 def test_generate_without_a_model_says_how_to_train_one(
@@ -140,14 +213,15 @@ def test_generate_prints_n_reproducible_samples(
     assert capsys.readouterr().out.splitlines() == lines
     assert main([*argv[:-1], "8"]) == 0
     assert capsys.readouterr().out.splitlines() != lines
-    assert main(["generate", "--temperature", "0"]) == 2
-    assert "temperature must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", "--temperature", "0"])
+    assert "argument --temperature: must be > 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["produce", "texts", "--generated", "--labels", "inline"], "never labelled"),
     (["produce", "prices", "--generated"], "--generated produces texts"),
-    (["produce", "texts", "--generated", "--csv", "x.csv"], "exclude each other"),
+    (["produce", "texts", "--generated", "--csv", __file__], "exclude each other"),
     (["produce", "texts", "--prompt", "Gold"], "--prompt applies to --generated"),
 ])
 def test_produce_generated_refuses_what_it_cannot_honour(

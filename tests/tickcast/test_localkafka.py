@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
-from tickcast.localkafka import KafkaError, LocalKafka, ScramListener
+from tickcast.localkafka import BrokerError, LocalKafka, ScramListener, new_cluster_id
+from tickcast.settings import ToolSettings
+from tickcast.streams.settings import SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,8 +29,7 @@ def test_config_is_single_node_kraft_on_loopback(tmp_path: Path) -> None:
 
 def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv("JAVA_HOME", raising=False)
-    with pytest.raises(KafkaError, match="Java is not on PATH"):
+    with pytest.raises(BrokerError, match="Java is not on PATH"):
         broker(tmp_path)._java()
 
 
@@ -37,17 +38,41 @@ def test_missing_maven_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     home.mkdir()
     (home / "pom.xml").write_text("<project/>")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(KafkaError, match="Maven"):
+    with pytest.raises(BrokerError, match="Maven"):
         LocalKafka(kafka_home=home, state_dir=tmp_path / "s").resolve()
 
 
 @pytest.mark.parametrize(("env", "words"), [
-    ({"TICKCAST_KAFKA_PORT": "ninety"}, "TICKCAST_KAFKA_PORT='ninety'"),
-    ({"TICKCAST_KAFKA_HOME": "/nonexistent"}, "no pom.xml in /nonexistent"),
+    ({"TICKCAST_KAFKA_PORT": "ninety"}, "TICKCAST_KAFKA_PORT='ninety' is invalid"),
+    ({"TICKCAST_KAFKA_PORT": "70000"}, "TICKCAST_KAFKA_PORT=70000 is invalid"),
+    ({"TICKCAST_KAFKA_HEAP": "lots"}, "TICKCAST_KAFKA_HEAP='lots' is invalid"),
 ])
-def test_bad_local_settings(tmp_path: Path, env: dict[str, str], words: str) -> None:
-    with pytest.raises(KafkaError, match=words):
-        LocalKafka.from_env(env, state_dir=tmp_path)
+def test_bad_local_settings(env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        ToolSettings.from_env(env)
+
+
+def test_a_missing_pom_names_the_folder(tmp_path: Path) -> None:
+    tools = ToolSettings.from_env({"TICKCAST_KAFKA_HOME": "/nonexistent"})
+    with pytest.raises(BrokerError, match=r"no pom\.xml in /nonexistent"):
+        LocalKafka.from_settings(tools, state_dir=tmp_path)
+
+
+def test_new_cluster_ids_never_start_with_a_dash() -> None:
+    ids = [new_cluster_id() for _ in range(2000)]  # ~1 in 64 would start with "-" unguarded
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+@pytest.mark.slow
+def test_a_cluster_id_starting_with_a_dash_formats(tmp_path: Path) -> None:
+    """Kafka's own ids may start with "-"; the storage tool must not read one as an option."""
+    kafka = broker(tmp_path, port=free_port(), controller_port=free_port())
+    if not kafka.jars_present():
+        pytest.fail("the Kafka jars are missing: run `make setup`")
+    kafka.format(cluster_id="-Zk3yVtQSyG1ox7m2Y6R7w")
+    meta = (kafka.data_dir / "meta.properties").read_text()
+    assert "cluster.id=-Zk3yVtQSyG1ox7m2Y6R7w" in meta
 
 
 @pytest.mark.integration
@@ -89,7 +114,7 @@ def test_a_taken_port_is_reported_not_fought_over(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         kafka = broker(tmp_path, port=sock.getsockname()[1], controller_port=free_port())
-        with pytest.raises(KafkaError, match="taken by another process"):
+        with pytest.raises(BrokerError, match="taken by another process"):
             kafka.up()
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
 
@@ -110,9 +135,9 @@ def test_scram_listener_is_added_beside_plaintext(tmp_path: Path) -> None:
 
 
 def test_scram_users_the_storage_tool_could_misread_are_refused() -> None:
-    with pytest.raises(KafkaError, match="limited to letters"):
+    with pytest.raises(BrokerError, match="limited to letters"):
         ScramListener(port=1, users={"tickcast": "a,b]"})
-    with pytest.raises(KafkaError, match="at least one user"):
+    with pytest.raises(BrokerError, match="at least one user"):
         ScramListener(port=1, users={})
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tickcast.replay import generated_text_events, price_events, read_csv, text_events
 from tickcast.streams.events import decode_label, decode_price, decode_text
-from tickcast.training.data import gold_closes, sample_texts
+from tickcast.training.data import DataError, gold_closes, sample_texts
 
 
 def test_gold_prices_are_valid_events_keyed_by_symbol() -> None:
@@ -50,7 +50,7 @@ def test_user_csv_needs_the_right_columns(tmp_path: Path) -> None:
     assert json.loads(value)["price"] == 2050.1
     bad = tmp_path / "t.csv"
     pd.DataFrame({"body": ["hi"]}).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match="lack id, text"):
+    with pytest.raises(DataError, match="lack id, text"):
         read_csv(bad, "texts")
 
 

@@ -12,7 +12,7 @@ import pytest
 from tickcast.models.predictors import load_predictor
 from tickcast.models.preprocessing import CharVocabulary
 from tickcast.models.textgen import TextGenerator
-from tickcast.training.data import sample_texts
+from tickcast.training.data import DataError, sample_texts
 from tickcast.training.evaluate import perplexity
 from tickcast.training.ngrams import BigramLM, UnigramLM
 from tickcast.training.textgen import (
@@ -68,7 +68,7 @@ def test_split_normalises_deduplicates_and_keeps_parts_disjoint() -> None:
     assert [len(parts[k]) for k in ("train", "val", "test")] == [70, 10, 20]
     joined = [t for part in parts.values() for t in part]
     assert len(set(joined)) == len(joined) == 100
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(DataError, match="too few"):
         split_corpus(["a", "b"], val_frac=0.1, test_frac=0.1, seed=1)
 
 

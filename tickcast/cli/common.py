@@ -1,0 +1,73 @@
+"""What every command gets: its settings, read once, and argument types with clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickcast.settings import ToolSettings
+from tickcast.streams.settings import Settings
+
+__all__ = ["EPILOG", "Context", "configure_logging", "existing_file", "non_negative_float",
+           "positive_float", "positive_int"]
+
+EPILOG = "Configuration comes from TICKCAST_* environment variables; `tickcast config` lists them."
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The settings a command runs with, read from the environment once, in ``main``."""
+
+    settings: Settings
+    tools: ToolSettings
+
+    @classmethod
+    def from_env(cls) -> Context:
+        return cls(settings=Settings.from_env(), tools=ToolSettings.from_env())
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python and aiokafka narrate every connection at INFO.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(raw: str) -> float:
+    return _number(raw, above=0.0)
+
+
+def non_negative_float(raw: str) -> float:
+    return _number(raw, at_least=0.0)
+
+
+def _number(raw: str, *, above: float | None = None, at_least: float | None = None) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
+    if above is not None and not value > above:
+        raise argparse.ArgumentTypeError(f"must be > {above:g}, got {raw}")
+    if at_least is not None and not value >= at_least:
+        raise argparse.ArgumentTypeError(f"must be >= {at_least:g}, got {raw}")
+    return value
+
+
+def existing_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {raw}")
+    return path
