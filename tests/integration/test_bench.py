@@ -3,24 +3,46 @@ speed targets live in `make bench`, as ratios measured in one run)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tickcast_bench.harness import BenchConfig, Target, run_bench, table
 
-from tickcast.bench.harness import BenchConfig, run_bench, table
 from tickcast.models.registry import ModelStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def _renamed(store: ModelStore, name: str, new_name: str) -> str:
+    """A copy of ``name``'s LATEST artifact under ``new_name``, made LATEST there."""
+    version = store.latest(name)
+    assert version is not None
+    target = store.path(new_name, version)
+    shutil.copytree(store.path(name, version), target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    (target / "manifest.json").write_text(json.dumps({**manifest, "name": new_name}))
+    store.promote(new_name, version)
+    return version
+
+
 def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Path,
                                              store: ModelStore) -> None:
+    """On models named otherwise than the defaults (TICKCAST_FORECASTER_MODEL and
+    TICKCAST_SENTIMENT_MODEL), which every pipeline must serve."""
+    lstm, rnn = _renamed(store, "gold-lstm", "bench-lstm"), _renamed(store, "sentiment-rnn",
+                                                                     "bench-rnn")
+    shutil.rmtree(store.root / "gold-lstm")
+    shutil.rmtree(store.root / "sentiment-rnn")
     config = replace(BenchConfig.quick(), ticks=1000, texts=300, baseline_seconds=3.0,
                      latency_seconds=2.0, texts_only=200)
-    results = run_bench(config, bootstrap=kafka_bootstrap, model_dir=store.root,
-                        state=tmp_path / "bench", log=lambda _: None)
+    target = Target(bootstrap=kafka_bootstrap, model_dir=store.root, forecaster="bench-lstm",
+                    sentiment="bench-rnn")
+    results = run_bench(config, target, state=tmp_path / "bench", log=lambda _: None)
+    assert results["models"] == {"lstm": lstm, "rnn": rnn}
     window = 10  # the tiny forecaster's
     assert results["expected_outputs"] == 1000 - 10 * (window - 1) + 300
     assert results["tickcast_texts_only"]["events"] == config.texts_only
@@ -56,8 +78,7 @@ def test_latency_probe_reports_percentiles_and_deletes_its_topics(
         kafka_bootstrap: str, tmp_path: Path, store: ModelStore,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from kafka import KafkaAdminClient
-
-    from tickcast.bench import probe
+    from tickcast_bench import probe
 
     monkeypatch.setenv("TICKCAST_KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("TICKCAST_MODEL_DIR", str(store.root))
@@ -76,7 +97,7 @@ def test_latency_probe_reports_percentiles_and_deletes_its_topics(
 
 
 def test_latency_probe_refuses_a_rate_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    from tickcast.bench import probe
+    from tickcast_bench import probe
 
     assert probe.main(["--latency", "0"]) == 2
     assert "must be > 0" in capsys.readouterr().err
@@ -85,8 +106,8 @@ def test_latency_probe_refuses_a_rate_of_zero(capsys: pytest.CaptureFixture[str]
 def test_passthrough_probe_forwards_the_whole_backlog(
         kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from tickcast.bench import probe
-    from tickcast.bench.harness import delete_topics
+    from tickcast_bench import probe
+    from tickcast_bench.harness import delete_topics
 
     monkeypatch.setenv("TICKCAST_KAFKA_BOOTSTRAP", kafka_bootstrap)
     assert probe.main(["--ticks", "300", "--passthrough", "--state", str(tmp_path)]) == 0

@@ -1,4 +1,4 @@
-"""The two pipelines tickcast is compared with, each runnable as its own process.
+"""The pipelines tickcast is compared with, each runnable as its own process.
 
 * **baseline** — what common tutorials do: a Faust agent that calls Keras ``model.predict``
   once per event (one window, one text), on the same models.
@@ -7,23 +7,20 @@
   class and consumer, batches taken as its agents take them, records sent straight to the
   producer, acked after delivery): what the Faust consumer path alone allows tickcast on
   this machine, the part of the gap to the ceiling no model work can close. Variants for
-  comparison: ``BENCH_FAUST_APP=stock`` runs a plain ``faust.App`` (Faust's own consumer),
-  ``BENCH_FAUST_TAKE=noack_take`` batches with Faust's ``Stream.noack_take``, and
-  ``BENCH_FAUST_SEND=topic`` sends through Faust's ``Topic.send`` -- what tickcast used
-  before ``streams/app.py``'s consumer, ``streams/batching.py`` and ``streams/delivery.py``.
+  comparison: ``--app stock`` runs a plain ``faust.App`` (Faust's own consumer), ``--take
+  noack_take`` batches with Faust's ``Stream.noack_take``, and ``--send topic`` sends through
+  Faust's ``Topic.send``.
 
-``python -m tickcast.bench.pipelines baseline|ceiling|faust`` reads its configuration from the
-environment (set by the harness) and appends ``{"count": n, "t": seconds}`` lines to
-``BENCH_PROGRESS`` once a second; Faust's data directory is ``BENCH_DATADIR``, which the
-harness removes afterwards.
+``python -m tickcast_bench.pipelines KIND --bootstrap ... --progress FILE ...`` (the harness
+builds the command) appends ``{"count": n, "t": seconds}`` lines to the progress file as it
+goes; Faust's data directory is ``--datadir``, which the harness removes afterwards.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-import os
-import sys
 import time
 from collections import defaultdict, deque
 from pathlib import Path
@@ -82,21 +79,21 @@ async def ceiling(bootstrap: str, topics: list[str], out_topic: str, group: str,
 
 
 def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, datadir: Path,
-                progress: Progress) -> None:
+                      progress: Progress, *, app_kind: str = "tickcast",
+                      take: str = "batches", send: str = "producer") -> None:
     """A Faust agent that forwards every record of ``prices`` and ``texts`` unchanged."""
     import faust
 
-    from tickcast.streams.app import TickcastApp
-    from tickcast.streams.batching import batches
+    from tickcast.streams.faust_internals import TickcastApp, batches
 
-    app_class = faust.App if os.environ.get("BENCH_FAUST_APP") == "stock" else TickcastApp
+    app_class = faust.App if app_kind == "stock" else TickcastApp
     app = app_class(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
                     value_serializer="raw", key_serializer="raw", autodiscover=False,
                     topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                     producer_linger=0.005, producer_acks=-1, datadir=str(datadir))
 
-    via_topic = os.environ.get("BENCH_FAUST_SEND") == "topic"
-    noack_take = os.environ.get("BENCH_FAUST_TAKE") == "noack_take"
+    via_topic = send == "topic"
+    noack_take = take == "noack_take"
     out = app.topic(out_topic, key_serializer="raw", value_serializer="raw")
 
     @app.agent(app.topic(f"{prefix}prices", f"{prefix}texts", key_serializer="raw",
@@ -105,7 +102,7 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
         taken = (stream.noack_take(256, within=0.01) if noack_take
                  else batches(stream, size=256, within=0.01))
         async for events in taken:
-            if via_topic:  # Faust's Topic.send, what tickcast used before streams/delivery.py
+            if via_topic:  # Faust's Topic.send
                 futures = [await out.send(key=e.message.key, value=e.message.value)
                            for e in events]
             else:
@@ -127,18 +124,18 @@ def faust_passthrough(bootstrap: str, prefix: str, app_id: str, out_topic: str, 
 
 
 def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path, datadir: Path,
-             progress: Progress) -> None:
+             progress: Progress, *, forecaster_name: str, sentiment_name: str) -> None:
     """Per-message ``model.predict``: the pattern tickcast replaces."""
     import faust
     import numpy as np
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from tickcast.models.predictors import load_predictor
+    from tickcast.models.predictors import load_latest
     from tickcast.models.registry import ModelStore
 
     store = ModelStore(model_dir)
-    forecaster = load_predictor(store.path("gold-lstm", store.latest("gold-lstm") or ""))
-    rnn = load_predictor(store.path("sentiment-rnn", store.latest("sentiment-rnn") or ""))
+    forecaster = load_latest(store, forecaster_name, kind="forecaster")
+    rnn = load_latest(store, sentiment_name, kind="sentiment")
     vader = SentimentIntensityAnalyzer()
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", web_enabled=False, env={},
                     value_serializer="json", key_serializer="raw", autodiscover=False,
@@ -171,22 +168,54 @@ def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path, datadir:
     worker.execute_from_commandline()
 
 
-def main() -> None:
-    kind = sys.argv[1]
-    env = os.environ
-    progress = Progress(Path(env["BENCH_PROGRESS"]))
-    if kind == "ceiling":
-        asyncio.run(ceiling(env["BENCH_BOOTSTRAP"], [f"{env['BENCH_PREFIX']}prices",
-                                                     f"{env['BENCH_PREFIX']}texts"],
-                            f"{env['BENCH_PREFIX']}bench-ceiling-out", env["BENCH_GROUP"],
-                            progress))
-    elif kind == "faust":
-        faust_passthrough(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
-                    f"{env['BENCH_PREFIX']}bench-faust-out", Path(env["BENCH_DATADIR"]),
-                    progress)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tickcast_bench.pipelines",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=["ceiling", "faust", "baseline"])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--prefix", required=True, help="topic prefix of the backlog")
+    parser.add_argument("--group", required=True, help="consumer group (Faust app id)")
+    parser.add_argument("--progress", type=Path, required=True, help="progress file to append")
+    parser.add_argument("--datadir", type=Path, required=True, help="Faust's data directory")
+    parser.add_argument("--model-dir", type=Path, help="baseline: the model store")
+    parser.add_argument("--forecaster", default="gold-lstm", help="baseline: forecaster name")
+    parser.add_argument("--sentiment", default="sentiment-rnn", help="baseline: RNN name")
+    add_variant_arguments(parser, "faust")
+    return parser.parse_args(argv)
+
+
+def add_variant_arguments(parser: argparse.ArgumentParser, applies_to: str) -> None:
+    """``--app``, ``--take`` and ``--send``: which Faust passthrough runs."""
+    parser.add_argument("--app", choices=["tickcast", "stock"], default="tickcast",
+                        help=f"{applies_to}: TickcastApp (default) or a plain faust.App")
+    parser.add_argument("--take", choices=["batches", "noack_take"], default="batches",
+                        help=f"{applies_to}: tickcast's batch taker (default) or "
+                        "Stream.noack_take")
+    parser.add_argument("--send", choices=["producer", "topic"], default="producer",
+                        help=f"{applies_to}: straight to the producer (default) or Topic.send")
+
+
+def variant_arguments(args: argparse.Namespace) -> tuple[str, ...]:
+    """The arguments that run the variant ``args`` chose (see :func:`add_variant_arguments`)."""
+    return ("--app", args.app, "--take", args.take, "--send", args.send)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    progress = Progress(args.progress)
+    prefix = args.prefix
+    if args.kind == "ceiling":
+        asyncio.run(ceiling(args.bootstrap, [f"{prefix}prices", f"{prefix}texts"],
+                            f"{prefix}bench-ceiling-out", args.group, progress))
+    elif args.kind == "faust":
+        faust_passthrough(args.bootstrap, prefix, args.group, f"{prefix}bench-faust-out",
+                          args.datadir, progress, app_kind=args.app, take=args.take,
+                          send=args.send)
     else:
-        baseline(env["BENCH_BOOTSTRAP"], env["BENCH_PREFIX"], env["BENCH_GROUP"],
-                 Path(env["BENCH_MODEL_DIR"]), Path(env["BENCH_DATADIR"]), progress)
+        if args.model_dir is None:
+            raise SystemExit("baseline needs --model-dir")
+        baseline(args.bootstrap, prefix, args.group, args.model_dir, args.datadir, progress,
+                 forecaster_name=args.forecaster, sentiment_name=args.sentiment)
 
 
 if __name__ == "__main__":

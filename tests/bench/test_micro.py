@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tickcast.bench.micro import micro_benchmarks
+from tickcast_bench.micro import micro_benchmarks
+
 from tickcast.models.predictors import load_predictor
 from tickcast.training.data import sample_texts
 from tickcast.training.prices import PriceResult

@@ -1,15 +1,14 @@
-"""Steady-state throughput of one worker on a backlog: the probe used to measure each
-optimisation in the README's "what changed" table.
+"""Steady-state throughput of one worker on a backlog, or its latency at a fixed rate.
 
-``python -m tickcast.bench.probe --ticks 200000 --texts 0`` produces the backlog to fresh
-topics on the local broker (``TICKCAST_KAFKA_BOOTSTRAP``), starts one worker, lets it warm up,
-then reports outputs/s and the worker's CPU (cores) over a fixed span. Unlike ``tickcast
-bench`` it leaves start-up and the tail of the backlog out, so two commits compare on the part
-that optimisation changes. ``--prefix`` reuses a backlog produced earlier.
+``python -m tickcast_bench.probe --ticks 200000 --texts 0`` produces the backlog to fresh
+topics on the broker (``TICKCAST_KAFKA_BOOTSTRAP``), starts one worker, lets it warm up, then
+reports outputs/s and the worker's CPU (cores) over a fixed span. Unlike ``tickcast bench`` it
+leaves start-up and the tail of the backlog out, so two versions of the code compare on the
+steady state. ``--prefix`` reuses a backlog produced earlier.
 
 ``--passthrough`` runs the bench's Faust passthrough (no model) on the backlog instead of a
-worker; ``BENCH_FAUST_APP``, ``BENCH_FAUST_TAKE`` and ``BENCH_FAUST_SEND`` pick its variant
-(see :mod:`tickcast.bench.pipelines`).
+worker; ``--app``, ``--take`` and ``--send`` pick its variant (see
+:mod:`tickcast_bench.pipelines`).
 
 ``--latency RATE`` measures tick -> forecast latency instead, as ``tickcast bench`` does: one
 worker, ``RATE`` ticks/s offered for ``--seconds``, on topics of its own, deleted afterwards.
@@ -18,31 +17,32 @@ worker, ``RATE`` ticks/s offered for ``--seconds``, on topics of its own, delete
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+from tickcast_bench.harness import (
+    BenchConfig,
+    Target,
+    delete_topics,
+    produce_input,
+    run_latency,
+    run_pipeline,
+    run_topic_specs,
+)
+from tickcast_bench.pipelines import add_variant_arguments, variant_arguments
+from tickcast_bench.processes import BenchError, Workers
+
+from tickcast.streams.settings import Settings
+
 __all__ = ["main"]
 
+PARTITIONS = 8
 
-def main(argv: list[str] | None = None) -> int:
-    from tickcast.bench.harness import (
-        BenchConfig,
-        _free_port,
-        _outputs,
-        _proc_stats,
-        _wait_ready,
-        _worker_env,
-        produce_input,
-        run_topic_specs,
-    )
-    from tickcast.streams.settings import Settings
-    from tickcast.streams.topics import ensure_topics
 
-    parser = argparse.ArgumentParser(prog="python -m tickcast.bench.probe",
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tickcast_bench.probe",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=200_000, help="ticks in the backlog")
     parser.add_argument("--texts", type=int, default=0, help="labelled texts in the backlog")
@@ -56,46 +56,49 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure latency at RATE ticks/s offered instead of throughput")
     parser.add_argument("--passthrough", action="store_true",
                         help="run the bench's Faust passthrough on the backlog instead of a "
-                        "worker (BENCH_FAUST_APP/TAKE/SEND pick its variant)")
-    args = parser.parse_args(argv)
-    if args.latency is not None:
-        return _latency(args.latency, args.seconds, args.state)
+                        "worker")
+    add_variant_arguments(parser, "--passthrough")
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     settings = Settings.from_env()
-    bootstrap = settings.kafka_bootstrap
+    target = Target(bootstrap=settings.kafka_bootstrap, model_dir=settings.model_dir.resolve(),
+                    forecaster=settings.forecaster_model, sentiment=settings.sentiment_model)
+    try:
+        if args.latency is not None:
+            return _latency(target, args)
+        return _throughput(target, args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _throughput(target: Target, args: argparse.Namespace) -> int:
+    from tickcast.streams.topics import ensure_topics
+
     prefix, produced = args.prefix, args.prefix is None
     if prefix is None:
         prefix = f"probe{uuid.uuid4().hex[:6]}-"
-        ensure_topics(settings.bootstrap_servers, run_topic_specs(bootstrap, prefix, 8))
+        ensure_topics([target.bootstrap], run_topic_specs(target.bootstrap, prefix, PARTITIONS))
         print(f"producing {args.ticks} ticks and {args.texts} texts to {prefix}* ...",
               flush=True)
-        produce_input(bootstrap, prefix, BenchConfig(ticks=args.ticks, symbols=50,
-                                                     texts=args.texts))
+        produce_input(target.bootstrap, prefix, BenchConfig(ticks=args.ticks, symbols=50,
+                                                            texts=args.texts))
     args.state.mkdir(parents=True, exist_ok=True)
     if args.passthrough:
-        return _passthrough(bootstrap, prefix, args.ticks + args.texts if produced else None,
-                            args.state)
-    port = _free_port()
+        return _passthrough(target, prefix, args.ticks + args.texts if produced else None, args)
     app_id = f"{prefix}probe-{uuid.uuid4().hex[:4]}"
-    env = _worker_env(bootstrap, prefix, app_id, port, args.state / app_id,
-                      settings.model_dir.resolve(), 8)
-    with open(args.state / f"{app_id}.log", "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "tickcast", "worker"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-    url = [f"http://127.0.0.1:{port}/metrics"]
-    try:
-        try:
-            _wait_ready(url, [worker], logs=log.name)
-        except RuntimeError as exc:
-            raise SystemExit(str(exc)) from None
+    with Workers(1, log_dir=args.state, name=app_id,
+                 **target.worker_environ(prefix=prefix, app_id=app_id,
+                                         partitions=PARTITIONS)) as worker:
+        worker.wait_ready()
         time.sleep(args.warmup)
-        before, cpu_before, started = _outputs(url), _proc_stats(worker.pid)[0], time.monotonic()
+        before, cpu_before, started = worker.outputs(), worker.cpu_seconds(), time.monotonic()
         time.sleep(args.seconds)
-        after, cpu_after = _outputs(url), _proc_stats(worker.pid)[0]
+        after, cpu_after = worker.outputs(), worker.cpu_seconds()
         span = time.monotonic() - started
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
     print(f"backlog {prefix}: {(after - before) / span:,.0f} outputs/s over {span:.0f} s, "
           f"worker CPU {(cpu_after - cpu_before) / span:.2f} cores, {after:,.0f} outputs in "
           "all")
@@ -105,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _passthrough(bootstrap: str, prefix: str, expected: int | None, state: Path) -> int:
-    from tickcast.bench.harness import run_pipeline
+def _passthrough(target: Target, prefix: str, expected: int | None,
+                 args: argparse.Namespace) -> int:
     from tickcast.streams.topics import TopicSpec, ensure_topics
 
-    ensure_topics([bootstrap], [TopicSpec(f"{prefix}bench-faust-out", 8, 1)])
+    ensure_topics([target.bootstrap], [TopicSpec(f"{prefix}bench-faust-out", PARTITIONS, 1)])
     if expected is None:  # a backlog produced earlier: count what its topics hold
-        expected = _backlog(bootstrap, prefix)
-    result = run_pipeline("faust", bootstrap, prefix, state=state, model_dir=state,
-                          seconds=None, expected=expected)
+        expected = _backlog(target.bootstrap, prefix)
+    result = run_pipeline("faust", target, prefix, state=args.state, seconds=None,
+                          expected=expected,
+                          variant=variant_arguments(args))
     print(f"backlog {prefix}: Faust passthrough {result['events_per_s']:,.0f} events/s over "
           f"{result['seconds']:.0f} s ({result['events']:,} events)")
     return 0
@@ -132,22 +136,17 @@ def _backlog(bootstrap: str, prefix: str) -> int:
         consumer.close()
 
 
-def _latency(rate: float, seconds: float, state: Path) -> int:
-    from tickcast.bench.harness import delete_topics, run_latency
-    from tickcast.streams.settings import Settings
-
-    if rate <= 0 or seconds <= 0:
+def _latency(target: Target, args: argparse.Namespace) -> int:
+    if args.latency <= 0 or args.seconds <= 0:
         print("error: --latency and --seconds must be > 0", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
     prefix = f"plat{uuid.uuid4().hex[:6]}-"
-    state.mkdir(parents=True, exist_ok=True)
+    args.state.mkdir(parents=True, exist_ok=True)
     try:
-        result = run_latency(settings.kafka_bootstrap, rate=rate, seconds=seconds, state=state,
-                             model_dir=settings.model_dir.resolve(), partitions=8,
-                             prefix=prefix)
+        result = run_latency(target, rate=args.latency, seconds=args.seconds, state=args.state,
+                             partitions=PARTITIONS, prefix=prefix)
     finally:
-        delete_topics(settings.kafka_bootstrap, prefix)
+        delete_topics(target.bootstrap, prefix)
     print(f"latency at {result['offered_per_s']:,.0f} ticks/s offered: p50 "
           f"{result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, p99 "
           f"{result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms "

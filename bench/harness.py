@@ -1,0 +1,468 @@
+"""The benchmark run: one broker, the same input, every pipeline measured in turn.
+
+1. Input is produced before any clock starts: ``ticks`` random-walk ticks over ``symbols``
+   symbols and ``texts`` labelled texts (the shipped sample, cycled with fresh ids).
+2. Each pipeline consumes it from the beginning under its own consumer group: tickcast (1 and
+   2 workers), the raw ceiling, the same passthrough as a Faust agent, and the per-message
+   baseline. Rate = outputs / seconds from "ready" (partitions assigned) to the last output.
+   One more tickcast run reads ``texts_only`` texts and no ticks: RNN + VADER scoring alone.
+3. Latency: a fresh worker, ticks offered at a fixed rate; each forecast's Kafka timestamp
+   minus the time its tick was sent.
+4. Micro-benchmarks of inference per batch size.
+Everything is reported as measured, with ratios against the baseline and ceiling measured in
+the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tickcast_bench.processes import (
+    BenchError,
+    Child,
+    Workers,
+    cores_busy,
+    machine_ticks,
+    proc_stats,
+)
+
+from tickcast.streams.settings import child_environ
+
+if TYPE_CHECKING:
+    from tickcast.streams.topics import TopicSpec
+
+__all__ = [
+    "TS_BASE",
+    "BenchConfig",
+    "Target",
+    "balanced_symbols",
+    "delete_topics",
+    "expected_outputs",
+    "machine",
+    "produce_input",
+    "run_bench",
+    "run_latency",
+    "run_pipeline",
+    "run_tickcast",
+    "run_topic_specs",
+    "table",
+    "text_ids",
+]
+
+PIPELINE_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    ticks: int = 200_000
+    symbols: int = 50
+    texts: int = 50_000
+    baseline_seconds: float = 20.0
+    latency_rate: float = 1000.0
+    latency_seconds: float = 20.0
+    two_workers: bool = True
+    partitions: int = 8
+    texts_only: int = 50_000
+    """Texts of the texts-only run (RNN + VADER alone); 0 skips it."""
+    keep_topics: bool = False
+    """Keep the run's topics afterwards. Deleted by default: every run creates ~300
+    partitions, and a broker holding many thousands of them answers more slowly."""
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        return cls(ticks=4000, symbols=10, texts=1000, baseline_seconds=5.0,
+                   latency_rate=200.0, latency_seconds=3.0, two_workers=False,
+                   texts_only=1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a run happens and which models it serves."""
+
+    bootstrap: str
+    model_dir: Path
+    forecaster: str = "gold-lstm"
+    sentiment: str = "sentiment-rnn"
+
+    def worker_environ(self, *, prefix: str, app_id: str, partitions: int) -> dict[str, Any]:
+        """Keyword arguments of :class:`Workers` for this target."""
+        return {"bootstrap": self.bootstrap, "prefix": prefix, "app_id": app_id,
+                "model_dir": self.model_dir, "partitions": partitions,
+                "models": {"forecaster": self.forecaster, "sentiment": self.sentiment}}
+
+
+# -- input -------------------------------------------------------------------------------------
+def balanced_symbols(count: int, partitions: int) -> list[str]:
+    """``count`` symbol names (``S000``, ``S001``, ... skipping some) whose keys land evenly on
+    ``partitions`` under Kafka's default partitioner: ``count // partitions`` or one more per
+    partition.
+
+    With the first names as they come, murmur2 spreads them unevenly, and how much of the input
+    each of two workers gets would depend on which partitions it is given: the two-worker
+    ratio would measure that luck. Real keys are skewed too, but the bench measures workers.
+    """
+    from kafka.partitioner.default import murmur2
+
+    target = [count // partitions + (p < count % partitions) for p in range(partitions)]
+    taken = [0] * partitions
+    names: list[str] = []
+    i = 0
+    while len(names) < count:
+        name = f"S{i:03d}"
+        partition = (murmur2(name.encode()) & 0x7FFFFFFF) % partitions
+        if taken[partition] < target[partition]:
+            taken[partition] += 1
+            names.append(name)
+        i += 1
+    return names
+
+
+TS_BASE = 1_700_000_000_000
+"""Event time of the first tick (and of every text); ticks are a second apart per symbol."""
+
+
+def produce_input(bootstrap: str, prefix: str, config: BenchConfig) -> dict[str, int]:
+    """The run's input on ``{prefix}prices`` and ``{prefix}texts``; counts per topic."""
+    from kafka import KafkaProducer
+
+    from tickcast.training.data import sample_texts
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             batch_size=256 * 1024, compression_type=None)
+    rng = np.random.default_rng(1)
+    steps = config.ticks // config.symbols
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (steps, config.symbols)), axis=0))
+    symbols = balanced_symbols(config.symbols, config.partitions)
+    for step in range(steps):
+        for s, symbol in enumerate(symbols):
+            value = json.dumps({"symbol": symbol, "ts": TS_BASE + step * 1000,
+                                "price": round(float(prices[step, s]), 4)}).encode()
+            producer.send(f"{prefix}prices", key=symbol.encode(), value=value)
+    sample = sample_texts()
+    for i, text_id in enumerate(text_ids(config)):
+        row = sample.iloc[i % len(sample)]
+        producer.send(f"{prefix}texts", key=text_id.encode(), value=json.dumps(
+            {"id": text_id, "ts": TS_BASE, "text": row["text"], "label": int(row["label"])}
+        ).encode())
+    producer.flush()
+    producer.close()
+    return {"prices": steps * config.symbols, "texts": config.texts}
+
+
+def text_ids(config: BenchConfig) -> list[str]:
+    """Ids of the texts :func:`produce_input` sends, in order."""
+    from tickcast.training.data import sample_texts
+
+    ids = list(sample_texts()["id"])
+    return [f"{ids[i % len(ids)]}#{i}" for i in range(config.texts)]
+
+
+def expected_outputs(config: BenchConfig, *, window: int
+                     ) -> tuple[set[tuple[str, int]], set[str]]:
+    """What a run's input must produce, by identity: the ``(symbol, ts)`` of every forecast
+    (every tick after each symbol's first ``window - 1``) and the id of every sentiment record."""
+    steps = config.ticks // config.symbols
+    symbols = balanced_symbols(config.symbols, config.partitions)
+    forecasts = {(symbol, TS_BASE + step * 1000)
+                 for step in range(window - 1, steps) for symbol in symbols}
+    return forecasts, set(text_ids(config))
+
+
+# -- tickcast ------------------------------------------------------------------------------------
+def run_tickcast(target: Target, prefix: str, expected: int, *, workers: int, state: Path,
+                 partitions: int, timeout: float = PIPELINE_TIMEOUT_S) -> dict[str, Any]:
+    """``workers`` tickcast workers on the backlog under ``prefix`` until they have produced
+    ``expected`` outputs (by their ``events_out`` counters: a throughput figure, not a check
+    of what was produced)."""
+    app_id = f"{prefix}tc{workers}-{uuid.uuid4().hex[:4]}"
+    started = time.monotonic()
+    with Workers(workers, log_dir=state, name=app_id,
+                 **target.worker_environ(prefix=prefix, app_id=app_id,
+                                         partitions=partitions)) as group:
+        group.wait_ready()
+        ready_s = time.monotonic() - started
+        t0 = time.monotonic()
+        machine0, cpu0 = machine_ticks(), group.cpu_seconds()
+        done = 0.0
+        while done < expected:
+            if time.monotonic() - t0 > timeout:
+                raise BenchError(f"{done:.0f}/{expected} outputs after {timeout:.0f}s; see "
+                                 f"{group.logs}")
+            time.sleep(0.2)
+            done = group.outputs()
+        seconds = time.monotonic() - t0
+        stats = group.stats()
+        machine_busy = cores_busy(machine0, machine_ticks())
+    cpu = sum(s[0] for s in stats)
+    return {"workers": workers, "events": expected, "seconds": seconds,
+            "events_per_s": expected / seconds, "ready_s": ready_s,
+            "rss_peak_mib": max(s[1] for s in stats), "cpu_s_per_1k_events": cpu / expected * 1000,
+            "worker_cores": (cpu - cpu0) / seconds, "machine_cores_busy": machine_busy}
+
+
+# -- baseline and ceiling ---------------------------------------------------------------------
+def run_pipeline(kind: str, target: Target, prefix: str, *, state: Path,
+                 seconds: float | None, expected: int | None, variant: tuple[str, ...] = (),
+                 timeout: float = PIPELINE_TIMEOUT_S) -> dict[str, Any]:
+    """One of :mod:`tickcast_bench.pipelines` on the backlog: until ``expected`` events, or for
+    ``seconds`` from its first event. ``variant``: extra arguments of the pipeline."""
+    scratch = state / f"{kind}-{uuid.uuid4().hex[:6]}"  # removed after the run
+    scratch.mkdir(parents=True)
+    progress = scratch / "progress.jsonl"
+    argv = [sys.executable, "-m", "tickcast_bench.pipelines", kind,
+            "--bootstrap", target.bootstrap, "--prefix", prefix,
+            "--group", f"{prefix}{kind}-{uuid.uuid4().hex[:4]}", "--progress", str(progress),
+            "--model-dir", str(target.model_dir), "--forecaster", target.forecaster,
+            "--sentiment", target.sentiment, "--datadir", str(scratch / "faust"), *variant]
+    log = state / f"{kind}.log"
+    points: list[dict[str, float]] = []
+    try:
+        with Child(argv, log=log, env=child_environ()) as child:
+            points = _follow(child, progress, seconds=seconds, expected=expected,
+                             timeout=timeout)
+            cpu, rss = proc_stats(child.pid)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    first, last = points[0], points[-1]
+    span = max(last["t"] - first["t"], 1e-9)
+    return {"events": last["count"] - first["count"], "seconds": span,
+            "events_per_s": (last["count"] - first["count"]) / span, "rss_peak_mib": rss,
+            "cpu_s_per_1k_events": cpu / max(last["count"], 1) * 1000}
+
+
+def _follow(child: Child, progress: Path, *, seconds: float | None, expected: int | None,
+            timeout: float) -> list[dict[str, float]]:
+    """The pipeline's progress points until it is done; :class:`BenchError` if it exits or
+    stalls first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.5)
+        if child.exited():
+            raise BenchError(f"the pipeline exited; see {child.log_path}")
+        points = ([json.loads(line) for line in progress.read_text().splitlines()]
+                  if progress.exists() else [])
+        if points:
+            if expected is not None and points[-1]["count"] >= expected:
+                return points
+            if seconds is not None and points[-1]["t"] - points[0]["t"] >= seconds:
+                return points
+        if time.monotonic() > deadline:
+            got = f"{points[-1]['count']:.0f} events" if points else "no event"
+            raise BenchError(f"the pipeline processed {got} in {timeout:.0f}s; see "
+                             f"{child.log_path}")
+
+
+# -- latency --------------------------------------------------------------------------------------
+def run_latency(target: Target, *, rate: float, seconds: float, state: Path, partitions: int,
+                prefix: str) -> dict[str, Any]:
+    """Tick -> forecast latency of one fresh worker, ``rate`` ticks/s offered for
+    ``seconds``."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from tickcast.streams.topics import ensure_topics
+
+    ensure_topics([target.bootstrap], run_topic_specs(target.bootstrap, prefix, partitions))
+    app_id = f"{prefix}app"
+    with Workers(1, log_dir=state, name="latency",
+                 **target.worker_environ(prefix=prefix, app_id=app_id,
+                                         partitions=partitions)) as worker:
+        worker.wait_ready()
+        producer = KafkaProducer(bootstrap_servers=target.bootstrap, acks=1, linger_ms=0)
+        sent: dict[tuple[str, int], float] = {}
+        symbols = [f"L{i:02d}" for i in range(10)]
+        n = int(rate * seconds)
+        t0 = time.monotonic()
+        for i in range(n):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            symbol, ts = symbols[i % len(symbols)], 1_700_000_000_000 + (i // len(symbols))
+            sent[(symbol, ts)] = time.time() * 1000
+            producer.send(f"{prefix}prices", key=symbol.encode(), value=json.dumps(
+                {"symbol": symbol, "ts": ts, "price": 100.0 + (i % 7) * 0.1}).encode())
+        producer.flush()
+        offered = n / (time.monotonic() - t0)
+        consumer = KafkaConsumer(f"{prefix}forecasts", bootstrap_servers=target.bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        latencies = []
+        for message in consumer:
+            record = json.loads(message.value)
+            key = (record["symbol"], record["ts"])
+            if key in sent:
+                latencies.append(message.timestamp - sent[key])
+        consumer.close()
+        producer.close()
+    if not latencies:
+        raise BenchError(f"no forecast arrived for {n} ticks; see {state / 'latency-0.log'}")
+    lat = np.asarray(latencies)
+    return {"offered_per_s": offered, "forecasts": len(lat),
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+
+
+# -- the run --------------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                / 2**30, 1)}
+
+
+def run_bench(config: BenchConfig, target: Target, *, state: Path,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole run on fresh topics (deleted afterwards unless ``config.keep_topics``)."""
+    from tickcast.models.predictors import load_latest
+    from tickcast.models.registry import ModelStore
+    from tickcast.streams.topics import TopicSpec, ensure_topics
+
+    state.mkdir(parents=True, exist_ok=True)
+    store = ModelStore(target.model_dir)
+    hint = ": `tickcast train prices sentiment` trains them"
+    forecaster = load_latest(store, target.forecaster, kind="forecaster", hint=hint)
+    rnn = load_latest(store, target.sentiment, kind="sentiment", hint=hint)
+    prefix = f"bench{uuid.uuid4().hex[:6]}-"
+    specs = run_topic_specs(target.bootstrap, prefix, config.partitions)
+    specs += [TopicSpec(f"{prefix}bench-{kind}-out", config.partitions, 1)
+              for kind in ("ceiling", "faust", "baseline")]
+    ensure_topics([target.bootstrap], specs)
+    try:
+        return _measure(config, target, prefix=prefix, state=state, log=log,
+                        forecaster=forecaster, rnn=rnn)
+    finally:
+        if not config.keep_topics:
+            deleted = delete_topics(target.bootstrap, prefix)
+            log(f"deleted the run's {deleted} topics ({prefix}*)")
+
+
+def run_topic_specs(bootstrap: str, prefix: str, partitions: int) -> list[TopicSpec]:
+    """The worker's topics under ``prefix``, as a run creates them."""
+    from tickcast.streams.settings import Settings
+    from tickcast.streams.topics import topic_specs
+
+    return topic_specs(Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix,
+                                topic_partitions=partitions))
+
+
+def delete_topics(bootstrap: str, prefix: str) -> int:
+    """Delete every topic whose name starts with ``prefix`` (a run's, Faust's internal ones
+    included); returns how many."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tickcast-bench")
+    try:
+        names = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if names:
+            admin.delete_topics(names)
+        return len(names)
+    finally:
+        admin.close()
+
+
+def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
+             log: Callable[[str], None], forecaster: Any, rnn: Any) -> dict[str, Any]:
+    from tickcast_bench.micro import micro_benchmarks
+
+    from tickcast.streams.topics import ensure_topics
+    from tickcast.training.data import sample_texts
+
+    log(f"producing {config.ticks} ticks over {config.symbols} symbols and {config.texts} "
+        f"texts to {prefix}* ...")
+    counts = produce_input(target.bootstrap, prefix, config)
+    expected = (counts["prices"] - config.symbols * (forecaster.window - 1)) + counts["texts"]
+    results: dict[str, Any] = {"config": asdict(config), "machine": machine(),
+                               "models": {"lstm": forecaster.version, "rnn": rnn.version},
+                               "input": counts, "expected_outputs": expected, "prefix": prefix}
+    log("tickcast, 1 worker ...")
+    results["tickcast"] = run_tickcast(target, prefix, expected, workers=1, state=state,
+                                       partitions=config.partitions)
+    if config.two_workers:
+        log("tickcast, 2 workers ...")
+        results["tickcast_2_workers"] = run_tickcast(target, prefix, expected, workers=2,
+                                                     state=state, partitions=config.partitions)
+    if config.texts_only:
+        log(f"tickcast, 1 worker, {config.texts_only} texts only (RNN + VADER) ...")
+        text_prefix = f"{prefix}t-"
+        ensure_topics([target.bootstrap],
+                      run_topic_specs(target.bootstrap, text_prefix, config.partitions))
+        only = produce_input(target.bootstrap, text_prefix,
+                             replace(config, ticks=0, texts=config.texts_only))
+        results["tickcast_texts_only"] = run_tickcast(
+            target, text_prefix, only["texts"], workers=1, state=state,
+            partitions=config.partitions)
+    everything = counts["prices"] + counts["texts"]
+    log("ceiling: raw aiokafka passthrough ...")
+    results["ceiling"] = run_pipeline("ceiling", target, prefix, state=state, seconds=None,
+                                      expected=everything)
+    log("faust passthrough: a Faust agent forwarding every record, no model ...")
+    results["faust_passthrough"] = run_pipeline("faust", target, prefix, state=state,
+                                                seconds=None, expected=everything)
+    log(f"baseline: per-message model.predict, {config.baseline_seconds:.0f}s ...")
+    results["baseline"] = run_pipeline("baseline", target, prefix, state=state,
+                                       seconds=config.baseline_seconds, expected=None)
+    log(f"latency at {config.latency_rate:.0f} ticks/s for {config.latency_seconds:.0f}s ...")
+    results["latency"] = run_latency(target, rate=config.latency_rate,
+                                     seconds=config.latency_seconds, state=state,
+                                     partitions=config.partitions, prefix=f"{prefix}lat-")
+    log("inference micro-benchmarks ...")
+    results["micro"] = micro_benchmarks(forecaster, rnn, list(sample_texts()["text"].head(256)))
+    results["ratios"] = _ratios(results, two_workers=config.two_workers)
+    return results
+
+
+def _ratios(results: dict[str, Any], *, two_workers: bool) -> dict[str, float]:
+    tc = results["tickcast"]["events_per_s"]
+    ratios = {
+        "tickcast_over_ceiling": tc / results["ceiling"]["events_per_s"],
+        "faust_passthrough_over_ceiling": (results["faust_passthrough"]["events_per_s"]
+                                           / results["ceiling"]["events_per_s"]),
+        "tickcast_over_faust_passthrough": tc / results["faust_passthrough"]["events_per_s"],
+        "tickcast_over_baseline": tc / results["baseline"]["events_per_s"],
+    }
+    if two_workers:
+        ratios["two_workers_over_one"] = results["tickcast_2_workers"]["events_per_s"] / tc
+    return ratios
+
+
+def table(results: dict[str, Any]) -> str:
+    """The run as Markdown tables (what ``tickcast bench`` prints)."""
+    rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events",
+             "worker cores", "machine cores busy")]
+    for name in ("tickcast", "tickcast_2_workers", "tickcast_texts_only", "ceiling",
+                 "faust_passthrough", "baseline"):
+        r = results.get(name)
+        if r:
+            rows.append((name.replace("_", " "), f"{r['events_per_s']:,.0f}",
+                         f"{r['ready_s']:.1f}" if "ready_s" in r else "",
+                         f"{r['rss_peak_mib']:.0f}",
+                         f"{r['cpu_s_per_1k_events']:.2f}" if "cpu_s_per_1k_events" in r
+                         else "",
+                         f"{r['worker_cores']:.2f}" if "worker_cores" in r else "",
+                         f"{r['machine_cores_busy']:.2f}" if "machine_cores_busy" in r
+                         else ""))
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    ratios = results["ratios"]
+    lat = results["latency"]
+    lines += ["", "| ratio | value |", "|---|---|"]
+    lines += [f"| {k.replace('_', ' ')} | {v:.2f}x |" for k, v in ratios.items()]
+    lines += ["", f"Latency tick → forecast at {lat['offered_per_s']:.0f} ticks/s offered: "
+              f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} "
+              f"ms, max {lat['max_ms']:.0f} ms ({lat['forecasts']} forecasts).", "",
+              "| model | batch | predict ms | tf.function ms | speed-up | items/s | max abs diff |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {m['model']} | {m['batch']} | {m['predict_ms']:.2f} | "
+              f"{m['tf_function_ms']:.2f} | {m['speedup']:.0f}x | "
+              f"{m['tf_function_items_per_s']:,.0f} | {m['max_abs_diff']:.1e} |"
+              for m in results["micro"]]
+    return "\n".join(lines)

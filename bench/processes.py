@@ -1,0 +1,192 @@
+"""Processes the bench starts and measures: workers, pipelines, their CPU and memory.
+
+Linux only: CPU time and peak RSS come from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from tickcast.errors import TickcastError
+from tickcast.scrape import scrape
+from tickcast.streams.settings import child_environ
+
+__all__ = ["BenchError", "Child", "Workers", "cores_busy", "free_port", "machine_ticks",
+           "proc_stats", "stop"]
+
+
+class BenchError(TickcastError):
+    """A pipeline or worker of the bench did not start, stalled, or exited early."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS MiB) of a live process, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    peak = 0.0
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    return cpu, peak
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, all cores, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def cores_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Cores the whole machine kept busy between two :func:`machine_ticks` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total * (os.cpu_count() or 1) if total > 0 else 0.0
+
+
+def stop(proc: subprocess.Popen[bytes], *, timeout: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited after ``timeout`` seconds; its status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+class Child:
+    """A child process whose output goes to ``log``; the log is closed when it stops."""
+
+    def __init__(self, argv: Sequence[str], *, log: Path, env: Mapping[str, str]) -> None:
+        self.log_path = log
+        self._log: IO[bytes] = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        try:
+            self.proc = subprocess.Popen(list(argv), env=dict(env), stdout=self._log,
+                                         stderr=subprocess.STDOUT)
+        except BaseException:
+            self._log.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (see :meth:`stop`)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, *, timeout: float = 30.0) -> int:
+        try:
+            return stop(self.proc, timeout=timeout)
+        finally:
+            self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def worker_environ(*, bootstrap: str, prefix: str, app_id: str, port: int, state: Path,
+                   model_dir: Path, partitions: int, models: Mapping[str, str]
+                   ) -> dict[str, str]:
+    """A bench worker's environment: this process's without its ``TICKCAST_*`` settings, and
+    the run's own (``models``: ``{"forecaster": name, "sentiment": name}``)."""
+    return child_environ({
+        "TICKCAST_KAFKA_BOOTSTRAP": bootstrap, "TICKCAST_TOPIC_PREFIX": prefix,
+        "TICKCAST_APP_ID": app_id, "TICKCAST_METRICS_PORT": str(port),
+        "TICKCAST_STATE_DIR": str(state), "TICKCAST_MODEL_DIR": str(model_dir),
+        "TICKCAST_TOPIC_PARTITIONS": str(partitions), "TICKCAST_LOG_LEVEL": "warning",
+        "TICKCAST_FORECASTER_MODEL": models["forecaster"],
+        "TICKCAST_SENTIMENT_MODEL": models["sentiment"],
+    }, inherit_settings=False)
+
+
+class Workers:
+    """``tickcast worker`` processes of one consumer group, each with its ``/metrics``."""
+
+    def __init__(self, count: int, *, log_dir: Path, name: str, **environ: object) -> None:
+        self.children: list[Child] = []
+        self.urls: list[str] = []
+        try:
+            for i in range(count):
+                port = free_port()
+                env = worker_environ(port=port, state=log_dir / f"{name}-w{i}",
+                                     **environ)  # type: ignore[arg-type]
+                self.children.append(Child([sys.executable, "-m", "tickcast", "worker"],
+                                           log=log_dir / f"{name}-{i}.log", env=env))
+                self.urls.append(f"http://127.0.0.1:{port}/metrics")
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def logs(self) -> str:
+        return ", ".join(str(c.log_path) for c in self.children)
+
+    def wait_ready(self, *, timeout: float = 120.0) -> None:
+        """Until every worker's ``/metrics`` answers and the group owns partitions."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline or any(c.exited() for c in self.children):
+                raise BenchError(f"tickcast worker did not become ready; see {self.logs}")
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        assigned = 0.0
+        for url in self.urls:
+            try:
+                assigned += scrape(url).total("tickcast_assigned_partitions")
+            except OSError:
+                return False
+        return assigned > 0
+
+    def outputs(self) -> float:
+        """Forecasts and sentiment records produced so far, all workers."""
+        return sum(scrape(url).total("tickcast_events_out_total", topic=topic)
+                   for url in self.urls for topic in ("forecasts", "sentiment"))
+
+    def cpu_seconds(self) -> float:
+        return sum(proc_stats(c.pid)[0] for c in self.children)
+
+    def stats(self) -> list[tuple[float, float]]:
+        return [proc_stats(c.pid) for c in self.children]
+
+    def stop(self) -> None:
+        for child in self.children:  # all at once, then wait for each
+            child.terminate()
+        for child in self.children:
+            child.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,1 +1,0 @@
-"""``tickcast bench``: throughput, latency and resource figures measured in one run."""
