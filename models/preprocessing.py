@@ -33,7 +33,6 @@ __all__ = [
     "window_features",
 ]
 
-PAD: Final = 0
 OOV: Final = 1
 _TOKEN_RE: Final = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|:\)|:\(|:d|<3", re.IGNORECASE)
 

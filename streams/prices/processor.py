@@ -90,6 +90,8 @@ class Plan:
     partitions: dict[str, int] = field(default_factory=dict)
     forecaster: Forecaster | None = None
     last_job: dict[str, Job] = field(default_factory=dict)
+    size: int = 0
+    """Messages in the batch."""
     ok: int = 0
     """Valid ticks (metrics are counted per batch, not per tick)."""
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -108,7 +110,7 @@ class PriceProcessor:
     # -- 1. plan --------------------------------------------------------------------------
     def plan(self, batch: Sequence[InMessage], load: Callable[[str], SymbolState],
              forecaster: Forecaster | None) -> Plan:
-        plan = Plan(started=time.perf_counter(), forecaster=forecaster)
+        plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch))
         window = forecaster.window if forecaster is not None else None
         for msg in batch:
             try:
@@ -175,11 +177,13 @@ class PriceProcessor:
         made: dict[int, dict[str, Any]] = {}
         latencies: list[float] = []
         newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
+        failed = 0
         for job, value in zip(plan.jobs, forecasts, strict=True):
             tick, last, forecast = job.tick, float(job.window[-1]), float(value)
             if not math.isfinite(forecast):
                 out.append(self._reject(job.msg, EventError(
                     "scoring_failed", f"the forecaster returned {value} for this window")))
+                failed += 1
                 continue
             if job.new:
                 previous = job.previous
@@ -202,14 +206,17 @@ class PriceProcessor:
         m.latency.labels(topic="forecasts").observe_many(latencies)
         for symbol, (price, forecast) in newest.items():
             self._export_symbol(symbol, price, forecast)
-        if plan.ok:
-            m.events_in.labels(topic="prices", outcome="ok").inc(plan.ok)
+        # One outcome per input: a valid tick whose forecast failed is a dead letter only.
+        if plan.ok - failed:
+            m.events_in.labels(topic="prices", outcome="ok").inc(plan.ok - failed)
+        if len(plan.dead) + failed:
+            m.events_in.labels(topic="prices", outcome="dead_letter").inc(len(plan.dead) + failed)
         for outcome, n in outcomes.items():
             m.ticks.labels(outcome=outcome).inc(n)
         m.events_out.labels(topic="forecasts").inc(
             sum(1 for o in out if o.topic == "forecasts"))
         self._export_errors()
-        m.batch_size.labels(agent="prices").observe(len(plan.jobs) + len(plan.dead))
+        m.batch_size.labels(agent="prices").observe(plan.size)
         m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
         return out
 
@@ -243,7 +250,7 @@ class PriceProcessor:
         self.metrics.last_forecast.labels(symbol=symbol).set(forecast)
 
     def _reject(self, msg: InMessage, error: EventError) -> OutMessage:
-        self.metrics.events_in.labels(topic="prices", outcome="dead_letter").inc()
+        """The dead letter of ``msg`` (its ``events_in`` outcome is counted by :meth:`finish`)."""
         self.metrics.dead_letters.labels(topic="prices", reason=error.reason).inc()
         self.metrics.events_out.labels(topic="dead-letters").inc()
         value = dead_letter(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,

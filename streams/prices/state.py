@@ -1,18 +1,15 @@
 """Per-symbol price state on a compacted changelog, written incrementally.
 
-A symbol's history (its last ``W + REPLAY_ROOM`` ticks) used to be rewritten whole on every
-batch: ~800 ticks of JSON per symbol per batch, the largest single cost in a profile of the
-worker. Now the history is cut into fixed chunks of :data:`CHUNK` ticks by their sequence
-number (ticks ever appended to the symbol):
+A symbol's history (its last ``W + REPLAY_ROOM`` ticks) is not rewritten whole on every batch;
+it is cut into fixed chunks of :data:`CHUNK` ticks by their sequence number (ticks ever
+appended to the symbol), so a batch writes only what changed:
 
 * key ``"<symbol>"`` -- the *head*: ``seq``, the pending forecast, and the ticks after the
   last full chunk (fewer than ``CHUNK``); rewritten every batch;
 * key ``"<symbol>#<k>"`` -- chunk ``k``: ticks ``k*CHUNK .. (k+1)*CHUNK - 1``; written once,
   when it fills, and deleted (a tombstone) once it is older than the history kept.
 
-``#`` cannot occur in a symbol (see ``SYMBOL_RE``), so head and chunk keys never collide. A
-head without ``"v"`` is the old whole-history value and is read as such; the next write
-converts it.
+``#`` cannot occur in a symbol (see ``SYMBOL_RE``), so head and chunk keys never collide.
 """
 
 from __future__ import annotations
@@ -41,10 +38,6 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
     head = get(symbol)
     if not head:
         return SymbolState()
-    if "v" not in head:  # the old format: the whole history in one value
-        # written=0 (the default): the next write stores everything in the new layout
-        return SymbolState(ts=list(head["ts"]), price=list(head["price"]),
-                           pending=head.get("pending"), seq=len(head["ts"]))
     seq = int(head["seq"])
     full = seq // CHUNK
     ts: list[int] = []

@@ -66,10 +66,6 @@ class SentimentProcessor:
         rnn = self.rnn()
         self.scorers = [self.vader] if rnn is None else [self.vader, rnn]
         decoded: list[TextEvent | LabelEvent | OutMessage] = [self._decode(m) for m in batch]
-        ok = Counter(m.topic for m, d in zip(batch, decoded, strict=True)
-                     if not isinstance(d, OutMessage))
-        for topic, n in ok.items():  # counted per batch: a labels() lookup per event adds up
-            self.metrics.events_in.labels(topic=topic, outcome="ok").inc(n)
         self._outcomes.clear()
         texts = [(i, d) for i, d in enumerate(decoded) if isinstance(d, TextEvent)]
         scores = self._score([t for _, t in texts])
@@ -84,6 +80,7 @@ class SentimentProcessor:
                 self._on_label(item)
             else:
                 out.append(item)  # type: ignore[arg-type]
+        self._count_inputs(batch, decoded)
         for outcome, n in self._outcomes.items():
             self.metrics.labels.labels(outcome=outcome).inc(n)
         self.metrics.events_out.labels(topic="sentiment").inc(
@@ -110,8 +107,20 @@ class SentimentProcessor:
             return self._reject(msg, exc)
         return event
 
+    def _count_inputs(self, batch: Sequence[InMessage],
+                      results: Sequence[TextEvent | LabelEvent | OutMessage]) -> None:
+        """One ``events_in`` outcome per input, from what it finally became: a text that
+        decoded but could not be scored is a dead letter, not also ``ok``. Counted per batch:
+        a ``labels()`` lookup per event adds up."""
+        counts = Counter(
+            (msg.topic, "dead_letter" if isinstance(result, OutMessage)
+             and result.topic == "dead-letters" else "ok")
+            for msg, result in zip(batch, results, strict=True))
+        for (topic, outcome), n in counts.items():
+            self.metrics.events_in.labels(topic=topic, outcome=outcome).inc(n)
+
     def _reject(self, msg: InMessage, error: EventError) -> OutMessage:
-        self.metrics.events_in.labels(topic=msg.topic, outcome="dead_letter").inc()
+        """The dead letter of ``msg`` (its ``events_in`` outcome is counted per batch)."""
         self.metrics.dead_letters.labels(topic=msg.topic, reason=error.reason).inc()
         self.metrics.events_out.labels(topic="dead-letters").inc()
         value = dead_letter(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,

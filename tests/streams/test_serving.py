@@ -18,9 +18,10 @@ from tickcast.training.publish import update_event
 from tickcast.training.sentiment import SentimentResult
 
 
-def manager(store: ModelStore) -> tuple[ModelManager, Metrics]:
+def manager(store: ModelStore, *, max_event_bytes: int = 65_536
+            ) -> tuple[ModelManager, Metrics]:
     metrics = Metrics()
-    return ModelManager(store=store, metrics=metrics, names={
+    return ModelManager(store=store, metrics=metrics, max_event_bytes=max_event_bytes, names={
         "forecaster": "gold-lstm", "sentiment": "sentiment-rnn"}), metrics
 
 
@@ -99,6 +100,24 @@ def test_malformed_events_and_unknown_models_are_counted(store: ModelStore) -> N
     event = {"name": "other-model", "version": "v1", "uri": "other-model/v1",
              "sha256": "a" * 64, "metrics": {}, "created_at": 1}
     assert models.apply_raw(json.dumps(event).encode()) == "unknown_model"
+    assert models.apply_raw(json.dumps(event).encode()) == "unknown_model"
+
+    def swaps(outcome: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "tickcast_model_swaps_total", {"model": "other", "outcome": outcome})
+
+    assert swaps("invalid_event") == 1
+    assert swaps("unknown_model") == 2
+
+
+def test_model_updates_are_limited_by_the_configured_event_size(store: ModelStore) -> None:
+    event = json.dumps({"name": "other-model", "version": "v1", "uri": "other-model/v1",
+                        "sha256": "a" * 64, "metrics": {"pad": 0.0}, "created_at": 1,
+                        "rollback": False}).encode()
+    small, _ = manager(store, max_event_bytes=len(event) - 1)
+    assert small.apply_raw(event) == "invalid_event"
+    roomy, _ = manager(store, max_event_bytes=len(event))
+    assert roomy.apply_raw(event) == "unknown_model"
 
 
 def test_a_missing_latest_leaves_inference_off(tmp_path: Path) -> None:

@@ -142,3 +142,26 @@ def test_symbol_label_cardinality_is_capped() -> None:
     h.run(*[tick(f"S{i}", 1, 10.0 + i) for i in range(5)])
     symbols = {s.labels["symbol"] for s in h.metrics.last_price.collect()[0].samples}
     assert symbols == {"S0", "S1", "other"}
+
+
+class NaNForecaster(DriftForecaster):
+    """Returns NaN for windows ending at a price of 13.0: a model that cannot score them."""
+
+    def predict_prices(self, windows: np.ndarray) -> np.ndarray:
+        out = windows[:, -1] * 1.01
+        out[windows[:, -1] == 13.0] = np.nan
+        return out
+
+
+def test_each_tick_has_one_outcome_and_the_batch_size_is_the_batch() -> None:
+    h = Harness(NaNForecaster())
+    bad = InMessage("prices", 0, 9, b"XAU", b"not json")
+    out = h.run(*[tick("XAU", t, 10.0 + t) for t in range(1, 5)], bad)
+    assert [(topic, o.get("reason")) for topic, o in out] == [
+        ("dead-letters", "not_json"), ("dead-letters", "scoring_failed"), ("forecasts", None)]
+    # Three ticks became forecasts or warm-up, two became dead letters: five inputs, five
+    # outcomes; the tick whose forecast was NaN is a dead letter only, not also "ok".
+    assert h.value("tickcast_events_in_total", topic="prices", outcome="ok") == 3
+    assert h.value("tickcast_events_in_total", topic="prices", outcome="dead_letter") == 2
+    assert h.value("tickcast_batch_size_count", agent="prices") == 1
+    assert h.value("tickcast_batch_size_sum", agent="prices") == 5

@@ -75,21 +75,6 @@ def test_writes_and_storage_stay_small_however_long_the_feed() -> None:
     assert sum(table.bytes_written[50:]) / len(table.bytes_written[50:]) < whole / 4
 
 
-def test_the_old_whole_history_value_is_read_and_converted() -> None:
-    old = SymbolState()
-    for i in range(300):
-        old.append(_tick(i), keep=KEEP)
-    table = Table()
-    table.data["XAU"] = {"ts": old.ts, "price": old.price, "pending": {"ts": 1}}
-    state = table.load()
-    assert (state.ts, state.price, state.pending) == (old.ts, old.price, {"ts": 1})
-    state.append(_tick(300), keep=KEEP)
-    table.write(state)
-    assert "v" in table.data["XAU"]
-    again = table.load()
-    assert again.ts == [*old.ts[1:], _tick(300).ts]
-
-
 def test_a_missing_chunk_keeps_only_the_history_after_it() -> None:
     table, state = Table(), SymbolState()
     for i in range(CHUNK * 3 + 5):

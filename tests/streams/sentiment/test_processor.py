@@ -153,3 +153,19 @@ def test_agreement_kappa_and_auc_difference(vader: VaderScorer) -> None:
         roc_auc_score(labels, rnn_scores) - roc_auc_score(labels, compound))
     assert sample(metrics, "tickcast_sentiment_auc_diff", bound="low") == pytest.approx(
         expected.low)
+
+
+def test_each_input_has_one_outcome_and_the_batch_size_is_the_batch(
+        vader: VaderScorer) -> None:
+    processor, metrics = make(vader, FlakyScorer())
+    processor.process([
+        msg("texts", 0, {"id": "a", "ts": 1, "text": "fine text"}),
+        msg("texts", 1, {"id": "b", "ts": 1, "text": "boom"}),
+        msg("texts", 2, b"not json"),
+        msg("labels", 3, {"id": "a", "label": 1}),
+    ])
+    # "b" decoded but could not be scored: a dead letter only, not also "ok".
+    assert sample(metrics, "tickcast_events_in_total", topic="texts", outcome="ok") == 1
+    assert sample(metrics, "tickcast_events_in_total", topic="texts", outcome="dead_letter") == 2
+    assert sample(metrics, "tickcast_events_in_total", topic="labels", outcome="ok") == 1
+    assert sample(metrics, "tickcast_batch_size_sum", agent="sentiment") == 4
