@@ -1,13 +1,16 @@
-"""Shared fixtures: the real Kafka broker for the test session.
+"""Shared fixtures: the real Kafka broker for the test session, and tiny real models.
 
 If a broker already answers on ``TICKCAST_KAFKA_BOOTSTRAP`` (default ``127.0.0.1:9092``) the
 session uses it; otherwise it starts the project's local KRaft broker and stops it at the end.
-Tests isolate themselves with a unique topic prefix and consumer group, never by deleting.
+Tests isolate themselves with a unique topic prefix and consumer group, and delete their topics
+afterwards: the session fails if it leaves a topic behind. A test that talks to the broker must
+be marked ``integration`` (``make test-unit`` deselects those and needs no broker); collection
+fails if one is not.
 """
 
 from __future__ import annotations
 
-import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +25,42 @@ from tickcast.training.textgen import TextGenConfig, TextGenResult, train_textge
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if "kafka_bootstrap" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use the broker but are not marked integration "
+                                "(add pytestmark = pytest.mark.integration to their module): "
+                                + ", ".join(unmarked))
+
+
+def _topics(bootstrap: str) -> set[str]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tickcast-tests")
+    try:
+        return {t for t in admin.list_topics() if not t.startswith("__")}
+    finally:
+        admin.close()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     from tickcast.localkafka import LocalKafka
+    from tickcast.settings import ToolSettings
+    from tickcast.streams.settings import Settings
 
-    broker = LocalKafka.from_env(os.environ, state_dir=REPO / ".tickcast")
-    bootstrap = os.environ.get("TICKCAST_KAFKA_BOOTSTRAP", broker.bootstrap)
+    broker = LocalKafka.from_settings(ToolSettings.from_env(), state_dir=REPO / ".tickcast")
+    bootstrap = Settings.from_env().kafka_bootstrap
     started = broker.up_for(bootstrap, wait=120)  # False: someone else runs (and stops) it
+    before = _topics(bootstrap)
     try:
         yield bootstrap
+        deadline = time.monotonic() + 15  # deletions take a moment to show in metadata
+        while (left := _topics(bootstrap) - before) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, f"tests left {len(left)} topics on the broker: {sorted(left)[:20]}"
     finally:
         if started:
             broker.down()

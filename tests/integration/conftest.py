@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tickcast_bench.harness import delete_topics
 
 from tests.helpers import free_port
-from tickcast.bench.harness import delete_topics
-from tickcast.demo import scrape, wait_for_metrics
-
-pytestmark = pytest.mark.integration
+from tickcast.scrape import Samples, scrape, wait_for_metrics
 
 
 @dataclass
@@ -29,11 +27,11 @@ class RunningWorker:
     bootstrap: str
     log_path: Path
 
-    def metrics(self) -> dict:
+    def metrics(self) -> Samples:
         return scrape(self.metrics_url)
 
     def value(self, name: str, **labels: str) -> float | None:
-        return self.metrics().get((name, tuple(sorted(labels.items()))))
+        return self.metrics().value(name, **labels)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
@@ -63,6 +61,14 @@ def worker_env(*, bootstrap: str, prefix: str, state_dir: Path, port: int,
         **extra,
     })
     return env
+
+
+@pytest.fixture
+def owned_prefix(kafka_bootstrap: str) -> Iterator[str]:
+    """A unique topic prefix on the session's broker; its topics are deleted afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:10]}-"
+    yield prefix
+    delete_topics(kafka_bootstrap, prefix)
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from tickcast.models.registry import ModelStore
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_demo_runs_end_to_end_and_stops_cleanly(kafka_bootstrap: str, topic_prefix: str,
+def test_demo_runs_end_to_end_and_stops_cleanly(kafka_bootstrap: str, owned_prefix: str,
                                                 tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
     env.update({"TICKCAST_KAFKA_BOOTSTRAP": kafka_bootstrap,
-                "TICKCAST_TOPIC_PREFIX": topic_prefix, "TICKCAST_APP_ID": f"{topic_prefix}demo",
+                "TICKCAST_TOPIC_PREFIX": owned_prefix, "TICKCAST_APP_ID": f"{owned_prefix}demo",
                 "TICKCAST_METRICS_PORT": str(free_port()),
                 "TICKCAST_PROMETHEUS_PORT": str(free_port()),
                 "TICKCAST_STATE_DIR": str(tmp_path / "state"),

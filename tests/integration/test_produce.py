@@ -5,16 +5,29 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+from tickcast_bench.harness import delete_topics
+
 from tickcast.streams.delivery import produce
 from tickcast.streams.topics import TopicSpec, ensure_topics
+
+pytestmark = pytest.mark.integration
 
 
 def test_batches_land_where_send_puts_each_key_in_order_oversized_included(
         kafka_bootstrap: str) -> None:
+    prefix = f"produce{uuid.uuid4().hex[:6]}-"
+    batched, reference = f"{prefix}batched", f"{prefix}sent"
+    ensure_topics([kafka_bootstrap], [TopicSpec(batched, 6, 1), TopicSpec(reference, 6, 1)])
+    try:
+        _check_placement(kafka_bootstrap, batched, reference)
+    finally:
+        delete_topics(kafka_bootstrap, prefix)
+
+
+def _check_placement(kafka_bootstrap: str, batched: str, reference: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    batched, reference = (f"produce{uuid.uuid4().hex[:6]}-{n}" for n in ("batched", "sent"))
-    ensure_topics([kafka_bootstrap], [TopicSpec(batched, 6, 1), TopicSpec(reference, 6, 1)])
     keys = [f"S{i % 40:03d}".encode() for i in range(600)]
     big = b"x" * 40_000  # larger than a 16 KiB batch: a batch of its own
 

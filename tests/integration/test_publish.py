@@ -18,10 +18,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_train_publish_sends_exactly_one_valid_update(
-        kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
+        kafka_bootstrap: str, owned_prefix: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TICKCAST_KAFKA_BOOTSTRAP", kafka_bootstrap)
-    monkeypatch.setenv("TICKCAST_TOPIC_PREFIX", topic_prefix)
+    monkeypatch.setenv("TICKCAST_TOPIC_PREFIX", owned_prefix)
     monkeypatch.setenv("TICKCAST_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("TICKCAST_STATE_DIR", str(tmp_path / "state"))
     assert main(["train", "prices", "--quick", "--quiet", "--publish"]) == 0
@@ -29,7 +29,7 @@ def test_train_publish_sends_exactly_one_valid_update(
     assert "now LATEST" in out
     assert "published gold-lstm/" in out
 
-    records = consume(kafka_bootstrap, f"{topic_prefix}model-updates", expected=2, timeout=8)
+    records = consume(kafka_bootstrap, f"{owned_prefix}model-updates", expected=2, timeout=8)
     assert len(records) == 1
     key, value = records[0]
     event = json.loads(value)
