@@ -5,8 +5,8 @@ of a model built by :func:`tickcast.models.architectures.build_char_lm` on one c
 text, carrying the LSTM states — a new character costs the same however long the text already
 is (re-running the model on the whole prefix would cost O(length) per character). The steps
 run inside one ``tf.function`` with a fixed input signature, in chunks of up to
-:data:`CHUNK` characters, so Python and the TensorFlow call overhead (~0.3 ms) are paid once per
-chunk instead of once per character. Within a chunk, a text's prompt characters are fed as
+:data:`CHUNK` characters, so Python and the TensorFlow call overhead are paid once per chunk
+instead of once per character. Within a chunk, a text's prompt characters are fed as
 given; after its prompt, each step's sample is the next step's input.
 
 Sampling draws the next id from ``softmax(logits / temperature)`` by the inverse CDF at one

@@ -9,7 +9,9 @@ the lexicons, the constants and the scoring of the summed valences (``score_vale
 with each word lower-cased once, and the emoji pass skipped when a text has none. The rules
 are transcribed branch for branch, in the same order, so the floats come out bit-identical:
 ``tests/streams/sentiment/test_vader.py`` compares every score with the library's on its whole
-rated corpus, the shipped texts and generated ones that exercise each rule.
+rated corpus, the shipped texts and generated ones that exercise each rule. One private name
+of the library is reused, ``SentiText._strip_punc_if_word`` (vaderSentiment is pinned to
+3.3.2; the same parity tests pin it).
 """
 
 from __future__ import annotations
