@@ -91,6 +91,10 @@ class Child:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def log_closed(self) -> bool:
+        return self._log.closed
+
     def exited(self) -> bool:
         return self.proc.poll() is not None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tickcast.models._tf import keras
+from tickcast.models.backend import keras
 
 __all__ = ["build_char_lm", "build_forecaster", "build_sentiment_rnn"]
 

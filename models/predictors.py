@@ -17,7 +17,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from tickcast.models._tf import keras, tensorflow
 from tickcast.models.artifacts import (
     MODEL_FILE,
     PREPROCESSING_FILE,
@@ -26,6 +25,7 @@ from tickcast.models.artifacts import (
     ModelKind,
     verify_artifact,
 )
+from tickcast.models.backend import keras, tensorflow
 from tickcast.models.preprocessing import CharVocabulary, PriceScaler, Vocabulary
 from tickcast.models.registry import ModelStore, StoreError
 from tickcast.models.textgen import TextGenerator

@@ -80,10 +80,13 @@ class ModelStore:
                       if p.is_dir() and NAME_RE.fullmatch(p.name))
 
     def latest(self, name: str) -> str | None:
+        pointer = self.model_dir(name) / "LATEST"
         try:
-            version = (self.model_dir(name) / "LATEST").read_text(encoding="utf-8").strip()
+            version = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {pointer}: {exc.strerror or exc}") from None
         return version or None
 
     def manifests(self, name: str) -> list[Manifest]:
@@ -117,11 +120,15 @@ class ModelStore:
         manifest = self.verify(name, version)
         folder = self.model_dir(name)
         tmp = folder / f".LATEST.{os.getpid()}"
-        tmp.write_text(version + "\n", encoding="utf-8")
-        os.replace(tmp, folder / "LATEST")
-        with open(folder / "HISTORY", "a", encoding="utf-8") as history:
-            history.write(json.dumps({"version": version, "at": int(time.time() * 1000),
-                                      "reason": reason}) + "\n")
+        try:
+            tmp.write_text(version + "\n", encoding="utf-8")
+            os.replace(tmp, folder / "LATEST")
+            with open(folder / "HISTORY", "a", encoding="utf-8") as history:
+                history.write(json.dumps({"version": version, "at": int(time.time() * 1000),
+                                          "reason": reason}) + "\n")
+        except OSError as exc:
+            raise StoreError(f"cannot make {name}/{version} LATEST in {folder}: "
+                             f"{exc.strerror or exc}") from None
         return manifest
 
     def history(self, name: str) -> list[dict[str, object]]:

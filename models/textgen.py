@@ -23,8 +23,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from tickcast.models._tf import keras, tensorflow
 from tickcast.models.artifacts import Manifest
+from tickcast.models.backend import keras, tensorflow
 from tickcast.models.preprocessing import (
     BOUNDARY,
     UNKNOWN_CHAR,

@@ -20,15 +20,16 @@ Upstream code overridden (o) or copied (c) here:
 - ``faust.App._on_agent_error`` (o, :class:`TickcastApp`): calls ``on_agent_crash`` after
   Faust's own handling, so the worker can exit instead of restarting the agent in place.
 - ``faust.App.flow_control`` and ``faust.App._new_transport`` (o, :class:`TickcastApp`):
-  install the two classes above.
+  install the two classes above; the consumer class is chosen through
+  ``Transport.create_consumer``, which builds ``self.Consumer``.
 - ``faust.streams.Stream._py_aiter`` (c, :func:`batches`): its per-event steps (skip events of
   an old generation or while flow is suspended, track the rest as unacknowledged), applied to
   events taken straight from the stream's queue.
 
 Private attributes read or written:
 
-- ``Consumer._read_offset``, ``_commit_every``, ``_n_acked``, ``_add_gap``, ``_stopped``: by
-  the copied fetch loop, exactly as upstream uses them.
+- ``Consumer._read_offset``, ``_commit_every``, ``_n_acked``, ``_add_gap``, ``_stopped`` and the
+  fetcher's ``_stopped``: by the copied fetch loop, exactly as upstream uses them.
 - ``Consumer._committed_offset`` (:func:`committed_offsets`): the offsets Faust committed, for
   the consumer-lag gauge; Faust has no public accessor.
 - ``faust.transport.drivers.aiokafka.Producer._ensure_producer`` (:func:`aiokafka_producer`):

@@ -18,12 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-__all__ = ["MECHANISMS", "NO_SECRET", "PROTOCOLS", "KafkaSecurity", "Protocol", "Secret"]
+from tickcast.errors import TickcastError
+
+__all__ = ["MECHANISMS", "NO_SECRET", "PROTOCOLS", "KafkaSecurity", "Protocol", "Secret",
+           "SecurityError"]
 
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
 MASK: Final = "********"
+
+
+class SecurityError(TickcastError):
+    """TLS material (a CA, a client certificate or key) that cannot be loaded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +94,7 @@ class KafkaSecurity:
     def ssl_context(self) -> ssl.SSLContext | None:
         """A verifying client TLS context, or None when the protocol has no TLS.
 
-        Raises ``ValueError`` naming the file that could not be loaded.
+        Raises :class:`SecurityError` naming the file that could not be loaded.
         """
         if not self.uses_ssl:
             return None
@@ -95,14 +102,14 @@ class KafkaSecurity:
         try:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"TICKCAST_KAFKA_SSL_CAFILE={cafile!r}: cannot load CA "
+            raise SecurityError(f"TICKCAST_KAFKA_SSL_CAFILE={cafile!r}: cannot load CA "
                              f"certificates: {exc}") from None
         if self.ssl_certfile:
             keyfile = str(self.ssl_keyfile) if self.ssl_keyfile else None
             try:
                 context.load_cert_chain(str(self.ssl_certfile), keyfile)
             except (OSError, ssl.SSLError) as exc:
-                raise ValueError(
+                raise SecurityError(
                     f"TICKCAST_KAFKA_SSL_CERTFILE={str(self.ssl_certfile)!r} / "
                     f"TICKCAST_KAFKA_SSL_KEYFILE={keyfile!r}: cannot load the client "
                     f"certificate and key: {exc}") from None

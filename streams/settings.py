@@ -23,9 +23,11 @@ from tickcast.streams.security import (
     KafkaSecurity,
     Protocol,
     Secret,
+    SecurityError,
 )
 
-__all__ = ["ENV_PREFIX", "EnvSettings", "Settings", "SettingsError", "child_environ"]
+__all__ = ["ENV_PREFIX", "EnvSettings", "Settings", "SettingsError", "child_environ",
+           "writable_dir"]
 
 ENV_PREFIX = "TICKCAST_"
 
@@ -76,6 +78,19 @@ class EnvSettings:
             shown = f.metadata.get("shown", "" if f.default is None else str(f.default))
             rows.append((cls.variable(f), shown, docs.get(f.name, "")))
         return rows
+
+
+def writable_dir(path: Path, variable: str) -> Path:
+    """``path`` (named by ``variable``), created if missing; a :class:`SettingsError` if it
+    cannot be created or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"{variable}={str(path)!r}: cannot create the directory: "
+                            f"{exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SettingsError(f"{variable}={str(path)!r}: the directory is not writable")
+    return path
 
 
 def child_environ(overrides: Mapping[str, str] | None = None, *,
@@ -238,7 +253,7 @@ class Settings(EnvSettings):
                  "unset without TICKCAST_KAFKA_SSL_CERTFILE")
         try:
             security.ssl_context()  # unreadable PEM files fail here, not in the first client
-        except ValueError as exc:
+        except SecurityError as exc:
             raise SettingsError(str(exc)) from None
 
     @property

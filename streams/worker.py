@@ -16,7 +16,7 @@ from prometheus_client import disable_created_metrics
 
 from tickcast.streams.app import Service, build_app
 from tickcast.streams.metrics import serve_metrics
-from tickcast.streams.settings import Settings
+from tickcast.streams.settings import Settings, writable_dir
 from tickcast.streams.topics import ensure_topics, topic_specs
 
 __all__ = ["EXIT_AGENT_CRASHED", "make_worker", "run_worker"]
@@ -33,7 +33,7 @@ def run_worker(settings: Settings) -> None:
                             security=settings.kafka_security)
     if created:
         log.info("created topics: %s", ", ".join(created))
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(settings.state_dir, "TICKCAST_STATE_DIR")
     disable_created_metrics()  # *_created series double the scrape for no dashboard use
     service = build_app(settings)
     service.app.on_agent_crash = _exit_on_agent_crash

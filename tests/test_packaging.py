@@ -58,7 +58,9 @@ print(len(names))
 # -- one import path per module, no cycles, one configuration boundary --------------------------
 PACKAGES = ("tickcast", "tickcast.streams", "tickcast.models", "tickcast.training",
             "tickcast_bench")  # the subpackages live in folders of their own
-TOP_LEVEL = ("streams", "models", "training")
+INSTALLED_AS = {"streams": "tickcast.streams", "models": "tickcast.models",
+                "training": "tickcast.training", "bench": "tickcast_bench"}
+"""Repository folders that are packages, and the one name each imports as."""
 
 
 def _modules() -> dict[str, Path]:
@@ -123,15 +125,16 @@ def test_no_module_imports_the_product_folders_as_top_level_packages() -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom)
                      and not node.level else [])
             offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
-                          if n.split(".")[0] in TOP_LEVEL]
+                          if n.split(".")[0] in INSTALLED_AS]
     assert not offenders, f"import tickcast.<package> instead: {offenders}"
 
 
-@pytest.mark.parametrize("top", TOP_LEVEL)
+@pytest.mark.parametrize("top", sorted(INSTALLED_AS))
 def test_a_product_folder_cannot_load_a_second_time_under_its_top_level_name(top: str) -> None:
     """From the repository root (the folder on sys.path) ``import streams`` would find the
     same files as ``tickcast.streams``: two module objects for one file. It is refused."""
-    code = (f"import tickcast.{top}\n"
+    installed = INSTALLED_AS[top]
+    code = (f"import {installed}\n"
             "try:\n"
             f"    import {top}\n"
             "except ImportError as exc:\n"
@@ -140,8 +143,7 @@ def test_a_product_folder_cannot_load_a_second_time_under_its_top_level_name(top
             "    print('loaded twice')\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, check=True)
-    assert result.stdout.strip() == (f"import tickcast.{top}, not {top}: one module object "
-                                     "per file")
+    assert result.stdout.strip() == f"import {installed}, not {top}: one module object per file"
 
 
 def test_the_test_suite_does_not_import_the_product_folders_by_path() -> None:
@@ -202,21 +204,84 @@ def test_the_runtime_package_loads_the_benchmarks_only_for_tickcast_bench() -> N
     assert wrong == ["tickcast.cli.bench -> tickcast_bench.harness"]
 
 
-# Modules that may touch os.environ: the settings classes read it, and TensorFlow's loader sets
-# TensorFlow's own variables before it imports TensorFlow.
-ENVIRONMENT_READERS = {"tickcast.streams.settings", "tickcast.models._tf"}
+# The functions that may touch the process environment: the settings read it (and build child
+# processes' environments from it), and TensorFlow's loader sets TensorFlow's own variables
+# before it imports TensorFlow.
+ENVIRONMENT_READERS = {
+    "tickcast.streams.settings": {"EnvSettings.from_env", "child_environ"},
+    "tickcast.models.backend": {"_quiet"},
+}
+OS_ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def _environment_uses(source: str) -> set[str]:
+    """Qualified names of the functions (``<module>`` at top level) that touch the process
+    environment through ``os``, however it is imported or aliased."""
+    import ast
+
+    class Finder(ast.NodeVisitor):
+        def __init__(self) -> None:
+            self.scope: list[str] = []
+            self.os_names: set[str] = set()
+            self.direct: set[str] = set()
+            self.found: set[str] = set()
+
+        def _hit(self) -> None:
+            self.found.add(".".join(self.scope) or "<module>")
+
+        def _scoped(self, node: ast.AST, name: str) -> None:
+            self.scope.append(name)
+            self.generic_visit(node)
+            self.scope.pop()
+
+        def visit_ClassDef(self, node: ast.ClassDef) -> None:
+            self._scoped(node, node.name)
+
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+            self._scoped(node, node.name)
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+
+        def visit_Import(self, node: ast.Import) -> None:
+            self.os_names |= {a.asname or a.name for a in node.names if a.name == "os"}
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            if node.module == "os":
+                names = {a.asname or a.name for a in node.names if a.name in OS_ENVIRONMENT}
+                if names:
+                    self.direct |= names
+                    self._hit()
+
+        def visit_Attribute(self, node: ast.Attribute) -> None:
+            if (isinstance(node.value, ast.Name) and node.value.id in self.os_names
+                    and node.attr in OS_ENVIRONMENT):
+                self._hit()
+            self.generic_visit(node)
+
+        def visit_Name(self, node: ast.Name) -> None:
+            if node.id in self.direct:
+                self._hit()
+
+        def visit_Call(self, node: ast.Call) -> None:  # getattr(os, "environ")
+            if (isinstance(node.func, ast.Name) and node.func.id == "getattr" and node.args
+                    and isinstance(node.args[0], ast.Name) and node.args[0].id in self.os_names):
+                self._hit()
+            self.generic_visit(node)
+
+    finder = Finder()
+    finder.visit(ast.parse(source))
+    return finder.found
+
+
+def test_the_environment_finder_sees_aliases() -> None:
+    assert _environment_uses("import os as _o\ndef f():\n    return _o.environ['X']\n") == {"f"}
+    assert _environment_uses("from os import getenv as g\nclass C:\n    def m(self):\n"
+                             "        return g('X')\n") == {"<module>", "C.m"}
+    assert _environment_uses("import os\nx = getattr(os, 'environ')\n") == {"<module>"}
+    assert _environment_uses("import os\nos.path.join('a')\n") == set()
 
 
 def test_only_the_settings_read_the_environment() -> None:
-    import ast
-
-    readers = set()
-    for name, path in _modules().items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id == "os" and node.attr in ("environ", "getenv")):
-                readers.add(name)
-            if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
-                    a.name in ("environ", "getenv") for a in node.names):
-                readers.add(name)
+    readers = {name: uses for name, path in _modules().items()
+               if (uses := _environment_uses(path.read_text(encoding="utf-8")))}
     assert readers == ENVIRONMENT_READERS

@@ -29,8 +29,11 @@ def _query_range(prometheus: str, expr: str, start: float, end: float, step: flo
         with urllib.request.urlopen(f"{prometheus}/api/v1/query_range?{params}",  # noqa: S310
                                     timeout=30) as response:
             body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        body = json.loads(exc.read() or b"{}")
+    except urllib.error.HTTPError as exc:  # Prometheus explains a refused query in JSON
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            raise TickcastError(f"{prometheus} is not a Prometheus API ({exc})") from None
     except (OSError, ValueError) as exc:
         raise TickcastError(f"cannot query Prometheus at {prometheus}: {exc}") from None
     if body.get("status") != "success":
@@ -53,6 +56,8 @@ def render(prometheus: str, out: Path, *, minutes: float = 15.0,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not DASHBOARDS.is_dir():
+        raise TickcastError(f"no dashboards in {DASHBOARDS}: run from a tickcast checkout")
     panels = []
     for board in boards:
         data = json.loads((DASHBOARDS / f"{board}.json").read_text(encoding="utf-8"))
@@ -79,6 +84,9 @@ def render(prometheus: str, out: Path, *, minutes: float = 15.0,
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=80)
+    except OSError as exc:
+        raise TickcastError(f"cannot write {out}: {exc.strerror or exc}") from None
     return len(panels)

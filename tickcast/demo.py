@@ -21,7 +21,7 @@ from tickcast.localkafka import LocalKafka
 from tickcast.localprom import LocalPrometheus, find_prometheus
 from tickcast.scrape import Samples, scrape, wait_for_metrics
 from tickcast.settings import ToolSettings
-from tickcast.streams.settings import Settings, child_environ
+from tickcast.streams.settings import Settings, child_environ, writable_dir
 
 __all__ = ["ensure_models", "run_demo"]
 
@@ -94,7 +94,7 @@ def ensure_models(settings: Settings) -> None:
     from tickcast.models.registry import ModelStore
     from tickcast.training.jobs import TrainRequest, train
 
-    store = ModelStore(settings.model_dir)
+    store = ModelStore(writable_dir(settings.model_dir, "TICKCAST_MODEL_DIR"))
     served = (("prices", settings.forecaster_model), ("sentiment", settings.sentiment_model))
     for task, name in served:
         if store.latest(name) is None:
@@ -129,6 +129,7 @@ def _start_prometheus(settings: Settings, tools: ToolSettings) -> LocalPrometheu
 def run_demo(settings: Settings, tools: ToolSettings, *, rate: float, duration: float) -> int:
     """Run the demo until Ctrl-C or ``duration`` seconds; 0 on a clean stop, 1 if the worker
     exited."""
+    writable_dir(settings.state_dir, "TICKCAST_STATE_DIR")
     ensure_models(settings)
     broker = LocalKafka.from_settings(tools, state_dir=settings.state_dir)
     started_broker = broker.up_for(settings.kafka_bootstrap)

@@ -23,7 +23,8 @@ from typing import Literal
 from tickcast.errors import TickcastError
 from tickcast.settings import ToolSettings
 
-__all__ = ["BrokerError", "BrokerStatus", "LocalKafka", "ScramListener", "new_cluster_id"]
+__all__ = ["BrokerError", "BrokerStatus", "LocalKafka", "ScramListener", "gist",
+           "new_cluster_id"]
 
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -34,6 +35,16 @@ DEFAULT_KAFKA_HOME = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
 
 class BrokerError(TickcastError):
     """The local broker could not be resolved, formatted, started or stopped."""
+
+
+def gist(output: str) -> str:
+    """The line of a tool's output most likely to say what went wrong: the last one naming an
+    error or exception, else the last one (shortened to fit an error message)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Exception" in line
+              or "error:" in line]
+    line = (errors or lines or ["(no output)"])[-1]
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 def new_cluster_id() -> str:
@@ -235,8 +246,10 @@ class LocalKafka:
             cmd.insert(1, "-q")
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not self.jars_present():
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-            raise BrokerError(f"Maven could not resolve the Kafka jars:\n{tail}")
+            output = result.stdout + result.stderr
+            log = self._save_output("maven.log", output)
+            raise BrokerError(f"Maven could not resolve the Kafka jars: {gist(output)}; its "
+                              f"output is in {log}")
 
     # -- format --------------------------------------------------------------------------
     def _java(self) -> str:
@@ -312,7 +325,9 @@ class LocalKafka:
             output = result.stdout + result.stderr
             for password in (self.scram.users.values() if self.scram else ()):
                 output = output.replace(password, "********")
-            raise BrokerError(f"formatting {self.data_dir} failed:\n{output}")
+            log = self._save_output("format.log", output)
+            raise BrokerError(f"formatting {self.data_dir} failed: {gist(output)}; the storage "
+                              f"tool's output is in {log}")
 
     # -- lifecycle -----------------------------------------------------------------------
     def _read_pid(self) -> int | None:
@@ -398,20 +413,25 @@ class LocalKafka:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if not _pid_alive(pid):
-                raise BrokerError(f"the broker exited during start; see {self.log_path}:\n"
-                                 + self._log_tail())
+                raise BrokerError(f"the broker exited during start: {gist(self._log())}; see "
+                                  f"{self.log_path}")
             if self.answering():
                 return
             time.sleep(0.5)
         raise BrokerError(f"the broker did not answer on {self.bootstrap} within {wait:.0f}s; "
                          f"see {self.log_path}")
 
-    def _log_tail(self, lines: int = 25) -> str:
+    def _log(self) -> str:
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+
+    def _save_output(self, name: str, output: str) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / name
+        path.write_text(output, encoding="utf-8")
+        return path
 
     def down(self, *, wait: float = 30.0) -> bool:
         """Stop the broker cleanly (SIGTERM, then SIGKILL after ``wait``); keeps the data."""

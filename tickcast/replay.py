@@ -93,7 +93,9 @@ def generated_text_events(texts: Iterable[str], *, run_id: str | None = None,
 
 
 def read_csv(path: Path, kind: Literal["prices", "texts"]) -> pd.DataFrame:
-    """A user's CSV: prices need ``date`` and ``close``/``price``; texts ``id`` and ``text``."""
+    """A user's CSV: prices need ``date`` and a positive ``close``/``price``; texts ``id``
+    and ``text``, and a ``label`` of 0 or 1 where there is one. Anything else is a
+    :class:`DataError` before a record is sent."""
     from tickcast.training.jobs import read_csv as read_frame
 
     frame = read_frame(path)
@@ -105,9 +107,16 @@ def read_csv(path: Path, kind: Literal["prices", "texts"]) -> pd.DataFrame:
         raise DataError(f"{path}: columns {list(frame.columns)} lack {', '.join(wanted)}")
     if kind == "prices":
         frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce")
-        if frame["date"].isna().any():
-            raise DataError(f"{path}: {int(frame['date'].isna().sum())} rows have an unreadable "
-                            "date")
+        value = "close" if "close" in frame.columns else "price"
+        frame[value] = pd.to_numeric(frame[value], errors="coerce")
+        bad = int((frame["date"].isna() | ~(frame[value] > 0)).sum())
+        if bad:
+            raise DataError(f"{path}: {bad} rows have an unreadable date or a missing, zero, "
+                            f"negative or non-numeric {value}; clean them first")
+    elif "label" in frame.columns:
+        labels = frame["label"].dropna()
+        if not labels.isin([0, 1]).all():
+            raise DataError(f"{path}: label must be 0 or 1 (or empty) on every row")
     return frame
 
 

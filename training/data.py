@@ -89,8 +89,9 @@ def _pip_download(target: Path) -> None:
                "--no-binary", ":all:", "vaderSentiment==3.3.2", "-d", tmp]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise DataError("pip could not download the vaderSentiment 3.3.2 sdist "
-                            f"(needs the package index):\n{result.stderr[-2000:]}")
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            raise DataError("pip could not download the vaderSentiment 3.3.2 sdist (needs the "
+                            f"package index): {(lines or ['no output'])[-1].strip()[:300]}")
         (Path(tmp) / VADER_SDIST).replace(target)
 
 

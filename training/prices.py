@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tickcast.models._tf import keras, set_seed
 from tickcast.models.architectures import build_forecaster
 from tickcast.models.artifacts import (
     MODEL_FILE,
@@ -24,6 +23,7 @@ from tickcast.models.artifacts import (
     new_version,
     write_artifact,
 )
+from tickcast.models.backend import keras, set_seed
 from tickcast.models.preprocessing import PriceScaler, make_windows
 from tickcast.training.data import DataError, fingerprint
 from tickcast.training.evaluate import direction_metrics, regression_metrics
@@ -111,7 +111,10 @@ def train_prices(frame: pd.DataFrame, *, store_dir: Path, name: str = "gold-lstm
     if len(split.train) < config.window + 2:
         raise DataError(f"{len(frame)} closes leave {len(split.train)} for training: too few "
                         f"for windows of {config.window}")
-    scaler = PriceScaler.fit(split.train, window=config.window)
+    try:
+        scaler = PriceScaler.fit(split.train, window=config.window)
+    except ValueError as exc:  # closes that cannot be scaled (no variation, not positive)
+        raise DataError(f"the training closes cannot be used: {exc}") from None
     x_train, y_train = make_windows(split.train, config.window)
     if config.max_train_windows:
         x_train, y_train = x_train[-config.max_train_windows:], y_train[-config.max_train_windows:]

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tickcast.models._tf import keras, set_seed
 from tickcast.models.architectures import build_sentiment_rnn
 from tickcast.models.artifacts import (
     MODEL_FILE,
@@ -24,6 +23,7 @@ from tickcast.models.artifacts import (
     new_version,
     write_artifact,
 )
+from tickcast.models.backend import keras, set_seed
 from tickcast.models.preprocessing import Vocabulary
 from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import confusion, roc_auc, roc_curve

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tickcast.models._tf import keras, set_seed
 from tickcast.models.architectures import build_char_lm
 from tickcast.models.artifacts import (
     MODEL_FILE,
@@ -30,6 +29,7 @@ from tickcast.models.artifacts import (
     new_version,
     write_artifact,
 )
+from tickcast.models.backend import keras, set_seed
 from tickcast.models.preprocessing import BOUNDARY, CharVocabulary, normalize_text
 from tickcast.models.textgen import TextGenerator
 from tickcast.training.data import DataError, fingerprint
@@ -110,7 +110,7 @@ def training_windows(texts: Sequence[str], vocab: CharVocabulary, *, seq_len: in
     ids = np.asarray(stream[: max_chars + 1] if max_chars else stream, dtype=np.int32)
     n = (len(ids) - 1) // seq_len
     if n < 1:
-        raise ValueError(f"{len(ids)} characters make no window of {seq_len}")
+        raise DataError(f"{len(ids)} characters make no window of {seq_len}: too little text")
     return (ids[: n * seq_len].reshape(n, seq_len),
             ids[1: n * seq_len + 1].reshape(n, seq_len))
 

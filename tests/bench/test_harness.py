@@ -55,7 +55,7 @@ def test_a_child_that_ignores_sigterm_is_killed_and_its_log_closed(tmp_path: Pat
         time.sleep(0.05)
     status = child.stop(timeout=0.5)
     assert status == -9  # SIGKILL after the SIGTERM was ignored
-    assert child._log.closed
+    assert child.log_closed
 
 
 def test_a_pipeline_that_never_reports_progress_is_an_error_not_an_index_error(

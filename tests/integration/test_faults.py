@@ -185,6 +185,7 @@ def test_two_workers_starting_together_process_every_event(
         print(f"\ntwo workers joining, round {round_}: {len(forecasts) + len(texts)} outputs "
               f"expected, {unique} unique, {len(lost)} lost, {duplicates} duplicates")
         assert not lost, f"lost e.g. {sorted(lost, key=str)[:5]}; logs: {workers.logs}"
+        assert unique == len(forecasts) + len(texts)
     finally:
         delete_topics(kafka_bootstrap, prefix)
 

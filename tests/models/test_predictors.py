@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tickcast.models._tf import keras
 from tickcast.models.artifacts import ArtifactError, write_artifact
+from tickcast.models.backend import keras
 from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
 from tickcast.training.data import gold_closes, sample_texts
 from tickcast.training.prices import PriceResult

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tickcast.models._tf import keras, set_seed, tensorflow
 from tickcast.models.architectures import build_char_lm
 from tickcast.models.artifacts import ArtifactError, write_artifact
+from tickcast.models.backend import keras, set_seed, tensorflow
 from tickcast.models.predictors import load_predictor
 from tickcast.models.preprocessing import BOUNDARY, UNKNOWN_CHAR, CharVocabulary
 from tickcast.models.registry import ModelStore

@@ -70,10 +70,11 @@ def test_configuration_page_is_current(capsys: pytest.CaptureFixture[str]) -> No
 def test_a_bad_log_level_is_a_one_line_error_naming_the_allowed_values(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TICKCAST_LOG_LEVEL", "loud")
-    assert main(["config"]) == 2
+    assert main(["topics"]) == 2  # refused before any broker is contacted
     assert capsys.readouterr().err.strip() == (
-        "tickcast config: error: TICKCAST_LOG_LEVEL='loud' is invalid: expected debug, info, "
+        "tickcast topics: error: TICKCAST_LOG_LEVEL='loud' is invalid: expected debug, info, "
         "warning or error")
+    assert main(["config"]) == 0  # the list of variables still shows, to help fix it
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +87,27 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "run", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["config"])
+
+
+def test_argument_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["produce", "prices", "--csv", "/nonexistent.csv"])
+    assert capsys.readouterr().err.splitlines() == [
+        "tickcast produce: error: argument --csv: no such file: /nonexistent.csv "
+        "(`tickcast produce --help` lists the arguments)"]
+
+
+def test_a_worker_does_not_read_the_local_broker_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickcast.cli.common import Context
+
+    monkeypatch.setenv("TICKCAST_PROMETHEUS_PORT", "many")
+    context = Context()
+    assert context.settings.kafka_bootstrap  # the service settings read fine
+    from tickcast.streams.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="TICKCAST_PROMETHEUS_PORT"):
+        _ = context.tools
 
 
 def test_user_errors_share_one_root() -> None:
@@ -111,6 +133,7 @@ def test_user_errors_share_one_root() -> None:
     (["train", "prices", "--csv", "/nonexistent.csv"], "no such file: /nonexistent.csv"),
     (["produce", "prices", "--rate", "-1"], "must be >= 0"),
     (["generate", "--n", "0"], "must be at least 1"),
+    (["generate", "--seed", "-1"], "must be >= 0"),
     (["train", "prices", "--epochs", "x"], "expected an integer"),
 ])
 def test_bad_arguments_are_usage_errors(argv: list[str], message: str,

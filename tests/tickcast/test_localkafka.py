@@ -150,3 +150,13 @@ def test_scram_listener_with_a_keystore_is_sasl_ssl(tmp_path: Path) -> None:
     assert "listener.name.sasl_ssl.ssl.keystore.type=PEM" in text
     assert f"listener.name.sasl_ssl.ssl.keystore.location={keystore}" in text
     assert "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=" in text
+
+
+def test_a_tool_failure_is_summed_up_in_one_line() -> None:
+    from tickcast.localkafka import gist
+
+    output = ("log4j:WARN No appenders could be found\nusage: kafka-storage format [-h]\n"
+              "kafka-storage: error: argument --cluster-id/-t: expected one argument\n")
+    assert gist(output) == "kafka-storage: error: argument --cluster-id/-t: expected one argument"
+    assert gist("") == "(no output)"
+    assert gist("x" * 400).endswith("...")

@@ -54,6 +54,21 @@ def test_user_csv_needs_the_right_columns(tmp_path: Path) -> None:
         read_csv(bad, "texts")
 
 
+@pytest.mark.parametrize(("kind", "rows", "words"), [
+    ("prices", {"date": ["2024-01-02", "2024-01-03"], "close": ["2050.1", "n/a"]},
+     "1 rows have an unreadable date or a missing, zero, negative or non-numeric close"),
+    ("prices", {"date": ["2024-01-02", "someday"], "price": [1.0, 2.0]}, "1 rows"),
+    ("prices", {"date": ["2024-01-02"], "price": [-3.0]}, "1 rows"),
+    ("texts", {"id": ["a", "b"], "text": ["x", "y"], "label": ["pos", 1]}, "label must be 0"),
+])
+def test_bad_rows_are_refused_before_anything_is_sent(
+        tmp_path: Path, kind: str, rows: dict, words: str) -> None:
+    path = tmp_path / "bad.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    with pytest.raises(DataError, match=words):
+        read_csv(path, kind)  # type: ignore[arg-type]
+
+
 def test_generated_texts_are_valid_unlabelled_events_with_unique_ids() -> None:
     import itertools
 

@@ -24,7 +24,7 @@ from tickcast.cli import (
     train,
     worker,
 )
-from tickcast.cli.common import EPILOG, Context, configure_logging
+from tickcast.cli.common import EPILOG, Context, Parser, configure_logging
 from tickcast.errors import TickcastError
 
 __all__ = ["build_parser", "main"]
@@ -34,7 +34,7 @@ GROUPS = (kafka, worker, produce, demo, train, models, generate, bench, dashboar
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tickcast", epilog=EPILOG,
         description="Streaming forecasts and sentiment on Kafka: workers, local broker, replay.")
     parser.add_argument("--version", action="version", version=_version())
@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    context = Context()
     try:
-        context = Context.from_env()
-        configure_logging(context.settings.log_level)
+        if getattr(args, "needs_settings", True):
+            configure_logging(context.settings.log_level)  # reads and checks every setting
         return int(args.run(args, context) or 0)
     except TickcastError as exc:
         print(f"tickcast {args.command}: error: {exc}", file=sys.stderr)

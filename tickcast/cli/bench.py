@@ -43,11 +43,14 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, context: Context) -> int:
     try:
         from tickcast_bench.harness import BenchConfig, Target, run_bench, table
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "tickcast_bench":
+            raise  # a broken import inside the bench is a bug
         raise UsageError("the benchmarks are not installed: they live in the repository's "
                          "bench/ folder (`make setup`, or `pip install -e bench`)") from None
     from tickcast.demo import ensure_models
     from tickcast.localkafka import LocalKafka
+    from tickcast.streams.settings import writable_dir
 
     settings = context.settings
     config = BenchConfig.quick() if args.quick else BenchConfig()
@@ -61,6 +64,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
         config = replace(config, two_workers=False)
     if args.keep_topics:
         config = replace(config, keep_topics=True)
+    writable_dir(settings.state_dir, "TICKCAST_STATE_DIR")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
     ensure_models(settings)
     target = Target(bootstrap=settings.kafka_bootstrap, model_dir=settings.model_dir.resolve(),
                     forecaster=settings.forecaster_model, sentiment=settings.sentiment_model)
@@ -72,7 +80,6 @@ def run(args: argparse.Namespace, context: Context) -> int:
     finally:
         if started:
             broker.down()
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime())
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print("\n" + table(results) + f"\n\nresults: {path}")

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import NoReturn
 
 from tickcast.settings import ToolSettings
 from tickcast.streams.settings import Settings
 
-__all__ = ["EPILOG", "Context", "configure_logging", "existing_file", "non_negative_float",
-           "positive_float", "positive_int"]
+__all__ = ["EPILOG", "Context", "Parser", "configure_logging", "existing_file",
+           "non_negative_float", "non_negative_int", "positive_float", "positive_int"]
 
 EPILOG = "Configuration comes from TICKCAST_* environment variables; `tickcast config` lists them."
 
 
-@dataclass(frozen=True, slots=True)
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with an argument error on one line, like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the "
+                     "arguments)\n")
+
+
 class Context:
-    """The settings a command runs with, read from the environment once, in ``main``."""
+    """The settings a command runs with: each class read from the environment once, when a
+    command first asks for it (the local-broker settings only by the commands that run one)."""
 
-    settings: Settings
-    tools: ToolSettings
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env()
 
-    @classmethod
-    def from_env(cls) -> Context:
-        return cls(settings=Settings.from_env(), tools=ToolSettings.from_env())
+    @cached_property
+    def tools(self) -> ToolSettings:
+        return ToolSettings.from_env()
 
 
 def configure_logging(level: str) -> None:
@@ -43,6 +53,16 @@ def positive_int(raw: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 

@@ -13,7 +13,8 @@ __all__ = ["register", "rows"]
 def register(sub: Any) -> None:
     config = sub.add_parser("config", help="list every TICKCAST_* variable, default, meaning")
     config.add_argument("--markdown", action="store_true", help="as a Markdown table")
-    config.set_defaults(run=run)
+    # Lists the variables even while one of them holds a value tickcast would refuse.
+    config.set_defaults(run=run, needs_settings=False)
 
 
 def rows() -> list[tuple[str, str, str]]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tickcast.cli.common import EPILOG, Context, positive_float, positive_int
+from tickcast.cli.common import (
+    EPILOG,
+    Context,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from tickcast.training.jobs import DEFAULT_NAMES
 
 __all__ = ["load_generator", "register"]
@@ -26,7 +32,7 @@ def register(sub: Any) -> None:
                      help="below 1 safer and more repetitive, above 1 more surprising [0.8]")
     gen.add_argument("--length", type=positive_int, default=200,
                      help="characters generated after the prompt [200]")
-    gen.add_argument("--seed", type=int,
+    gen.add_argument("--seed", type=non_negative_int,
                      help="same seed, model and arguments: same samples [random]")
     gen.add_argument("--stop-at-end", action="store_true",
                      help="end a sample where the model ends its text (--length is then a "

@@ -12,6 +12,7 @@ from tickcast.cli.common import (
     Context,
     existing_file,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
 )
@@ -45,7 +46,8 @@ def register(sub: Any) -> None:
                          help="--generated: sampling temperature [0.8]")
     produce.add_argument("--max-length", type=positive_int, default=280,
                          help="--generated: at most this many characters after the prompt [280]")
-    produce.add_argument("--seed", type=int, help="--generated: seed of the sampler [random]")
+    produce.add_argument("--seed", type=non_negative_int,
+                         help="--generated: seed of the sampler [random]")
     produce.add_argument("--no-progress", action="store_true", help="no progress bar")
     produce.set_defaults(run=run)
 

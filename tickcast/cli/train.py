@@ -49,12 +49,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from tickcast.models.registry import ModelStore
+    from tickcast.streams.settings import writable_dir
     from tickcast.training.jobs import TrainRequest, train
 
     if args.name and len(args.tasks) > 1:
         raise UsageError("--name applies to one task; train them one at a time")
     settings = context.settings
-    store = ModelStore(settings.model_dir)
+    store = ModelStore(writable_dir(settings.model_dir, "TICKCAST_MODEL_DIR"))
     for task in dict.fromkeys(args.tasks):
         request = TrainRequest(
             task=task, name=args.name, csv=args.csv, date_column=args.date_column,

@@ -1,4 +1,5 @@
-"""The one place TensorFlow/Keras is imported, lazily, quietly and reproducibly."""
+"""The one place TensorFlow and Keras are imported: lazily (not at import of tickcast), quietly
+and reproducibly."""
 
 from __future__ import annotations
 
