@@ -132,7 +132,7 @@ def test_user_errors_share_one_root() -> None:
     (["produce", "prices", "--csv", "/nonexistent.csv"], "no such file: /nonexistent.csv"),
     (["train", "prices", "--csv", "/nonexistent.csv"], "no such file: /nonexistent.csv"),
     (["produce", "prices", "--rate", "-1"], "must be >= 0"),
-    (["generate", "--n", "0"], "must be at least 1"),
+    (["generate", "--n", "0"], "must be >= 1, got 0"),
     (["generate", "--seed", "-1"], "must be >= 0"),
     (["train", "prices", "--epochs", "x"], "expected an integer"),
 ])

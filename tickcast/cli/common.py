@@ -47,22 +47,20 @@ def configure_logging(level: str) -> None:
 
 
 def positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _integer(raw, at_least=1)
 
 
 def non_negative_int(raw: str) -> int:
+    return _integer(raw, at_least=0)
+
+
+def _integer(raw: str, *, at_least: int) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    if value < at_least:
+        raise argparse.ArgumentTypeError(f"must be >= {at_least}, got {value}")
     return value
 
 
