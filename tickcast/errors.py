@@ -3,10 +3,11 @@
 The command line prints a :class:`TickcastError` as one line, ``tickcast <command>: error:
 <message>``, and exits with status 2; any other exception is a bug and keeps its traceback.
 Each part of tickcast subclasses it where the error arises: ``SettingsError`` (a
-``TICKCAST_*`` variable), ``TopicError`` (topics), ``BrokerError`` (the local broker),
-``ArtifactError`` and ``StoreError`` (model artifacts), ``DataError`` (datasets and CSV input),
-``PublishError`` (model-updates), ``EventError`` (an input event, which becomes a dead letter
-rather than reaching the command line).
+``TICKCAST_*`` variable), ``SecurityError`` (TLS files), ``TopicError`` (topics),
+``BrokerError`` (the local broker), ``ArtifactError`` and ``StoreError`` (model artifacts),
+``DataError`` (datasets and CSV input), ``PublishError`` (model-updates), ``BenchError`` (the
+benchmarks), ``EventError`` (an input event, which becomes a dead letter rather than reaching
+the command line).
 """
 
 from __future__ import annotations
