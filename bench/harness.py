@@ -31,6 +31,7 @@ import numpy as np
 from tickcast_bench.processes import (
     BenchError,
     Child,
+    Target,
     Workers,
     cores_busy,
     machine_ticks,
@@ -84,22 +85,6 @@ class BenchConfig:
         return cls(ticks=4000, symbols=10, texts=1000, baseline_seconds=5.0,
                    latency_rate=200.0, latency_seconds=3.0, two_workers=False,
                    texts_only=1000)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a run happens and which models it serves."""
-
-    bootstrap: str
-    model_dir: Path
-    forecaster: str = "gold-lstm"
-    sentiment: str = "sentiment-rnn"
-
-    def worker_environ(self, *, prefix: str, app_id: str, partitions: int) -> dict[str, Any]:
-        """Keyword arguments of :class:`Workers` for this target."""
-        return {"bootstrap": self.bootstrap, "prefix": prefix, "app_id": app_id,
-                "model_dir": self.model_dir, "partitions": partitions,
-                "models": {"forecaster": self.forecaster, "sentiment": self.sentiment}}
 
 
 # -- input -------------------------------------------------------------------------------------
@@ -187,9 +172,8 @@ def run_tickcast(target: Target, prefix: str, expected: int, *, workers: int, st
     of what was produced)."""
     app_id = f"{prefix}tc{workers}-{uuid.uuid4().hex[:4]}"
     started = time.monotonic()
-    with Workers(workers, log_dir=state, name=app_id,
-                 **target.worker_environ(prefix=prefix, app_id=app_id,
-                                         partitions=partitions)) as group:
+    with Workers(workers, target, log_dir=state, name=app_id, prefix=prefix, app_id=app_id,
+                 partitions=partitions) as group:
         group.wait_ready()
         ready_s = time.monotonic() - started
         t0 = time.monotonic()
@@ -274,9 +258,8 @@ def run_latency(target: Target, *, rate: float, seconds: float, state: Path, par
 
     ensure_topics([target.bootstrap], run_topic_specs(target.bootstrap, prefix, partitions))
     app_id = f"{prefix}app"
-    with Workers(1, log_dir=state, name="latency",
-                 **target.worker_environ(prefix=prefix, app_id=app_id,
-                                         partitions=partitions)) as worker:
+    with Workers(1, target, log_dir=state, name="latency", prefix=prefix, app_id=app_id,
+                 partitions=partitions) as worker:
         worker.wait_ready()
         producer = KafkaProducer(bootstrap_servers=target.bootstrap, acks=1, linger_ms=0)
         sent: dict[tuple[str, int], float] = {}

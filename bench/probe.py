@@ -90,9 +90,8 @@ def _throughput(target: Target, args: argparse.Namespace) -> int:
     if args.passthrough:
         return _passthrough(target, prefix, args.ticks + args.texts if produced else None, args)
     app_id = f"{prefix}probe-{uuid.uuid4().hex[:4]}"
-    with Workers(1, log_dir=args.state, name=app_id,
-                 **target.worker_environ(prefix=prefix, app_id=app_id,
-                                         partitions=PARTITIONS)) as worker:
+    with Workers(1, target, log_dir=args.state, name=app_id, prefix=prefix, app_id=app_id,
+                 partitions=PARTITIONS) as worker:
         worker.wait_ready()
         time.sleep(args.warmup)
         before, cpu_before, started = worker.outputs(), worker.cpu_seconds(), time.monotonic()

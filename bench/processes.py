@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -20,7 +21,7 @@ from tickcast.errors import TickcastError
 from tickcast.scrape import scrape
 from tickcast.streams.settings import child_environ
 
-__all__ = ["BenchError", "Child", "Workers", "cores_busy", "free_port", "machine_ticks",
+__all__ = ["BenchError", "Child", "Target", "Workers", "cores_busy", "free_port", "machine_ticks",
            "proc_stats", "stop"]
 
 
@@ -117,32 +118,42 @@ class Child:
         self.stop()
 
 
-def worker_environ(*, bootstrap: str, prefix: str, app_id: str, port: int, state: Path,
-                   model_dir: Path, partitions: int, models: Mapping[str, str]
-                   ) -> dict[str, str]:
-    """A bench worker's environment: this process's without its ``TICKCAST_*`` settings, and
-    the run's own (``models``: ``{"forecaster": name, "sentiment": name}``)."""
-    return child_environ({
-        "TICKCAST_KAFKA_BOOTSTRAP": bootstrap, "TICKCAST_TOPIC_PREFIX": prefix,
-        "TICKCAST_APP_ID": app_id, "TICKCAST_METRICS_PORT": str(port),
-        "TICKCAST_STATE_DIR": str(state), "TICKCAST_MODEL_DIR": str(model_dir),
-        "TICKCAST_TOPIC_PARTITIONS": str(partitions), "TICKCAST_LOG_LEVEL": "warning",
-        "TICKCAST_FORECASTER_MODEL": models["forecaster"],
-        "TICKCAST_SENTIMENT_MODEL": models["sentiment"],
-    }, inherit_settings=False)
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a run happens and which models it serves."""
+
+    bootstrap: str
+    model_dir: Path
+    forecaster: str = "gold-lstm"
+    sentiment: str = "sentiment-rnn"
+
+    def worker_environ(self, *, prefix: str, app_id: str, partitions: int, port: int,
+                       state: Path) -> dict[str, str]:
+        """A bench worker's environment: this process's without its ``TICKCAST_*`` settings,
+        and the run's own."""
+        return child_environ({
+            "TICKCAST_KAFKA_BOOTSTRAP": self.bootstrap, "TICKCAST_TOPIC_PREFIX": prefix,
+            "TICKCAST_APP_ID": app_id, "TICKCAST_METRICS_PORT": str(port),
+            "TICKCAST_STATE_DIR": str(state), "TICKCAST_MODEL_DIR": str(self.model_dir),
+            "TICKCAST_TOPIC_PARTITIONS": str(partitions), "TICKCAST_LOG_LEVEL": "warning",
+            "TICKCAST_FORECASTER_MODEL": self.forecaster,
+            "TICKCAST_SENTIMENT_MODEL": self.sentiment,
+        }, inherit_settings=False)
 
 
 class Workers:
     """``tickcast worker`` processes of one consumer group, each with its ``/metrics``."""
 
-    def __init__(self, count: int, *, log_dir: Path, name: str, **environ: object) -> None:
+    def __init__(self, count: int, target: Target, *, log_dir: Path, name: str, prefix: str,
+                 app_id: str, partitions: int) -> None:
         self.children: list[Child] = []
         self.urls: list[str] = []
         try:
             for i in range(count):
                 port = free_port()
-                env = worker_environ(port=port, state=log_dir / f"{name}-w{i}",
-                                     **environ)  # type: ignore[arg-type]
+                env = target.worker_environ(prefix=prefix, app_id=app_id,
+                                            partitions=partitions, port=port,
+                                            state=log_dir / f"{name}-w{i}")
                 self.children.append(Child([sys.executable, "-m", "tickcast", "worker"],
                                            log=log_dir / f"{name}-{i}.log", env=env))
                 self.urls.append(f"http://127.0.0.1:{port}/metrics")
@@ -173,8 +184,12 @@ class Workers:
 
     def outputs(self) -> float:
         """Forecasts and sentiment records produced so far, all workers."""
-        return sum(scrape(url).total("tickcast_events_out_total", topic=topic)
-                   for url in self.urls for topic in ("forecasts", "sentiment"))
+        total = 0.0
+        for url in self.urls:
+            samples = scrape(url)  # once per worker and poll
+            total += sum(samples.total("tickcast_events_out_total", topic=topic)
+                         for topic in ("forecasts", "sentiment"))
+        return total
 
     def cpu_seconds(self) -> float:
         return sum(proc_stats(c.pid)[0] for c in self.children)

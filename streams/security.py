@@ -143,6 +143,10 @@ class KafkaSecurity:
                                      password=_MaskedStr(self.sasl_password.reveal()),
                                      mechanism=self.sasl_mechanism, ssl_context=context)
 
+    def unreachable(self, servers: list[str], exc: BaseException) -> str:
+        """The message of a client that could not connect to ``servers``."""
+        return f"cannot reach Kafka at {','.join(servers)}: {exc}" + self.unreachable_hint()
+
     def unreachable_hint(self) -> str:
         """Appended to "cannot reach Kafka" errors of kafka-python clients: a broker that refuses
         a SASL login closes the connection, and kafka-python (3.0.12) drops the reason it sent

@@ -75,8 +75,7 @@ def ensure_topics(bootstrap: Iterable[str], specs: Iterable[TopicSpec], *,
                                  bootstrap_timeout_ms=int(timeout_s * 1000),
                                  **security.client_kwargs())
     except (KafkaError, OSError) as exc:
-        raise TopicError(f"cannot reach Kafka at {','.join(servers)}: {exc}"
-                         + security.unreachable_hint()) from None
+        raise TopicError(security.unreachable(servers, exc)) from None
     try:
         existing = set(admin.list_topics())
         missing = {s.name: {"num_partitions": s.partitions, "replication_factor": s.replication,

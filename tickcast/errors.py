@@ -12,7 +12,7 @@ the command line).
 
 from __future__ import annotations
 
-__all__ = ["TickcastError", "UsageError"]
+__all__ = ["TickcastError", "UsageError", "gist"]
 
 
 class TickcastError(Exception):
@@ -21,3 +21,13 @@ class TickcastError(Exception):
 
 class UsageError(TickcastError):
     """Command-line arguments that cannot be honoured together, or a missing prerequisite."""
+
+
+def gist(output: str) -> str:
+    """The line of a tool's output most likely to say what went wrong: the last one naming an
+    error or exception, else the last one (shortened to fit an error message)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Exception" in line
+              or "error:" in line]
+    line = (errors or lines or ["(no output)"])[-1]
+    return line if len(line) <= 300 else line[:297] + "..."

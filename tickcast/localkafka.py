@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tickcast.errors import TickcastError
+from tickcast.errors import TickcastError, gist
 from tickcast.settings import ToolSettings
 
-__all__ = ["BrokerError", "BrokerStatus", "LocalKafka", "ScramListener", "gist",
-           "new_cluster_id"]
+__all__ = ["BrokerError", "BrokerStatus", "LocalKafka", "ScramListener", "new_cluster_id"]
 
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -35,16 +34,6 @@ DEFAULT_KAFKA_HOME = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
 
 class BrokerError(TickcastError):
     """The local broker could not be resolved, formatted, started or stopped."""
-
-
-def gist(output: str) -> str:
-    """The line of a tool's output most likely to say what went wrong: the last one naming an
-    error or exception, else the last one (shortened to fit an error message)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERROR" in line or "Exception" in line
-              or "error:" in line]
-    line = (errors or lines or ["(no output)"])[-1]
-    return line if len(line) <= 300 else line[:297] + "..."
 
 
 def new_cluster_id() -> str:

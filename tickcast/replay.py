@@ -96,6 +96,7 @@ def read_csv(path: Path, kind: Literal["prices", "texts"]) -> pd.DataFrame:
     """A user's CSV: prices need ``date`` and a positive ``close``/``price``; texts ``id``
     and ``text``, and a ``label`` of 0 or 1 where there is one. Anything else is a
     :class:`DataError` before a record is sent."""
+    from tickcast.training.jobs import checked_closes
     from tickcast.training.jobs import read_csv as read_frame
 
     frame = read_frame(path)
@@ -106,14 +107,9 @@ def read_csv(path: Path, kind: Literal["prices", "texts"]) -> pd.DataFrame:
         wanted = sorted(required) + ([" or ".join(sorted(one_of))] if one_of else [])
         raise DataError(f"{path}: columns {list(frame.columns)} lack {', '.join(wanted)}")
     if kind == "prices":
-        frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce")
         value = "close" if "close" in frame.columns else "price"
-        frame[value] = pd.to_numeric(frame[value], errors="coerce")
-        bad = int((frame["date"].isna() | ~(frame[value] > 0)).sum())
-        if bad:
-            raise DataError(f"{path}: {bad} rows have an unreadable date or a missing, zero, "
-                            f"negative or non-numeric {value}; clean them first")
-    elif "label" in frame.columns:
+        return checked_closes(frame, path, date_column="date", close_column=value)
+    if "label" in frame.columns:
         labels = frame["label"].dropna()
         if not labels.isin([0, 1]).all():
             raise DataError(f"{path}: label must be 0 or 1 (or empty) on every row")
@@ -138,8 +134,7 @@ class Replay:
                 **security.client_kwargs(),
             )
         except KafkaError as exc:
-            raise TickcastError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}"
-                                + security.unreachable_hint()) from None
+            raise TickcastError(security.unreachable(bootstrap, exc)) from None
 
     def run(self, records: Iterable[Record], *, rate: float = 0.0, limit: int | None = None,
             total: int | None = None, progress: bool = True) -> ReplayStats:

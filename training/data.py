@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from tickcast.errors import TickcastError
+from tickcast.errors import TickcastError, gist
 from tickcast.models.artifacts import sha256_file
 
 if TYPE_CHECKING:  # pandas loads with the data, not with every importer of DataError
@@ -89,9 +89,8 @@ def _pip_download(target: Path) -> None:
                "--no-binary", ":all:", "vaderSentiment==3.3.2", "-d", tmp]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
             raise DataError("pip could not download the vaderSentiment 3.3.2 sdist (needs the "
-                            f"package index): {(lines or ['no output'])[-1].strip()[:300]}")
+                            f"package index): {gist(result.stderr)}")
         (Path(tmp) / VADER_SDIST).replace(target)
 
 

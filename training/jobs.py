@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pandas loads with the job, not with the command line
     import pandas as pd
 
 __all__ = ["DEFAULT_NAMES", "MIN_PER_LABEL", "TASKS", "Task", "TrainOutcome", "TrainRequest",
-           "prices_csv", "read_csv", "texts_csv", "train"]
+           "checked_closes", "prices_csv", "read_csv", "texts_csv", "train"]
 
 Task = Literal["prices", "sentiment", "textgen"]
 TASKS: Final[tuple[Task, ...]] = ("prices", "sentiment", "textgen")
@@ -146,19 +146,26 @@ def read_csv(path: Path) -> pd.DataFrame:
 def prices_csv(path: Path, *, date_column: str = "date", close_column: str = "close"
                ) -> pd.DataFrame:
     """``date`` (UTC) and ``close`` columns from a CSV of daily closes."""
-    import pandas as pd
-
     raw = read_csv(path)
     missing = [c for c in (date_column, close_column) if c not in raw.columns]
     if missing:
         raise DataError(f"{path}: no column {', '.join(missing)} (columns: "
                         f"{', '.join(map(str, raw.columns))}); see --date-column/--close-column")
+    return checked_closes(raw, path, date_column=date_column, close_column=close_column)
+
+
+def checked_closes(raw: pd.DataFrame, path: Path, *, date_column: str, close_column: str
+                   ) -> pd.DataFrame:
+    """``date`` (UTC) and ``close`` from ``raw``'s columns of those names; a
+    :class:`DataError` naming ``path`` if any row has no usable date or positive close."""
+    import pandas as pd
+
     frame = pd.DataFrame({"date": pd.to_datetime(raw[date_column], utc=True, errors="coerce"),
                           "close": pd.to_numeric(raw[close_column], errors="coerce")})
-    bad = int((frame.isna().any(axis=1) | (frame["close"] <= 0)).sum())
+    bad = int((frame["date"].isna() | ~(frame["close"] > 0)).sum())
     if bad:
-        raise DataError(f"{path}: {bad} rows have an unreadable date or a missing, zero or "
-                        "negative close; clean them first")
+        raise DataError(f"{path}: {bad} rows have an unreadable date or a missing, zero, "
+                        f"negative or non-numeric {close_column}; clean them first")
     return frame
 
 

@@ -54,8 +54,7 @@ def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
                                  bootstrap_timeout_ms=int(timeout_s * 1000),
                                  **security.client_kwargs())
     except (KafkaError, OSError) as exc:
-        raise PublishError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}"
-                           + security.unreachable_hint()) from None
+        raise PublishError(security.unreachable(bootstrap, exc)) from None
     try:
         metadata = producer.send(topic, key=manifest.name.encode(), value=value).get(
             timeout=timeout_s)

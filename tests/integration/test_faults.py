@@ -176,9 +176,8 @@ def test_two_workers_starting_together_process_every_event(
         produce_input(kafka_bootstrap, prefix, config)
         forecasts, texts = expected_outputs(config, window=WINDOW)
         target = Target(bootstrap=kafka_bootstrap, model_dir=store.root)
-        with Workers(2, log_dir=tmp_path, name=f"{prefix}app",
-                     **target.worker_environ(prefix=prefix, app_id=f"{prefix}app",
-                                             partitions=8)) as workers:
+        with Workers(2, target, log_dir=tmp_path, name=f"{prefix}app", prefix=prefix,
+                     app_id=f"{prefix}app", partitions=8) as workers:
             workers.wait_ready()
             unique, lost, duplicates = _unique_outputs(kafka_bootstrap, prefix, forecasts,
                                                        texts, timeout=150)

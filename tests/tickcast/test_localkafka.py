@@ -153,7 +153,7 @@ def test_scram_listener_with_a_keystore_is_sasl_ssl(tmp_path: Path) -> None:
 
 
 def test_a_tool_failure_is_summed_up_in_one_line() -> None:
-    from tickcast.localkafka import gist
+    from tickcast.errors import gist
 
     output = ("log4j:WARN No appenders could be found\nusage: kafka-storage format [-h]\n"
               "kafka-storage: error: argument --cluster-id/-t: expected one argument\n")
