@@ -16,6 +16,7 @@ the same run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -37,6 +38,7 @@ from tickcast_bench.processes import (
     machine_ticks,
     proc_stats,
 )
+from tickcast_bench.timeline import Sampler, describe_worst, timeline, worst
 
 from tickcast.streams.settings import child_environ
 
@@ -52,6 +54,7 @@ __all__ = [
     "expected_outputs",
     "machine",
     "produce_input",
+    "quix_installed",
     "run_bench",
     "run_latency",
     "run_pipeline",
@@ -62,6 +65,15 @@ __all__ = [
 ]
 
 PIPELINE_TIMEOUT_S = 900.0
+QUIX_KINDS = {"quix_passthrough": "passthrough", "quix_pipeline": "pipeline"}
+"""The Quix Streams peers (:mod:`tickcast_bench.quix`): run name -> its kind."""
+
+
+def quix_installed() -> bool:
+    """Whether the optional peer can run (``pip install -e './bench[quix]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("quixstreams") is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +83,7 @@ class BenchConfig:
     texts: int = 50_000
     baseline_seconds: float = 20.0
     latency_rate: float = 1000.0
-    latency_seconds: float = 20.0
+    latency_seconds: float = 60.0
     two_workers: bool = True
     partitions: int = 8
     texts_only: int = 50_000
@@ -199,16 +211,22 @@ def run_tickcast(target: Target, prefix: str, expected: int, *, workers: int, st
 def run_pipeline(kind: str, target: Target, prefix: str, *, state: Path,
                  seconds: float | None, expected: int | None, variant: tuple[str, ...] = (),
                  timeout: float = PIPELINE_TIMEOUT_S) -> dict[str, Any]:
-    """One of :mod:`tickcast_bench.pipelines` on the backlog: until ``expected`` events, or for
-    ``seconds`` from its first event. ``variant``: extra arguments of the pipeline."""
+    """One of :mod:`tickcast_bench.pipelines` (or a Quix peer of :data:`QUIX_KINDS`) on the
+    backlog: until ``expected`` events, or for ``seconds`` from its first event. ``variant``:
+    extra arguments of the pipeline."""
     scratch = state / f"{kind}-{uuid.uuid4().hex[:6]}"  # removed after the run
     scratch.mkdir(parents=True)
     progress = scratch / "progress.jsonl"
-    argv = [sys.executable, "-m", "tickcast_bench.pipelines", kind,
-            "--bootstrap", target.bootstrap, "--prefix", prefix,
-            "--group", f"{prefix}{kind}-{uuid.uuid4().hex[:4]}", "--progress", str(progress),
-            "--model-dir", str(target.model_dir), "--forecaster", target.forecaster,
-            "--sentiment", target.sentiment, "--datadir", str(scratch / "faust"), *variant]
+    common = ["--bootstrap", target.bootstrap, "--prefix", prefix,
+              "--group", f"{prefix}{kind}-{uuid.uuid4().hex[:4]}", "--progress", str(progress),
+              "--model-dir", str(target.model_dir), "--forecaster", target.forecaster,
+              "--sentiment", target.sentiment]
+    if kind in QUIX_KINDS:
+        argv = [sys.executable, "-m", "tickcast_bench.quix", QUIX_KINDS[kind], *common,
+                "--state-dir", str(scratch / "quix"), *variant]
+    else:
+        argv = [sys.executable, "-m", "tickcast_bench.pipelines", kind, *common,
+                "--datadir", str(scratch / "faust"), *variant]
     log = state / f"{kind}.log"
     points: list[dict[str, float]] = []
     try:
@@ -251,47 +269,58 @@ def _follow(child: Child, progress: Path, *, seconds: float | None, expected: in
 def run_latency(target: Target, *, rate: float, seconds: float, state: Path, partitions: int,
                 prefix: str) -> dict[str, Any]:
     """Tick -> forecast latency of one fresh worker, ``rate`` ticks/s offered for
-    ``seconds``."""
+    ``seconds``, with its per-second :func:`~tickcast_bench.timeline.timeline`.
+
+    The clock starts when the worker is ready (partitions assigned): start-up is not measured,
+    but whatever the worker does after saying it is ready is.
+    """
     from kafka import KafkaConsumer, KafkaProducer
 
     from tickcast.streams.topics import ensure_topics
 
     ensure_topics([target.bootstrap], run_topic_specs(target.bootstrap, prefix, partitions))
     app_id = f"{prefix}app"
+    started = time.monotonic()
     with Workers(1, target, log_dir=state, name="latency", prefix=prefix, app_id=app_id,
                  partitions=partitions) as worker:
         worker.wait_ready()
+        ready_s = time.monotonic() - started
         producer = KafkaProducer(bootstrap_servers=target.bootstrap, acks=1, linger_ms=0)
         sent: dict[tuple[str, int], float] = {}
         symbols = [f"L{i:02d}" for i in range(10)]
         n = int(rate * seconds)
-        t0 = time.monotonic()
-        for i in range(n):
-            delay = t0 + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            symbol, ts = symbols[i % len(symbols)], 1_700_000_000_000 + (i // len(symbols))
-            sent[(symbol, ts)] = time.time() * 1000
-            producer.send(f"{prefix}prices", key=symbol.encode(), value=json.dumps(
-                {"symbol": symbol, "ts": ts, "price": 100.0 + (i % 7) * 0.1}).encode())
-        producer.flush()
-        offered = n / (time.monotonic() - t0)
-        consumer = KafkaConsumer(f"{prefix}forecasts", bootstrap_servers=target.bootstrap,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
-        latencies = []
-        for message in consumer:
-            record = json.loads(message.value)
-            key = (record["symbol"], record["ts"])
-            if key in sent:
-                latencies.append(message.timestamp - sent[key])
-        consumer.close()
-        producer.close()
+        with Sampler(worker.urls[0]) as sampler:
+            rebalances0 = sampler.samples[0][1].total("tickcast_rebalances_total")
+            t0_wall, t0 = time.time(), time.monotonic()
+            for i in range(n):
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                symbol, ts = symbols[i % len(symbols)], 1_700_000_000_000 + (i // len(symbols))
+                sent[(symbol, ts)] = time.time() * 1000
+                producer.send(f"{prefix}prices", key=symbol.encode(), value=json.dumps(
+                    {"symbol": symbol, "ts": ts, "price": 100.0 + (i % 7) * 0.1}).encode())
+            producer.flush()
+            offered = n / (time.monotonic() - t0)
+            consumer = KafkaConsumer(f"{prefix}forecasts", bootstrap_servers=target.bootstrap,
+                                     auto_offset_reset="earliest", consumer_timeout_ms=5000)
+            latencies: list[tuple[float, float]] = []
+            for message in consumer:
+                record = json.loads(message.value)
+                at = sent.get((record["symbol"], record["ts"]))
+                if at is not None:
+                    latencies.append((at / 1000, message.timestamp - at))
+            consumer.close()
+            producer.close()
+        rebalances = sampler.samples[-1][1].total("tickcast_rebalances_total") - rebalances0
     if not latencies:
         raise BenchError(f"no forecast arrived for {n} ticks; see {state / 'latency-0.log'}")
-    lat = np.asarray(latencies)
-    return {"offered_per_s": offered, "forecasts": len(lat),
+    lat = np.asarray([latency for _, latency in latencies])
+    rows = timeline(latencies, sampler.samples, t0=t0_wall, seconds=math.ceil(seconds))
+    return {"offered_per_s": offered, "forecasts": len(lat), "ready_s": ready_s, "t0": t0_wall,
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
+            "rebalances_after_ready": rebalances, "worst": worst(rows), "timeline": rows}
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -324,7 +353,9 @@ def run_bench(config: BenchConfig, target: Target, *, state: Path,
                         forecaster=forecaster, rnn=rnn)
     finally:
         if not config.keep_topics:
-            deleted = delete_topics(target.bootstrap, prefix)
+            # Quix's state changelogs are named changelog__<group>--...: outside the prefix.
+            deleted = (delete_topics(target.bootstrap, prefix)
+                       + delete_topics(target.bootstrap, f"changelog__{prefix}"))
             log(f"deleted the run's {deleted} topics ({prefix}*)")
 
 
@@ -390,6 +421,16 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
     log("faust passthrough: a Faust agent forwarding every record, no model ...")
     results["faust_passthrough"] = run_pipeline("faust", target, prefix, state=state,
                                                 seconds=None, expected=everything)
+    if quix_installed():
+        log("quix passthrough: a Quix Streams app forwarding every record, no model ...")
+        results["quix_passthrough"] = run_pipeline("quix_passthrough", target, prefix,
+                                                   state=state, seconds=None,
+                                                   expected=everything)
+        log("quix pipeline: tickcast's job on Quix Streams, inference batched in sinks ...")
+        results["quix_pipeline"] = run_pipeline("quix_pipeline", target, prefix, state=state,
+                                                seconds=None, expected=expected)
+    else:
+        log("quix peers skipped: quixstreams is not installed (pip install -e './bench[quix]')")
     log(f"baseline: per-message model.predict, {config.baseline_seconds:.0f}s ...")
     results["baseline"] = run_pipeline("baseline", target, prefix, state=state,
                                        seconds=config.baseline_seconds, expected=None)
@@ -412,8 +453,19 @@ def _ratios(results: dict[str, Any], *, two_workers: bool) -> dict[str, float]:
         "tickcast_over_faust_passthrough": tc / results["faust_passthrough"]["events_per_s"],
         "tickcast_over_baseline": tc / results["baseline"]["events_per_s"],
     }
+    if "quix_pipeline" in results:
+        ratios["tickcast_over_quix_pipeline"] = tc / results["quix_pipeline"]["events_per_s"]
+        ratios["quix_passthrough_over_faust_passthrough"] = (
+            results["quix_passthrough"]["events_per_s"]
+            / results["faust_passthrough"]["events_per_s"])
     if two_workers:
-        ratios["two_workers_over_one"] = results["tickcast_2_workers"]["events_per_s"] / tc
+        two = results["tickcast_2_workers"]
+        ratios["two_workers_over_one"] = two["events_per_s"] / tc
+        # Per busy core of the whole machine: what a second worker adds once the cores the
+        # broker and the rest take are counted.
+        ratios["per_busy_core_two_over_one"] = (
+            (two["events_per_s"] / two["machine_cores_busy"])
+            / (tc / results["tickcast"]["machine_cores_busy"]))
     return ratios
 
 
@@ -422,7 +474,7 @@ def table(results: dict[str, Any]) -> str:
     rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events",
              "worker cores", "machine cores busy")]
     for name in ("tickcast", "tickcast_2_workers", "tickcast_texts_only", "ceiling",
-                 "faust_passthrough", "baseline"):
+                 "faust_passthrough", "quix_passthrough", "quix_pipeline", "baseline"):
         r = results.get(name)
         if r:
             rows.append((name.replace("_", " "), f"{r['events_per_s']:,.0f}",
@@ -441,7 +493,8 @@ def table(results: dict[str, Any]) -> str:
     lines += [f"| {k.replace('_', ' ')} | {v:.2f}x |" for k, v in ratios.items()]
     lines += ["", f"Latency tick → forecast at {lat['offered_per_s']:.0f} ticks/s offered: "
               f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} "
-              f"ms, max {lat['max_ms']:.0f} ms ({lat['forecasts']} forecasts).", "",
+              f"ms, max {lat['max_ms']:.0f} ms ({lat['forecasts']} forecasts); "
+              f"{describe_worst(lat.get('worst'))}.", "",
               "| model | batch | predict ms | tf.function ms | speed-up | items/s | max abs diff |",
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {m['model']} | {m['batch']} | {m['predict_ms']:.2f} | "

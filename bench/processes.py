@@ -126,6 +126,8 @@ class Target:
     model_dir: Path
     forecaster: str = "gold-lstm"
     sentiment: str = "sentiment-rnn"
+    settings: tuple[tuple[str, str], ...] = ()
+    """Extra ``TICKCAST_*`` settings of the workers (an experiment's), applied last."""
 
     def worker_environ(self, *, prefix: str, app_id: str, partitions: int, port: int,
                        state: Path) -> dict[str, str]:
@@ -137,7 +139,7 @@ class Target:
             "TICKCAST_STATE_DIR": str(state), "TICKCAST_MODEL_DIR": str(self.model_dir),
             "TICKCAST_TOPIC_PARTITIONS": str(partitions), "TICKCAST_LOG_LEVEL": "warning",
             "TICKCAST_FORECASTER_MODEL": self.forecaster,
-            "TICKCAST_SENTIMENT_MODEL": self.sentiment,
+            "TICKCAST_SENTIMENT_MODEL": self.sentiment, **dict(self.settings),
         }, inherit_settings=False)
 
 
@@ -166,7 +168,8 @@ class Workers:
         return ", ".join(str(c.log_path) for c in self.children)
 
     def wait_ready(self, *, timeout: float = 120.0) -> None:
-        """Until every worker's ``/metrics`` answers and the group owns partitions."""
+        """Until every worker says it is ready (``tickcast_ready``: partitions assigned and
+        tables recovered) and the group owns partitions."""
         deadline = time.monotonic() + timeout
         while not self.ready():
             if time.monotonic() > deadline or any(c.exited() for c in self.children):
@@ -177,9 +180,12 @@ class Workers:
         assigned = 0.0
         for url in self.urls:
             try:
-                assigned += scrape(url).total("tickcast_assigned_partitions")
+                samples = scrape(url)
             except OSError:
                 return False
+            if samples.total("tickcast_ready") < 1:
+                return False
+            assigned += samples.total("tickcast_assigned_partitions")
         return assigned > 0
 
     def outputs(self) -> float:

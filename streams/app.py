@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from tickcast.models.registry import ModelStore
 from tickcast.streams.faust_internals import TickcastApp
 from tickcast.streams.metrics import Metrics
-from tickcast.streams.monitoring import export_assignment, export_lag
+from tickcast.streams.monitoring import (
+    export_assignment,
+    export_commits,
+    export_lag,
+    export_loop_lag,
+    export_readiness,
+)
 from tickcast.streams.prices.agents import register_price_agent
 from tickcast.streams.prices.processor import PriceProcessor
 from tickcast.streams.sentiment.agents import register_sentiment_agent
@@ -88,5 +94,8 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
     follow_model_updates(app, settings=settings, models=models, executor=executor)
     export_assignment(app, settings=settings, metrics=metrics)
     export_lag(app, settings=settings, metrics=metrics)
+    export_commits(app, metrics=metrics)
+    export_loop_lag(app, metrics=metrics)
+    export_readiness(app, metrics=metrics)
     return Service(settings=settings, app=app, metrics=metrics, models=models,
                    sentiment=sentiment, prices=prices)

@@ -13,8 +13,9 @@ commit past an undelivered event.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 
 import faust
@@ -23,9 +24,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from tickcast.streams.faust_internals import aiokafka_producer
 from tickcast.streams.messages import OutMessage, Record
 
-__all__ = ["InFlight", "Sinks", "produce"]
+__all__ = ["MAX_BATCHES", "InFlight", "Sinks", "produce"]
 
 _PARTITIONER: Final = DefaultPartitioner()
+MAX_BATCHES: Final = 64
+"""Most batches awaiting delivery at once when :class:`InFlight` counts events."""
 
 
 async def produce(producer: Any, records: Iterable[Record]) -> list[asyncio.Future[Any]]:
@@ -95,40 +98,70 @@ class Sinks:
 
 
 class InFlight:
-    """At most ``limit`` batches awaiting delivery; acks in the order batches were added."""
+    """Batches awaiting delivery, bounded; acks in the order batches were added.
 
-    def __init__(self, stream: faust.StreamT, *, limit: int = 4) -> None:
+    The bound is ``limit`` batches, or, with ``batch_size``, ``limit`` full batches' worth of
+    events (``limit * batch_size``) in at most :data:`MAX_BATCHES` batches. Under a backlog
+    batches are full and both bounds agree; at a low rate batches hold a few events each, and
+    counting them as full ones would block the agent on a slow acknowledgement while a
+    fraction of the budget is in flight.
+
+    ``observe``, if given, receives each batch's delivery time in seconds: from :meth:`add`
+    to the last of its deliveries acknowledged by the broker.
+    """
+
+    def __init__(self, stream: faust.StreamT, *, limit: int = 4, batch_size: int | None = None,
+                 observe: Callable[[float], None] | None = None) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.stream = stream
         self.limit = limit
-        self._tasks: deque[asyncio.Future[None]] = deque()
+        self.max_events = limit * batch_size if batch_size is not None else None
+        self.max_batches = MAX_BATCHES if batch_size is not None else limit
+        self.observe = observe
+        self._tasks: deque[tuple[asyncio.Future[None], int]] = deque()
+        self._events = 0
 
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def _full(self) -> bool:
+        return (len(self._tasks) >= self.max_batches
+                or (self.max_events is not None and self._events >= self.max_events))
+
     async def add(self, events: Sequence[faust.EventT], deliveries: Sequence[Awaitable[Any]]
                   ) -> None:
-        """Track one batch; returns once fewer than ``limit`` batches are in flight. A failed
+        """Track one batch; returns once the in-flight batches are within the bound. A failed
         delivery is raised here (on this or a later call): its batch and every later one stay
         unacknowledged, so they are redelivered."""
-        previous = self._tasks[-1] if self._tasks else None
-        task = asyncio.ensure_future(self._settle(events, deliveries, previous))
+        previous = self._tasks[-1][0] if self._tasks else None
+        task = asyncio.ensure_future(self._settle(events, deliveries, previous,
+                                                  time.perf_counter()))
         # Later batches fail with the first failure; one raise is enough, not a log per task.
         task.add_done_callback(_mark_retrieved)
-        self._tasks.append(task)
-        while self._tasks and (len(self._tasks) >= self.limit or self._tasks[0].done()):
-            await self._tasks.popleft()
+        self._tasks.append((task, len(events)))
+        self._events += len(events)
+        while self._tasks and (self._full() or self._tasks[0][0].done()):
+            await self._pop()
+
+    async def _pop(self) -> None:
+        task, n = self._tasks.popleft()
+        self._events -= n
+        await task
 
     async def drain(self) -> None:
         """Wait for every batch in flight (and raise the first failure)."""
         while self._tasks:
-            await self._tasks.popleft()
+            await self._pop()
 
     async def _settle(self, events: Sequence[faust.EventT],
                       deliveries: Sequence[Awaitable[Any]],
-                      previous: asyncio.Future[None] | None) -> None:
+                      previous: asyncio.Future[None] | None, started: float) -> None:
         await asyncio.gather(*deliveries)
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started)
         if previous is not None:
             await asyncio.shield(previous)  # ack after every earlier batch, never before
         for event in events:

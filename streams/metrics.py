@@ -27,6 +27,9 @@ __all__ = ["INPUT_TOPICS", "LABEL_OUTCOMES", "BatchHistogram", "Metrics", "serve
 INPUT_TOPICS: Final = ("prices", "texts", "labels")
 LABEL_OUTCOMES: Final = ("matched", "waiting", "duplicate", "expired")
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+STAGE_BUCKETS: Final = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0)
+"""Buckets of the stage timings, fine around the latency objective (50 ms) and the stall
+threshold (250 ms)."""
 
 
 class Metrics:
@@ -135,6 +138,27 @@ class Metrics:
             "tickcast_consumer_lag", "Messages behind the end of each input topic on this "
             "worker's partitions (high-water mark minus committed offset).", ["topic"],
             registry=r)
+        self.delivery_seconds = Histogram(
+            "tickcast_delivery_duration_seconds", "From handing a batch's outputs and state "
+            "writes to the producer to the broker acknowledging all of them, by agent.",
+            ["agent"], buckets=STAGE_BUCKETS, registry=r)
+        self.commit_seconds = Histogram(
+            "tickcast_commit_duration_seconds", "Wall time of one offset commit.",
+            buckets=STAGE_BUCKETS, registry=r)
+        self.loop_lag = Histogram(
+            "tickcast_event_loop_lag_seconds", "How late a periodic timer on the worker's "
+            "event loop fires: time the loop was blocked by something else.",
+            buckets=STAGE_BUCKETS, registry=r)
+        self.gc_pause = Histogram(
+            "tickcast_gc_pause_seconds", "Python garbage-collection pauses, by generation.",
+            ["generation"], buckets=STAGE_BUCKETS, registry=r)
+        self.rebalances = Counter(
+            "tickcast_rebalances_total", "Partition assignments this worker received (the "
+            "first one included).", registry=r)
+        self.ready = Gauge(
+            "tickcast_ready", "1 once the worker consumes: partitions assigned and its tables "
+            "recovered after the latest rebalance; 0 from a revocation until then.",
+            registry=r)
         self.assigned_partitions = Gauge(
             "tickcast_assigned_partitions", "Input-topic partitions assigned to this worker "
             "(0 until it joined the consumer group).", ["topic"], registry=r)
@@ -151,6 +175,10 @@ class Metrics:
         for topic in INPUT_TOPICS:
             self.assigned_partitions.labels(topic=topic)
             self.consumer_lag.labels(topic=topic)
+        for agent in ("prices", "sentiment"):
+            self.delivery_seconds.labels(agent=agent)
+        for generation in ("0", "1", "2"):
+            self.gc_pause.labels(generation=generation)
         for outcome in ("forecast", "replayed", "warming_up", "no_model"):
             self.ticks.labels(outcome=outcome)
         for model in ("lstm", "naive"):

@@ -152,8 +152,9 @@ class Settings(EnvSettings):
     """How long the producer lets a batch of outputs fill before sending it (Kafka 4.0's
     default; 0 sends each output in its own small request)."""
     batches_in_flight: int = 4
-    """Batches per agent whose outputs may await the broker's acknowledgement while the next
-    batch is processed (1: wait for each batch's delivery before the next)."""
+    """Full batches' worth of events per agent (this times ``TICKCAST_BATCH_SIZE``) whose
+    outputs may await the broker's acknowledgement while the next batch is processed, in at
+    most 64 batches (1: wait for each full batch's delivery before the next)."""
     forecast_window: int = 500
     """Number of most recent scored forecasts in the rolling RMSE/MAE/MAPE, skill and AUC."""
     forecaster_model: str = "gold-lstm"

@@ -16,6 +16,7 @@ from prometheus_client import disable_created_metrics
 
 from tickcast.streams.app import Service, build_app
 from tickcast.streams.metrics import serve_metrics
+from tickcast.streams.monitoring import watch_gc
 from tickcast.streams.settings import Settings, writable_dir
 from tickcast.streams.topics import ensure_topics, topic_specs
 
@@ -38,6 +39,7 @@ def run_worker(settings: Settings) -> None:
     service = build_app(settings)
     service.app.on_agent_crash = _exit_on_agent_crash
     service.models.load_latest()  # before consuming: the first batch has its models
+    watch_gc(service.metrics)
     port = serve_metrics(service.metrics, addr=settings.metrics_addr, port=settings.metrics_port)
     print(f"tickcast worker: metrics on http://{settings.metrics_addr}:{port}/metrics, "
           f"Kafka {settings.kafka_bootstrap} ({settings.kafka_security.describe()})",

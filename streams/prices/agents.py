@@ -57,7 +57,9 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     @app.agent(source, name="tickcast.prices")
     async def forecasts(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
-        inflight = InFlight(stream, limit=settings.batches_in_flight)
+        inflight = InFlight(
+            stream, limit=settings.batches_in_flight, batch_size=settings.batch_size,
+            observe=processor.metrics.delivery_seconds.labels(agent="prices").observe)
         async for events in batches(stream, size=settings.batch_size, within=within):
             batch = [in_message(e, prefix_len=prefix_len) for e in events]
             processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])

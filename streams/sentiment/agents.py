@@ -38,7 +38,9 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         # output it caused is delivered. ``take``/``take_events`` would ack in a ``finally``
         # even when the batch was cancelled half-way, losing it on restart.
         loop = asyncio.get_running_loop()
-        inflight = InFlight(stream, limit=settings.batches_in_flight)
+        inflight = InFlight(
+            stream, limit=settings.batches_in_flight, batch_size=settings.batch_size,
+            observe=processor.metrics.delivery_seconds.labels(agent="sentiment").observe)
         async for events in batches(stream, size=settings.batch_size, within=within):
             batch = [in_message(e, prefix_len=prefix_len) for e in events]
             processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])

@@ -92,9 +92,10 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path
         try:
             wait_for_metrics(worker.metrics_url, timeout=90, proc=proc)
             deadline = time.monotonic() + 90
-            while not worker.value("tickcast_assigned_partitions", topic="texts"):
+            while not (worker.value("tickcast_ready")
+                       and worker.value("tickcast_assigned_partitions", topic="texts")):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the worker exited or was never assigned partitions")
+                    raise RuntimeError("the worker exited or never became ready")
                 time.sleep(0.2)
         except (RuntimeError, TimeoutError, OSError) as exc:
             pytest.fail(f"worker did not start: {exc}\n{worker.log()}")

@@ -77,3 +77,44 @@ def test_a_failed_delivery_is_raised_and_nothing_from_then_on_is_acked() -> None
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="limit"):
         InFlight(FakeStream(), limit=0)  # type: ignore[arg-type]
+
+
+def test_with_a_batch_size_the_bound_counts_events_not_batches() -> None:
+    """Small batches (a low input rate) do not fill the bound as full ones would: a slow
+    acknowledgement blocks the agent only once ``limit * batch_size`` events await it."""
+
+    async def scenario() -> tuple[int, bool, bool]:
+        loop = asyncio.get_running_loop()
+        inflight = InFlight(FakeStream(), limit=2, batch_size=3)  # type: ignore[arg-type]
+        slow = loop.create_future()
+        for name in "abcde":  # five one-event batches, none delivered: 5 < 2 * 3
+            await asyncio.wait_for(inflight.add([name], [slow]), 1)
+        waiting = len(inflight)
+        blocked = asyncio.ensure_future(inflight.add(["f"], [slow]))  # the sixth event
+        await asyncio.sleep(0.01)
+        was_blocked = not blocked.done()
+        slow.set_result(None)
+        await asyncio.wait_for(blocked, 1)
+        return waiting, was_blocked, blocked.done()
+
+    assert asyncio.run(scenario()) == (5, True, True)
+
+
+def test_delivery_time_is_observed_once_per_batch() -> None:
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        seen: list[float] = []
+        inflight = InFlight(FakeStream(), limit=4, observe=seen.append)  # type: ignore[arg-type]
+        first, second = loop.create_future(), loop.create_future()
+        await inflight.add(["a"], [first, second])
+        first.set_result(None)
+        await asyncio.sleep(0.01)
+        before = len(seen)
+        second.set_result(None)
+        await inflight.drain()
+        return [before, *seen]
+
+    before, *observed = asyncio.run(scenario())
+    assert before == 0  # not while a delivery of the batch is still awaited
+    assert len(observed) == 1
+    assert observed[0] >= 0.0
