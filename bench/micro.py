@@ -1,5 +1,7 @@
-"""Inference micro-benchmarks: Keras ``predict`` vs our ``tf.function`` predictor, per call
-and per batch size, for the forecaster and the RNN, with a parity check on every pair."""
+"""Inference micro-benchmarks: Keras ``predict`` vs the serving predictor (its backend: see
+:mod:`tickcast.models.predictors`), per call and per batch size, for the forecaster and the
+RNN, with a parity check on every pair. ``python -m tickcast_bench.backends`` compares every
+backend."""
 
 from __future__ import annotations
 
@@ -31,17 +33,17 @@ def micro_benchmarks(forecaster: Forecaster, rnn: SentimentRNN, texts: list[str]
         walks = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (size, forecaster.window)), axis=1))
         features = forecaster.scaler.inputs(walks)
         ids = rnn.vocabulary.encode_batch((texts * (size // len(texts) + 1))[:size])
-        for model, keras_model, fast, x in (
-                ("lstm", forecaster.model, forecaster.predict_outputs, features),
-                ("rnn", rnn.model, rnn.score_ids, ids)):
+        for model, predictor, fast, x in (
+                ("lstm", forecaster, forecaster.predict_outputs, features),
+                ("rnn", rnn, rnn.score_ids, ids)):
+            keras_model = predictor.model
             reference = np.asarray(keras_model.predict(x, verbose=0)).reshape(-1)
             diff = float(np.max(np.abs(reference - fast(x))))
             predict_s = _per_call(lambda m=keras_model, x=x: m.predict(x, verbose=0),
                                   max_calls=30)
             function_s = _per_call(lambda f=fast, x=x: f(x))
-            rows.append({"model": model, "batch": size, "predict_ms": predict_s * 1000,
-                         "tf_function_ms": function_s * 1000,
+            rows.append({"model": model, "batch": size, "backend": predictor.backend,
+                         "predict_ms": predict_s * 1000, "serving_ms": function_s * 1000,
                          "speedup": predict_s / function_s,
-                         "tf_function_items_per_s": size / function_s,
-                         "max_abs_diff": diff})
+                         "serving_items_per_s": size / function_s, "max_abs_diff": diff})
     return rows

@@ -1,9 +1,18 @@
 """Ready-to-call predictors: the one loader from artifact directory to batch inference.
 
 :func:`load_predictor` verifies the artifact (manifest, every checksum), loads the Keras file
-with ``safe_mode=True`` and no custom objects, and wraps the model in a ``tf.function`` with a
-fixed input signature: traced once, then called per batch without ``model.predict``'s per-call
-overhead (``tickcast bench`` measures both). Both batch predictors are batch-first and
+with ``safe_mode=True`` and no custom objects, and builds the call that serves it, by
+``backend``:
+
+* ``auto`` (the default): the first of ONNX Runtime, then NumPy, that supports the model
+  (:mod:`tickcast.models.fastpath` builds both from the Keras weights at load time, the same
+  outputs within 1e-5), else the ``tf.function`` below. At the batch sizes a stream calls with
+  (a few to a few hundred rows) a ``tf.function`` call costs far more than these small models'
+  arithmetic (``python -m tickcast_bench.backends`` measures every backend);
+* ``tf-function``: the model in a ``tf.function`` with a fixed input signature, traced once,
+  then called per batch without ``model.predict``'s per-call overhead.
+
+Keras stays the training and artifact format. Both batch predictors are batch-first and
 thread-safe for concurrent calls; the text generator (``tickcast.models.textgen``) steps one
 character at a time.
 """
@@ -26,12 +35,22 @@ from tickcast.models.artifacts import (
     verify_artifact,
 )
 from tickcast.models.backend import keras, tensorflow
+from tickcast.models.fastpath import (
+    UnsupportedModelError,
+    numpy_forecaster,
+    numpy_sentiment,
+    onnx_forecaster,
+    onnx_sentiment,
+)
 from tickcast.models.preprocessing import CharVocabulary, PriceScaler, Vocabulary
 from tickcast.models.registry import ModelStore, StoreError
 from tickcast.models.textgen import TextGenerator
 
-__all__ = ["Forecaster", "Predictor", "SentimentRNN", "load_keras_model", "load_latest",
-           "load_predictor"]
+__all__ = ["BACKENDS", "Forecaster", "Predictor", "SentimentRNN", "load_keras_model",
+           "load_latest", "load_predictor"]
+
+BACKENDS: Final = ("auto", "tf-function")
+"""How a predictor runs its model (see the module docstring)."""
 
 
 def load_keras_model(path: Path) -> Any:
@@ -54,19 +73,37 @@ def _compiled(model: Any, shape: list[int | None], dtype: str) -> Any:
     return call
 
 
+def _serving_call(model: Any, fast: tuple[tuple[str, Any], ...], shape: list[int | None],
+                  dtype: str, backend: str) -> tuple[Any, str]:
+    """(the call, its backend's name): with ``auto`` the first fast path that supports the
+    model, else the ``tf.function``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        for name, build in fast:
+            try:
+                return build(model), name
+            except UnsupportedModelError:
+                continue
+    return _compiled(model, shape, dtype), "tf-function"
+
+
 class Forecaster:
     """Windows of closes -> next-close forecasts."""
 
     kind = "forecaster"
 
-    def __init__(self, model: Any, scaler: PriceScaler, manifest: Manifest) -> None:
+    def __init__(self, model: Any, scaler: PriceScaler, manifest: Manifest, *,
+                 backend: str = "auto") -> None:
         self.model = model
         self.scaler = scaler
         self.manifest = manifest
         self.name = manifest.name
         self.version = manifest.version
         self.window = scaler.window
-        self._call = _compiled(model, [None, scaler.window, 1], "float32")
+        self._call, self.backend = _serving_call(
+            model, (("onnx", onnx_forecaster), ("numpy", numpy_forecaster)),
+            [None, scaler.window, 1], "float32", backend)
 
     def predict_outputs(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(features)).reshape(-1)
@@ -87,13 +124,16 @@ class SentimentRNN:
     kind = "sentiment"
     name = "rnn"
 
-    def __init__(self, model: Any, vocabulary: Vocabulary, manifest: Manifest) -> None:
+    def __init__(self, model: Any, vocabulary: Vocabulary, manifest: Manifest, *,
+                 backend: str = "auto") -> None:
         self.model = model
         self.vocabulary = vocabulary
         self.manifest = manifest
         self.version = manifest.version
         # Any sequence length: a batch is cut to the tokens its texts have (see score_ids).
-        self._call = _compiled(model, [None, None], "int32")
+        self._call, self.backend = _serving_call(
+            model, (("onnx", onnx_sentiment), ("numpy", numpy_sentiment)), [None, None],
+            "int32", backend)
         self.buckets = _length_buckets(vocabulary.max_len)
 
     def score_ids(self, ids: np.ndarray) -> np.ndarray:
@@ -152,9 +192,12 @@ def _length_buckets(max_len: int) -> tuple[int, ...]:
     return tuple(reversed(widths))
 
 
-def load_predictor(path: Path, *, expected_sha256: str | None = None
+def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: str = "auto"
                    ) -> Forecaster | SentimentRNN | TextGenerator:
-    """Verify and load an artifact directory into a predictor (the only loading path)."""
+    """Verify and load an artifact directory into a predictor (the only loading path);
+    ``backend`` (one of :data:`BACKENDS`) for the batch predictors."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     manifest = verify_artifact(path, expected_sha256=expected_sha256)
     try:
         state = json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
@@ -166,14 +209,14 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None
             scaler = PriceScaler.from_dict(state)
             expected = (None, scaler.window, 1)
             predictor: Forecaster | SentimentRNN | TextGenerator = Forecaster(
-                model, scaler, manifest)
+                model, scaler, manifest, backend=backend)
         elif manifest.kind == "textgen":
             expected = (None, None)
             predictor = TextGenerator(model, CharVocabulary.from_dict(state), manifest)
         else:
             vocabulary = Vocabulary.from_dict(state)
             expected = (None, vocabulary.max_len)
-            predictor = SentimentRNN(model, vocabulary, manifest)
+            predictor = SentimentRNN(model, vocabulary, manifest, backend=backend)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{PREPROCESSING_FILE} does not fit a {manifest.kind}: {exc}"
                             ) from None
@@ -186,14 +229,15 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None
 Predictor = Forecaster | SentimentRNN | TextGenerator
 
 
-def load_latest(store: ModelStore, name: str, *, kind: ModelKind, hint: str = "") -> Any:
+def load_latest(store: ModelStore, name: str, *, kind: ModelKind, hint: str = "",
+                backend: str = "auto") -> Any:
     """The ``LATEST`` version of ``name`` through :func:`load_predictor`; a
     :class:`StoreError` (with ``hint`` appended: how to make one) when the store has none, an
     :class:`ArtifactError` when it holds another kind of model."""
     version = store.latest(name)
     if version is None:
         raise StoreError(f"no {name} model in {store.root}{hint}")
-    predictor = load_predictor(store.path(name, version))
+    predictor = load_predictor(store.path(name, version), backend=backend)
     if predictor.kind != kind:
         raise ArtifactError(f"{name}/{version} is a {predictor.kind} model, not a {kind}")
     return predictor

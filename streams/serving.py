@@ -64,8 +64,9 @@ class ModelManager:
     """The predictors serving now, by kind; safe to read from any thread."""
 
     def __init__(self, *, store: ModelStore, metrics: Metrics, names: Mapping[ModelKind, str],
-                 max_event_bytes: int) -> None:
+                 max_event_bytes: int, backend: str = "auto") -> None:
         self.store = store
+        self.backend = backend
         self.metrics = metrics
         self.names = dict(names)
         self.max_event_bytes = max_event_bytes
@@ -100,6 +101,7 @@ class ModelManager:
                 self._count(kind, "refused")
                 continue
             self._install(kind, predictor)
+            log.info("serving %s/%s (%s)", name, version, getattr(predictor, "backend", ""))
 
     def apply_raw(self, raw: bytes | None) -> SwapOutcome:
         try:
@@ -136,14 +138,14 @@ class ModelManager:
                       current.version if current else "nothing", exc)
             return self._count(kind, "refused")
         self._install(kind, predictor)
-        log.info("now serving %s/%s (was %s)", update.name, update.version,
-                 current.version if current else "nothing")
+        log.info("now serving %s/%s (%s; was %s)", update.name, update.version,
+                 getattr(predictor, "backend", ""), current.version if current else "nothing")
         return self._count(kind, "swapped")
 
     def _load(self, kind: ModelKind, name: str, version: str, *,
               expected_sha256: str | None) -> Predictor:
         predictor = load_predictor(self.store.path(name, version),
-                                   expected_sha256=expected_sha256)
+                                   expected_sha256=expected_sha256, backend=self.backend)
         if predictor.manifest.name != name or predictor.kind != kind:
             raise ArtifactError(f"{name}/{version} holds a {predictor.kind} named "
                                 f"{predictor.manifest.name!r}, not a {kind} named {name!r}")

@@ -1,4 +1,4 @@
-"""The fast predictors agree with Keras' own predict (max abs difference <= 1e-4)."""
+"""The serving predictors agree with Keras' own predict (max abs difference <= 1e-4)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tickcast.training.prices import PriceResult
 from tickcast.training.sentiment import SentimentResult
 
 
-def test_tf_function_parity_with_keras_predict(tiny_forecaster: PriceResult,
+def test_serving_parity_with_keras_predict(tiny_forecaster: PriceResult,
                                                tiny_sentiment: SentimentResult) -> None:
     rows = micro_benchmarks(load_predictor(tiny_forecaster.path),  # type: ignore[arg-type]
                             load_predictor(tiny_sentiment.path),  # type: ignore[arg-type]
@@ -20,4 +20,5 @@ def test_tf_function_parity_with_keras_predict(tiny_forecaster: PriceResult,
     for row in rows:
         assert row["max_abs_diff"] <= 1e-4, row
         assert row["predict_ms"] > 0
-        assert row["tf_function_ms"] > 0
+        assert row["serving_ms"] > 0
+        assert row["backend"] == "onnx"

@@ -1,0 +1,49 @@
+"""The serving backends agree with Keras on the trained models' own data: the ONNX path that
+``auto`` picks, and the ``tf.function`` fallback, each within 1e-5 of ``model(x)``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
+from tickcast.training.data import gold_closes, sample_texts
+from tickcast.training.prices import PriceResult
+from tickcast.training.sentiment import SentimentResult
+
+TOLERANCE = 1e-5
+
+
+@pytest.mark.parametrize("backend", ["auto", "tf-function"])
+def test_forecaster_backends_match_keras_on_the_gold_series(tiny_forecaster: PriceResult,
+                                                            backend: str) -> None:
+    predictor = load_predictor(tiny_forecaster.path, backend=backend)
+    assert isinstance(predictor, Forecaster)
+    assert predictor.backend == ("onnx" if backend == "auto" else "tf-function")
+    closes = gold_closes()["close"].to_numpy(dtype=np.float64)
+    w = predictor.window
+    windows = np.lib.stride_tricks.sliding_window_view(closes, w)[::3]  # ~1/3 of the series
+    features = predictor.scaler.inputs(windows)
+    reference = np.asarray(predictor.model(features, training=False)).reshape(-1)
+    for size in (1, 10, 256, len(features)):  # serving's batch sizes, and everything at once
+        got = predictor.predict_outputs(features[:size])
+        assert np.max(np.abs(got - reference[:size])) <= TOLERANCE, size
+
+
+@pytest.mark.parametrize("backend", ["auto", "tf-function"])
+def test_sentiment_backends_match_keras_on_every_sample_text(tiny_sentiment: SentimentResult,
+                                                             backend: str) -> None:
+    predictor = load_predictor(tiny_sentiment.path, backend=backend)
+    assert isinstance(predictor, SentimentRNN)
+    assert predictor.backend == ("onnx" if backend == "auto" else "tf-function")
+    texts = list(sample_texts()["text"])
+    ids = predictor.vocabulary.encode_batch(texts)
+    reference = np.asarray(predictor.model(ids, training=False)).reshape(-1)
+    for size in (1, 10, 256, len(ids)):
+        got = predictor.score_ids(ids[:size])
+        assert np.max(np.abs(got - reference[:size])) <= TOLERANCE, size
+
+
+def test_an_unknown_backend_is_refused(tiny_forecaster: PriceResult) -> None:
+    with pytest.raises(ValueError, match="backend must be one of auto, tf-function"):
+        load_predictor(tiny_forecaster.path, backend="xla")
