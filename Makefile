@@ -19,7 +19,7 @@ $(PY):
 $(STAMP): pyproject.toml bench/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps -e ./bench
+	$(PY) -m pip install --quiet -e './bench[quix]'  # the bench and its optional peer
 	@touch $@
 
 $(JARS): deploy/kafka/pom.xml | $(STAMP)

@@ -38,7 +38,7 @@ from tickcast_bench.processes import (
     machine_ticks,
     proc_stats,
 )
-from tickcast_bench.timeline import Sampler, describe_worst, timeline, worst
+from tickcast_bench.timeline import Sampler, broker_pauses, describe_worst, timeline, worst
 
 from tickcast.streams.settings import child_environ
 
@@ -48,10 +48,12 @@ if TYPE_CHECKING:
 __all__ = [
     "TS_BASE",
     "BenchConfig",
+    "LoadProducer",
     "Target",
     "balanced_symbols",
     "delete_topics",
     "expected_outputs",
+    "local_gc_log",
     "machine",
     "produce_input",
     "quix_installed",
@@ -266,27 +268,75 @@ def _follow(child: Child, progress: Path, *, seconds: float | None, expected: in
 
 
 # -- latency --------------------------------------------------------------------------------------
+class LoadProducer:
+    """The latency run's tick producer: each tick sent on its own (``linger`` 0, ``acks=1``),
+    ``on_ack`` called once the broker has it.
+
+    librdkafka (``confluent-kafka``, installed with the Quix peer) when it is there: it sends
+    from a C thread, and the bench shares the cores with the worker and the broker it
+    measures (kafka-python, the fallback, took about 0.6 of a core at 1,000 sends/s here).
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        try:
+            from confluent_kafka import Producer
+        except ImportError:
+            from kafka import KafkaProducer
+
+            self.kind = "kafka-python"
+            self._kp = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+            self._ck = None
+        else:
+            self.kind = "librdkafka"
+            self._ck = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 0})
+            self._kp = None
+
+    def send(self, topic: str, key: bytes, value: bytes, *, on_ack: Callable[[], None]) -> None:
+        if self._ck is not None:
+            self._ck.produce(topic, value, key,
+                             on_delivery=lambda err, _msg: err is None and on_ack())
+            self._ck.poll(0)  # serve the callbacks of earlier sends
+        else:
+            assert self._kp is not None
+            self._kp.send(topic, key=key, value=value).add_callback(lambda _: on_ack())
+
+    def flush(self) -> None:
+        if self._ck is not None:
+            if self._ck.flush(30):
+                raise BenchError("the latency run's producer could not deliver every tick")
+        else:
+            assert self._kp is not None
+            self._kp.flush()
+
+    def close(self) -> None:
+        if self._kp is not None:
+            self._kp.close()
+
+
 def run_latency(target: Target, *, rate: float, seconds: float, state: Path, partitions: int,
-                prefix: str) -> dict[str, Any]:
+                prefix: str, broker_gc_log: Path | None = None) -> dict[str, Any]:
     """Tick -> forecast latency of one fresh worker, ``rate`` ticks/s offered for
     ``seconds``, with its per-second :func:`~tickcast_bench.timeline.timeline`.
 
-    The clock starts when the worker is ready (partitions assigned): start-up is not measured,
-    but whatever the worker does after saying it is ready is.
+    The clock starts when the worker is ready (``tickcast_ready``): start-up is not measured,
+    but whatever the worker does after saying it is ready is. ``broker_gc_log``: the broker's
+    GC log, if it is the local one, for the timeline's ``broker_gc`` stage.
     """
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaConsumer
 
     from tickcast.streams.topics import ensure_topics
 
     ensure_topics([target.bootstrap], run_topic_specs(target.bootstrap, prefix, partitions))
     app_id = f"{prefix}app"
     started = time.monotonic()
-    with Workers(1, target, log_dir=state, name="latency", prefix=prefix, app_id=app_id,
+    with Workers(1, target, log_dir=state, name=f"latency-{prefix}", prefix=prefix, app_id=app_id,
                  partitions=partitions) as worker:
         worker.wait_ready()
         ready_s = time.monotonic() - started
-        producer = KafkaProducer(bootstrap_servers=target.bootstrap, acks=1, linger_ms=0)
+        producer = LoadProducer(target.bootstrap)
         sent: dict[tuple[str, int], float] = {}
+        acked: dict[tuple[str, int], float] = {}
+
         symbols = [f"L{i:02d}" for i in range(10)]
         n = int(rate * seconds)
         with Sampler(worker.urls[0]) as sampler:
@@ -298,8 +348,9 @@ def run_latency(target: Target, *, rate: float, seconds: float, state: Path, par
                     time.sleep(delay)
                 symbol, ts = symbols[i % len(symbols)], 1_700_000_000_000 + (i // len(symbols))
                 sent[(symbol, ts)] = time.time() * 1000
-                producer.send(f"{prefix}prices", key=symbol.encode(), value=json.dumps(
-                    {"symbol": symbol, "ts": ts, "price": 100.0 + (i % 7) * 0.1}).encode())
+                producer.send(f"{prefix}prices", symbol.encode(), json.dumps(
+                    {"symbol": symbol, "ts": ts, "price": 100.0 + (i % 7) * 0.1}).encode(),
+                    on_ack=lambda key=(symbol, ts): acked.__setitem__(key, time.time() * 1000))
             producer.flush()
             offered = n / (time.monotonic() - t0)
             consumer = KafkaConsumer(f"{prefix}forecasts", bootstrap_servers=target.bootstrap,
@@ -314,13 +365,28 @@ def run_latency(target: Target, *, rate: float, seconds: float, state: Path, par
             producer.close()
         rebalances = sampler.samples[-1][1].total("tickcast_rebalances_total") - rebalances0
     if not latencies:
-        raise BenchError(f"no forecast arrived for {n} ticks; see {state / 'latency-0.log'}")
+        raise BenchError(f"no forecast arrived for {n} ticks; see {state}/latency-{prefix}-0.log")
     lat = np.asarray([latency for _, latency in latencies])
-    rows = timeline(latencies, sampler.samples, t0=t0_wall, seconds=math.ceil(seconds))
+    rows = timeline(latencies, sampler.samples, t0=t0_wall, seconds=math.ceil(seconds),
+                    acks=[(sent[k] / 1000, acked[k] - sent[k]) for k in acked],
+                    pauses=(broker_pauses(broker_gc_log, since=t0_wall)
+                            if broker_gc_log is not None else ()))
     return {"offered_per_s": offered, "forecasts": len(lat), "ready_s": ready_s, "t0": t0_wall,
+            "load_producer": producer.kind,
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
             "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
             "rebalances_after_ready": rebalances, "worst": worst(rows), "timeline": rows}
+
+
+def local_gc_log(bootstrap: str) -> Path | None:
+    """The GC log of the local broker (``tickcast kafka``) if it is the one at ``bootstrap``."""
+    from tickcast.localkafka import LocalKafka
+    from tickcast.settings import ToolSettings
+    from tickcast.streams.settings import Settings
+
+    broker = LocalKafka.from_settings(ToolSettings.from_env(),
+                                      state_dir=Settings.from_env().state_dir)
+    return broker.gc_log_path if broker.bootstrap == bootstrap else None
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -437,7 +503,8 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
     log(f"latency at {config.latency_rate:.0f} ticks/s for {config.latency_seconds:.0f}s ...")
     results["latency"] = run_latency(target, rate=config.latency_rate,
                                      seconds=config.latency_seconds, state=state,
-                                     partitions=config.partitions, prefix=f"{prefix}lat-")
+                                     partitions=config.partitions, prefix=f"{prefix}lat-",
+                                     broker_gc_log=local_gc_log(target.bootstrap))
     log("inference micro-benchmarks ...")
     results["micro"] = micro_benchmarks(forecaster, rnn, list(sample_texts()["text"].head(256)))
     results["ratios"] = _ratios(results, two_workers=config.two_workers)
@@ -495,10 +562,11 @@ def table(results: dict[str, Any]) -> str:
               f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} "
               f"ms, max {lat['max_ms']:.0f} ms ({lat['forecasts']} forecasts); "
               f"{describe_worst(lat.get('worst'))}.", "",
-              "| model | batch | predict ms | tf.function ms | speed-up | items/s | max abs diff |",
-              "|---|---|---|---|---|---|---|"]
+              "| model | batch | predict ms | serving ms | serving backend | speed-up | items/s "
+              "| max abs diff |",
+              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {m['model']} | {m['batch']} | {m['predict_ms']:.2f} | "
-              f"{m['tf_function_ms']:.2f} | {m['speedup']:.0f}x | "
-              f"{m['tf_function_items_per_s']:,.0f} | {m['max_abs_diff']:.1e} |"
+              f"{m['serving_ms']:.3f} | {m['backend']} | {m['speedup']:.0f}x | "
+              f"{m['serving_items_per_s']:,.0f} | {m['max_abs_diff']:.1e} |"
               for m in results["micro"]]
     return "\n".join(lines)

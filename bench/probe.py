@@ -33,6 +33,7 @@ from tickcast_bench.harness import (
     BenchConfig,
     Target,
     delete_topics,
+    local_gc_log,
     produce_input,
     run_latency,
     run_pipeline,
@@ -179,7 +180,8 @@ def _latency(target: Target, args: argparse.Namespace) -> int:
         prefix = f"plat{uuid.uuid4().hex[:6]}-"
         try:
             result = run_latency(target, rate=args.latency, seconds=args.seconds,
-                                 state=args.state, partitions=PARTITIONS, prefix=prefix)
+                                 state=args.state, partitions=PARTITIONS, prefix=prefix,
+                                 broker_gc_log=local_gc_log(target.bootstrap))
         finally:
             delete_topics(target.bootstrap, prefix)
         result["run"] = run

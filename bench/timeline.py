@@ -9,7 +9,11 @@ joins those scrapes with the forecasts' latencies into one row per second of the
   scrape interval that ends in that second: how often the stage ran (``n``), its mean, and
   ``max_le_ms``, the upper bound of the highest bucket that grew (a histogram keeps no
   maximum: the true one lies below this bound and above the bucket under it);
-* ``rebalances`` -- partition assignments the worker received in that interval.
+* ``rebalances`` -- partition assignments the worker received in that interval;
+* two stages seen from outside the worker: ``produce_ack``, the bench producer's send of a
+  tick to the broker's acknowledgement (ticks sent in that second), and ``broker_gc``, the
+  local broker's garbage-collection pauses that started in that second (from its GC log, when
+  the run's broker is the local one). Their ``max_le_ms`` is the exact maximum.
 
 :func:`worst` names the second with the highest maximum latency and its dominant stage: the
 stage whose slowest occurrence was slowest (then the highest mean).
@@ -20,17 +24,21 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import re
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
 from tickcast.scrape import Samples, scrape
 
-__all__ = ["STAGES", "Sampler", "stage_deltas", "timeline", "worst"]
+__all__ = ["STAGES", "Sampler", "broker_pauses", "describe_worst", "stage_deltas", "timeline",
+           "worst"]
 
 STAGES: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = {
     "queue_wait": ("tickcast_batch_queue_wait_seconds", {"agent": "prices"}),
@@ -117,14 +125,48 @@ def stage_deltas(before: Samples, after: Samples) -> dict[str, dict[str, float |
     return out
 
 
+_PAUSE = re.compile(r"^\[(?P<time>[^\]]+)\]\[[^\]]*\] GC\(\d+\) Pause .* (?P<ms>[\d.]+)ms$")
+
+
+def broker_pauses(path: Path, *, since: float) -> list[tuple[float, float]]:
+    """``(start, milliseconds)`` of every pause in a JVM GC log (``-Xlog:gc:...:time``)
+    that started after ``since`` (``time.time()`` seconds); empty if there is no log."""
+    if not path.is_file():
+        return []
+    pauses = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = _PAUSE.match(line)
+        if match is None:
+            continue
+        ended = datetime.strptime(match["time"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        ms = float(match["ms"])
+        if ended - ms / 1000 >= since:
+            pauses.append((ended - ms / 1000, ms))
+    return pauses
+
+
+def _exact(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "mean_ms": None, "max_le_ms": None}
+    return {"n": len(values), "mean_ms": sum(values) / len(values), "max_le_ms": max(values)}
+
+
 def timeline(latencies: Sequence[tuple[float, float]], samples: Sequence[tuple[float, Samples]],
-             *, t0: float, seconds: int) -> list[dict[str, Any]]:
+             *, t0: float, seconds: int, acks: Sequence[tuple[float, float]] = (),
+             pauses: Sequence[tuple[float, float]] = ()) -> list[dict[str, Any]]:
     """One row per second ``0 .. seconds - 1`` of a run that started at ``t0`` (``time.time()``).
 
     ``latencies``: ``(sent, latency_ms)`` per forecast, ``sent`` its tick's send time in
     ``time.time()`` seconds. ``samples``: :class:`Sampler` scrapes; the interval between two
-    consecutive ones counts in the second its midpoint falls in.
+    consecutive ones counts in the second its midpoint falls in. ``acks``: ``(sent, ack_ms)``
+    per tick; ``pauses``: :func:`broker_pauses`.
     """
+    ack_by_second: dict[int, list[float]] = defaultdict(list)
+    for sent, ms in acks:
+        ack_by_second[int(sent - t0)].append(ms)
+    pause_by_second: dict[int, list[float]] = defaultdict(list)
+    for started, ms in pauses:
+        pause_by_second[int(started - t0)].append(ms)
     by_second: dict[int, list[float]] = defaultdict(list)
     for sent, latency in latencies:
         by_second[int(sent - t0)].append(latency)
@@ -145,7 +187,9 @@ def timeline(latencies: Sequence[tuple[float, float]], samples: Sequence[tuple[f
                        p99_ms=float(np.percentile(values, 99)), max_ms=float(values.max()))
         else:
             row.update(p50_ms=None, p99_ms=None, max_ms=None)
-        row["stages"] = stages.get(second, {})
+        row["stages"] = {**stages.get(second, {}),
+                         "produce_ack": _exact(ack_by_second.get(second, [])),
+                         "broker_gc": _exact(pause_by_second.get(second, []))}
         row["rebalances"] = rebalances.get(second, 0.0)
         rows.append(row)
     return rows

@@ -71,10 +71,12 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     models = ModelManager(store=ModelStore(settings.model_dir), metrics=metrics,
                           names={"forecaster": settings.forecaster_model,
                                  "sentiment": settings.sentiment_model},
-                          max_event_bytes=settings.max_event_bytes)
+                          max_event_bytes=settings.max_event_bytes,
+                          backend=settings.inference_backend)
     # One inference thread: batches of both agents run one at a time, off the event loop.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-inference")
     sentiment = SentimentProcessor(

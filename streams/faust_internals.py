@@ -20,6 +20,12 @@ Upstream code overridden (o) or copied (c) here:
   and its every-``broker_commit_every`` commit started in the background instead of awaited.
 - ``faust.transport.consumer.Consumer.commit`` (o, :class:`DeliverWithoutTasks`): timed, for
   ``tickcast_commit_duration_seconds``.
+- ``faust.transport.drivers.aiokafka.Consumer._new_consumer_thread`` and
+  ``AIOKafkaConsumerThread._create_worker_consumer`` (o, :class:`ShortFetchWait`): Faust
+  hard-codes ``fetch_max_wait_ms=1500``; the worker's consumer gets the app's
+  ``fetch_max_wait_ms`` instead, set on aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``
+  before ``AIOKafkaConsumer.start`` hands it to the fetcher. (Why it matters:
+  ``Fetcher._get_actions_per_node`` keeps one fetch in flight per broker.)
 - ``faust.App._on_agent_error`` (o, :class:`TickcastApp`): calls ``on_agent_crash`` after
   Faust's own handling, so the worker can exit instead of restarting the agent in place.
 - ``faust.App.flow_control`` and ``faust.App._new_transport`` (o, :class:`TickcastApp`):
@@ -61,9 +67,9 @@ from mode.utils.queues import FlowControlEvent
 
 from tickcast.streams.messages import Record
 
-__all__ = ["ChangelogTable", "DeliverWithoutTasks", "KeepFetchedOnResume",
-           "SeekWithFlowStopped", "TickcastApp", "aiokafka_producer", "batches",
-           "committed_offsets"]
+__all__ = ["FETCH_MAX_WAIT_MS", "ChangelogTable", "DeliverWithoutTasks", "KeepFetchedOnResume",
+           "SeekWithFlowStopped", "ShortFetchWait", "TickcastApp", "aiokafka_producer",
+           "batches", "committed_offsets"]
 
 
 # -- the app and its consumer -----------------------------------------------------------------
@@ -85,7 +91,8 @@ class KeepFetchedOnResume(FlowControlEvent):
 
 
 class SeekWithFlowStopped(faust_aiokafka.Consumer):
-    """Faust's consumer, with fetching stopped while it seeks to the committed offsets.
+    """Faust's consumer, with fetching stopped while it seeks to the committed offsets (and
+    its consumer thread a :class:`ShortFetchWait`).
 
     Faust seeks on the consumer thread and records the new read offsets on the event loop
     afterwards; if flow is active (it is at the end of table recovery), the fetcher runs in
@@ -94,6 +101,9 @@ class SeekWithFlowStopped(faust_aiokafka.Consumer):
     (meant for compacted topics) and committed over. With flow stopped no fetch interleaves
     with the seek.
     """
+
+    def _new_consumer_thread(self) -> ShortFetchWait:
+        return ShortFetchWait(self, loop=self.loop, beacon=self.beacon)
 
     async def perform_seek(self) -> None:
         flowing = self.flow_active
@@ -104,6 +114,28 @@ class SeekWithFlowStopped(faust_aiokafka.Consumer):
         finally:
             if flowing:
                 self.resume_flow()
+
+
+class ShortFetchWait(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer waits at most the app's
+    ``fetch_max_wait_ms`` for a fetch to fill, not Faust's hard-coded 1,500 ms.
+
+    aiokafka keeps one fetch request in flight per broker, and leaves out of it every partition
+    whose records are still buffered. A request sent while the busy partitions' records await
+    the stream holds only quiet ones (labels, model updates, an idle topic); the broker keeps
+    it until ``fetch_max_wait_ms``, and no new record of the busy partitions is fetched until
+    it returns: a stall of up to that long, with nothing wrong anywhere.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_max_wait_ms",
+                                                  FETCH_MAX_WAIT_MS))
+        return consumer
+
+
+FETCH_MAX_WAIT_MS = 100
+"""Default of :attr:`TickcastApp.fetch_max_wait_ms`."""
 
 
 @types.coroutine
@@ -253,6 +285,9 @@ class TickcastApp(faust.App):
     on_agent_crash: Callable[[Any, BaseException], None] | None = None
     on_commit: Callable[[float], None] | None = None
     """Called with the wall time of every offset commit (seconds)."""
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
+    """How long the broker may hold a fetch that has no data yet (see
+    :class:`ShortFetchWait`)."""
 
     async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
         await super()._on_agent_error(agent, exc)

@@ -151,6 +151,10 @@ class Settings(EnvSettings):
     producer_linger_ms: int = 5
     """How long the producer lets a batch of outputs fill before sending it (Kafka 4.0's
     default; 0 sends each output in its own small request)."""
+    fetch_max_wait_ms: int = 100
+    """How long the broker may hold the worker's fetch request while it has no new data.
+    aiokafka keeps one fetch per broker in flight, so this bounds how long new records can
+    wait behind a fetch of quiet partitions (Faust's own 1,500 ms shows as 1.5 s stalls)."""
     batches_in_flight: int = 4
     """Full batches' worth of events per agent (this times ``TICKCAST_BATCH_SIZE``) whose
     outputs may await the broker's acknowledgement while the next batch is processed, in at
@@ -161,6 +165,9 @@ class Settings(EnvSettings):
     """Model name (in the model store) of the forecaster this worker serves."""
     sentiment_model: str = "sentiment-rnn"
     """Model name of the RNN sentiment classifier this worker serves beside VADER."""
+    inference_backend: str = "auto"
+    """How the models run: ``auto`` (ONNX Runtime, else NumPy, built from the Keras weights;
+    ``tf-function`` for a model neither supports) or ``tf-function`` (always TensorFlow)."""
     symbol_cap: int = 50
     """Distinct symbols with their own metric series; more fold into symbol="other"."""
     max_event_bytes: int = 65_536
@@ -208,6 +215,8 @@ class Settings(EnvSettings):
                  ">= 1")
         _require(0 <= self.producer_linger_ms <= 1000, "TICKCAST_PRODUCER_LINGER_MS",
                  self.producer_linger_ms, "0..1000")
+        _require(1 <= self.fetch_max_wait_ms <= 5000, "TICKCAST_FETCH_MAX_WAIT_MS",
+                 self.fetch_max_wait_ms, "1..5000")
         _require(1 <= self.batches_in_flight <= 64, "TICKCAST_BATCHES_IN_FLIGHT",
                  self.batches_in_flight, "1..64")
         _require(self.max_event_bytes >= 256, "TICKCAST_MAX_EVENT_BYTES", self.max_event_bytes,
@@ -217,6 +226,8 @@ class Settings(EnvSettings):
         _require(self.forecast_window >= 2, "TICKCAST_FORECAST_WINDOW", self.forecast_window,
                  ">= 2")
         _require(self.symbol_cap >= 1, "TICKCAST_SYMBOL_CAP", self.symbol_cap, ">= 1")
+        _require(self.inference_backend in {"auto", "tf-function"},
+                 "TICKCAST_INFERENCE_BACKEND", self.inference_backend, "auto or tf-function")
         _require(self.log_level.lower() in {"debug", "info", "warning", "error"},
                  "TICKCAST_LOG_LEVEL", self.log_level, "debug, info, warning or error")
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tickcast_bench.harness import BenchConfig, Target, run_bench, table
+from tickcast_bench.harness import BenchConfig, Target, quix_installed, run_bench, table
 
 from tickcast.models.registry import ModelStore
 
@@ -49,6 +49,10 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
     for name in ("tickcast", "tickcast_texts_only", "ceiling", "faust_passthrough", "baseline"):
         assert results[name]["events_per_s"] > 0
         assert results[name]["rss_peak_mib"] > 0
+    if quix_installed() or os.environ.get("CI"):  # make setup installs the Quix peer
+        for name in ("quix_passthrough", "quix_pipeline"):
+            assert results[name]["events_per_s"] > 0, name
+        assert results["quix_pipeline"]["events"] == results["expected_outputs"]
     assert results["tickcast"]["ready_s"] > 0
     for name in ("tickcast", "tickcast_texts_only"):  # the quick run has no 2-worker run
         assert results[name]["worker_cores"] > 0

@@ -41,6 +41,19 @@ UPSTREAM: dict[str, tuple[str, str]] = {
         "a354437baaa08bf8", "DeliverWithoutTasks.commit (timed) and commit_soon (the fetch "
         "loop's commit, in the background): does commit() still serialise concurrent calls "
         "(maybe_wait_for_commit_to_finish) and flush the producer first?"),
+    "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread": (
+        "0870ec53dea75083", "SeekWithFlowStopped._new_consumer_thread: does Faust still build "
+        "its consumer thread here (ShortFetchWait replaces it)?"),
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad", "ShortFetchWait: does Faust still hard-code fetch_max_wait_ms, "
+        "and return the AIOKafkaConsumer before it is started?"),
+    "aiokafka.consumer.consumer.AIOKafkaConsumer.start": (
+        "2f1ba70443327538", "ShortFetchWait sets _fetch_max_wait_ms before start(): does "
+        "start() still hand it to the Fetcher?"),
+    "aiokafka.consumer.fetcher.Fetcher._get_actions_per_node": (
+        "1dab2cf937d165d0", "ShortFetchWait's reason: does the fetcher still keep one request "
+        "in flight per node and leave buffered partitions out of it? If not, Faust's 1.5 s "
+        "fetch wait may be harmless."),
     "faust.app.base.App._on_agent_error": (
         "bdd12f286de64429", "TickcastApp._on_agent_error: does Faust still commit what was "
         "acknowledged and restart the agent in place?"),
@@ -277,3 +290,19 @@ def test_the_fetch_loops_commit_runs_in_the_background_one_at_a_time() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [1, 2]
+
+
+def test_the_workers_consumer_waits_at_most_fetch_max_wait_ms_for_a_fetch() -> None:
+    """Faust hard-codes 1,500 ms; with aiokafka's one fetch in flight per broker, a fetch of
+    quiet partitions then held every new record of the busy ones back for 1.5 s."""
+
+    async def scenario() -> tuple[str, int]:
+        app = build_app(Settings.from_env({"TICKCAST_FETCH_MAX_WAIT_MS": "77"})).app
+        thread = app.consumer._thread
+        consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return type(thread).__name__, consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()  # never started: releases its client
+
+    assert asyncio.run(scenario()) == ("ShortFetchWait", 77)

@@ -160,3 +160,14 @@ def test_a_tool_failure_is_summed_up_in_one_line() -> None:
     assert gist(output) == "kafka-storage: error: argument --cluster-id/-t: expected one argument"
     assert gist("") == "(no output)"
     assert gist("x" * 400).endswith("...")
+
+
+def test_the_broker_runs_with_kafkas_gc_options_and_logs_its_pauses(tmp_path: Path) -> None:
+    """G1 with Kafka's 20 ms pause goal (without it, young collections paused every request
+    for tens of milliseconds every few seconds), and a GC log the latency timeline reads."""
+    kafka = broker(tmp_path)
+    cmd = kafka.command()
+    assert "-XX:MaxGCPauseMillis=20" in cmd
+    assert "-XX:+UseG1GC" in cmd
+    assert f"-Xlog:gc:file={kafka.gc_log_path}:time,uptime:filecount=2,filesize=20M" in cmd
+    assert cmd.index("-XX:+UseG1GC") < cmd.index("kafka.Kafka")
