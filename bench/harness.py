@@ -268,27 +268,40 @@ def _follow(child: Child, progress: Path, *, seconds: float | None, expected: in
 
 
 # -- latency --------------------------------------------------------------------------------------
+LOAD_LINGER_MS = 0
+"""Each tick of the latency run goes out on its own: the latency measured has no producer
+batching in it. (On a broker started seconds before, librdkafka's acknowledgements then lag
+by up to a second or more for the first seconds, with 0 or with Kafka's default 5 ms; the
+first run after a fresh broker shows it in ``produce_ack``.)"""
+
+
 class LoadProducer:
-    """The latency run's tick producer: each tick sent on its own (``linger`` 0, ``acks=1``),
-    ``on_ack`` called once the broker has it.
+    """The latency run's tick producer (``acks=1``, :data:`LOAD_LINGER_MS`), ``on_ack``
+    called once the broker has a tick.
 
     librdkafka (``confluent-kafka``, installed with the Quix peer) when it is there: it sends
     from a C thread, and the bench shares the cores with the worker and the broker it
     measures (kafka-python, the fallback, took about 0.6 of a core at 1,000 sends/s here).
     """
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        """Connected, with ``topic``'s partitions known, before it returns: the run's clock
+        must not start on the producer's own start-up."""
         try:
             from confluent_kafka import Producer
         except ImportError:
             from kafka import KafkaProducer
 
             self.kind = "kafka-python"
-            self._kp = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+            self._kp = KafkaProducer(bootstrap_servers=bootstrap, acks=1,
+                                     linger_ms=LOAD_LINGER_MS)
+            self._kp.partitions_for(topic)
             self._ck = None
         else:
             self.kind = "librdkafka"
-            self._ck = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 0})
+            self._ck = Producer({"bootstrap.servers": bootstrap, "acks": "1",
+                                 "linger.ms": LOAD_LINGER_MS})
+            self._ck.list_topics(topic, timeout=30)
             self._kp = None
 
     def send(self, topic: str, key: bytes, value: bytes, *, on_ack: Callable[[], None]) -> None:
@@ -333,7 +346,7 @@ def run_latency(target: Target, *, rate: float, seconds: float, state: Path, par
                  partitions=partitions) as worker:
         worker.wait_ready()
         ready_s = time.monotonic() - started
-        producer = LoadProducer(target.bootstrap)
+        producer = LoadProducer(target.bootstrap, f"{prefix}prices")
         sent: dict[tuple[str, int], float] = {}
         acked: dict[tuple[str, int], float] = {}
 

@@ -20,8 +20,10 @@ def register(sub: Any) -> None:
                            "ceiling, measured in one run",
                            description="Produce a workload to the broker, then measure "
                            "tickcast (1 and 2 workers), a per-message model.predict baseline, "
-                           "a raw aiokafka passthrough and a Faust passthrough on it, "
-                           "tick-to-forecast latency at a fixed rate, and inference "
+                           "a raw aiokafka passthrough, a Faust passthrough and Quix "
+                           "Streams peers (a passthrough and the same pipeline) on it, "
+                           "tick-to-forecast latency at a fixed rate with its per-second "
+                           "timeline, and inference "
                            "micro-benchmarks. Prints a table and writes JSON to bench/results/. "
                            "Needs the bench package (bench/, installed by `make setup`).",
                            epilog=EPILOG)
