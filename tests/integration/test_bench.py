@@ -86,13 +86,20 @@ def test_latency_probe_reports_percentiles_and_deletes_its_topics(
 
     monkeypatch.setenv("TICKCAST_KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("TICKCAST_MODEL_DIR", str(store.root))
+    out = tmp_path / "latency.json"
     assert probe.main(["--latency", "100", "--seconds", "2", "--state",
-                       str(tmp_path / "probe")]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("latency at ")
+                       str(tmp_path / "probe"), "--json", str(out)]) == 0
+    line, worst = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert line.startswith("run 1/1: latency at ")
     assert " p99 " in line
     # 200 ticks over 10 symbols; the tiny forecaster's first 9 ticks per symbol warm it up
-    assert line.endswith("(110 forecasts)")
+    assert "(110 forecasts, ready in " in line
+    assert "0 rebalance(s) after ready" in line
+    assert worst.strip().startswith("worst second ")
+    (run,) = json.loads(out.read_text())["runs"]
+    assert [row["second"] for row in run["timeline"]] == [0, 1]
+    assert sum(row["forecasts"] for row in run["timeline"]) == 110
+    assert run["timeline"][1]["stages"]["produce_ack"]["n"] > 0
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         assert not [t for t in admin.list_topics() if t.startswith("plat")]
