@@ -25,7 +25,7 @@ import time
 from collections import defaultdict, deque
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["add_run_arguments", "add_variant_arguments", "main", "variant_arguments"]
 
 
 class Progress:
@@ -172,16 +172,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tickcast_bench.pipelines",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["ceiling", "faust", "baseline"])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--prefix", required=True, help="topic prefix of the backlog")
-    parser.add_argument("--group", required=True, help="consumer group (Faust app id)")
-    parser.add_argument("--progress", type=Path, required=True, help="progress file to append")
+    add_run_arguments(parser, models_for="baseline")
     parser.add_argument("--datadir", type=Path, required=True, help="Faust's data directory")
-    parser.add_argument("--model-dir", type=Path, help="baseline: the model store")
-    parser.add_argument("--forecaster", default="gold-lstm", help="baseline: forecaster name")
-    parser.add_argument("--sentiment", default="sentiment-rnn", help="baseline: RNN name")
     add_variant_arguments(parser, "faust")
     return parser.parse_args(argv)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, models_for: str) -> None:
+    """What every bench pipeline process takes from the harness: broker, backlog, consumer
+    group, progress file, and the models (used by the ``models_for`` kind)."""
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--prefix", required=True, help="topic prefix of the backlog")
+    parser.add_argument("--group", required=True, help="consumer group")
+    parser.add_argument("--progress", type=Path, required=True, help="progress file to append")
+    parser.add_argument("--model-dir", type=Path, help=f"{models_for}: the model store")
+    parser.add_argument("--forecaster", default="gold-lstm",
+                        help=f"{models_for}: forecaster name")
+    parser.add_argument("--sentiment", default="sentiment-rnn", help=f"{models_for}: RNN name")
 
 
 def add_variant_arguments(parser: argparse.ArgumentParser, applies_to: str) -> None:

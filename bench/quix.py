@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from tickcast_bench.pipelines import Progress
+from tickcast_bench.pipelines import Progress, add_run_arguments
 
 if TYPE_CHECKING:
     from quixstreams import Application
@@ -449,14 +449,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tickcast_bench.quix",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["passthrough", "pipeline"])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--prefix", required=True, help="topic prefix of the backlog")
-    parser.add_argument("--group", required=True, help="consumer group")
-    parser.add_argument("--progress", type=Path, required=True, help="progress file to append")
+    add_run_arguments(parser, models_for="pipeline")
     parser.add_argument("--state-dir", type=Path, required=True, help="Quix's state directory")
-    parser.add_argument("--model-dir", type=Path, help="pipeline: the model store")
-    parser.add_argument("--forecaster", default="gold-lstm", help="pipeline: forecaster name")
-    parser.add_argument("--sentiment", default="sentiment-rnn", help="pipeline: RNN name")
     parser.add_argument("--partitions", type=int, default=8,
                         help="partitions of the output topics when created (default 8)")
     parser.add_argument("--commit-interval", type=float, default=COMMIT_INTERVAL_S,

@@ -16,8 +16,7 @@ Upstream code overridden (o) or copied (c) here:
   fetch interleaved with the seek was judged against a stale read offset, dropped as already
   read, and the jump booked as a compacted-topic gap and committed over.
 - ``faust.transport.consumer.Consumer._drain_messages`` (c, :class:`DeliverWithoutTasks`):
-  the fetch loop, with a delivery's first step run inline instead of under ``wait_first``,
-  and its every-``broker_commit_every`` commit started in the background instead of awaited.
+  the fetch loop, with a delivery's first step run inline instead of under ``wait_first``.
 - ``faust.transport.consumer.Consumer.commit`` (o, :class:`DeliverWithoutTasks`): timed, for
   ``tickcast_commit_duration_seconds``.
 - ``faust.transport.drivers.aiokafka.Consumer._new_consumer_thread`` and
@@ -172,29 +171,8 @@ class DeliverWithoutTasks(SeekWithFlowStopped):
     stream queue, flow control suspended): four tasks (mode adds "stopped" and "crashed")
     and an ``asyncio.wait`` per message. Delivery almost never blocks; here its first step
     runs inline, and only a delivery that does block continues under ``wait_first`` as
-    before. The loop also commits every ``broker_commit_every`` acks; upstream awaits that
-    commit (a producer flush and a round trip to the group coordinator) before delivering
-    anything else, here it runs in the background (:meth:`commit_soon`). ``_drain_messages``
-    is Faust 0.15's, with those two changes.
+    before. ``_drain_messages`` is Faust 0.15's, with that one change.
     """
-
-    _background_commit: asyncio.Future[bool] | None = None
-
-    def commit_soon(self) -> None:
-        """Start a commit in the background unless one started this way still runs.
-
-        Faust's fetch loop awaits this commit (every ``broker_commit_every`` acks) before it
-        delivers the next fetched message: the producer flush and the commit round trip
-        then delay every event behind it.
-        """
-        task = self._background_commit
-        if task is None or task.done():
-            task = self._background_commit = asyncio.ensure_future(self.commit())
-            task.add_done_callback(self._commit_done)
-
-    def _commit_done(self, task: asyncio.Future[bool]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.log.error("background commit failed: %r", task.exception())
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """Faust's commit, timed: the app's ``on_commit`` hook gets its wall time."""
@@ -239,7 +217,7 @@ class DeliverWithoutTasks(SeekWithFlowStopped):
                                 await self._add_gap(tp, r_offset + 1, offset)
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
-                                self.commit_soon()
+                                await self.commit()
                             delivery = callback(message)
                             try:
                                 blocker = delivery.send(None)
