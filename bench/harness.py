@@ -43,6 +43,7 @@ from tickcast_bench.timeline import Sampler, broker_pauses, describe_worst, time
 from tickcast.streams.settings import child_environ
 
 if TYPE_CHECKING:
+    from tickcast.localkafka import LocalKafka
     from tickcast.streams.topics import TopicSpec
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "balanced_symbols",
     "delete_topics",
     "expected_outputs",
+    "local_broker",
     "local_gc_log",
     "machine",
     "produce_input",
@@ -391,14 +393,19 @@ def run_latency(target: Target, *, rate: float, seconds: float, state: Path, par
             "rebalances_after_ready": rebalances, "worst": worst(rows), "timeline": rows}
 
 
-def local_gc_log(bootstrap: str) -> Path | None:
-    """The GC log of the local broker (``tickcast kafka``) if it is the one at ``bootstrap``."""
+def local_broker() -> LocalKafka:
+    """The local broker (``tickcast kafka``) as the environment configures it."""
     from tickcast.localkafka import LocalKafka
     from tickcast.settings import ToolSettings
     from tickcast.streams.settings import Settings
 
-    broker = LocalKafka.from_settings(ToolSettings.from_env(),
-                                      state_dir=Settings.from_env().state_dir)
+    return LocalKafka.from_settings(ToolSettings.from_env(),
+                                    state_dir=Settings.from_env().state_dir)
+
+
+def local_gc_log(bootstrap: str) -> Path | None:
+    """The GC log of the local broker if it is the one at ``bootstrap``."""
+    broker = local_broker()
     return broker.gc_log_path if broker.bootstrap == bootstrap else None
 
 

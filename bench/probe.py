@@ -33,6 +33,7 @@ from tickcast_bench.harness import (
     BenchConfig,
     Target,
     delete_topics,
+    local_broker,
     local_gc_log,
     produce_input,
     run_latency,
@@ -209,11 +210,7 @@ def _latency(target: Target, args: argparse.Namespace) -> int:
 
 def _fresh_broker() -> None:
     """Stop the local broker, empty its data directory, start it again."""
-    from tickcast.localkafka import LocalKafka
-    from tickcast.settings import ToolSettings
-
-    broker = LocalKafka.from_settings(ToolSettings.from_env(),
-                                      state_dir=Settings.from_env().state_dir)
+    broker = local_broker()
     broker.down()
     shutil.rmtree(broker.data_dir, ignore_errors=True)
     broker.up()

@@ -117,7 +117,6 @@ class InFlight:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.stream = stream
-        self.limit = limit
         self.max_events = limit * batch_size if batch_size is not None else None
         self.max_batches = MAX_BATCHES if batch_size is not None else limit
         self.observe = observe
