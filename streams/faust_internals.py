@@ -17,6 +17,14 @@ Upstream code overridden (o) or copied (c) here:
   read, and the jump booked as a compacted-topic gap and committed over.
 - ``faust.transport.consumer.Consumer._drain_messages`` (c, :class:`DeliverWithoutTasks`):
   the fetch loop, with a delivery's first step run inline instead of under ``wait_first``.
+- ``faust.transport.consumer.Consumer.getmany`` (c, :class:`DeliverWithoutTasks`): records
+  it took from aiokafka and then did not yield (flow stopped while it waited or part-way
+  through a batch, a new generation, a partition paused in between) were lost to aiokafka's
+  position unless a committed offset brought them back; on a takeover a changelog (no commit)
+  then hung table recovery, and a dead worker's uncommitted partitions resumed past their
+  backlog. The copy seeks each such partition back to its first record not yielded, unless it
+  was sought elsewhere in the meantime. Positions are read from aiokafka's
+  ``Assignment.state_value`` (:func:`aiokafka_positions`).
 - ``faust.transport.consumer.Consumer.commit`` (o, :class:`DeliverWithoutTasks`): timed, for
   ``tickcast_commit_duration_seconds``.
 - ``faust.transport.drivers.aiokafka.Consumer._new_consumer_thread`` and
@@ -184,6 +192,67 @@ class DeliverWithoutTasks(SeekWithFlowStopped):
             if observe is not None:
                 observe(time.perf_counter() - started)
 
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """Faust's ``Consumer.getmany``, except that records it takes from aiokafka and then
+        does not yield are fetched again.
+
+        Upstream yields nothing when flow was stopped while it waited for records (it seeks
+        to the committed offsets instead), stops part-way through a batch when flow stops or
+        the generation changes, and skips partitions paused in between; aiokafka has already
+        moved their positions past those records. The seek brings back a partition with a
+        commit, but not one without: a changelog, or a stream partition whose previous owner
+        died before its first commit. On a takeover the wait spans the rebalance, and the
+        getmany started before it takes the new partitions' records while flow is still
+        stopped: table recovery then waited forever for a changelog, or the dead worker's
+        partitions resumed past everything it had not processed. Here each such partition
+        goes back to its first record not yielded, unless something else moved it in the
+        meantime (then that seek wins)."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        positions = aiokafka_positions(self, records)
+        if not self.flow_active:
+            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # noqa: BLE001 - upstream logs and carries on
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            # The seek moved stream partitions back to their commits; a partition without a
+            # commit (a changelog under recovery) stays past the records taken: fetch them.
+            await self._fetch_again({tp: recs[0].offset for tp, recs in records.items() if recs},
+                                    positions, records)
+            return
+        buffered = self._buffered_partitions
+        to_message = self._to_message
+        undelivered: dict[TP, int] = {}
+        for tp, record in self.scheduler.iterate(records):
+            if (tp in undelivered or not self.flow_active
+                    or self.app.consumer_generation_id != generation_id
+                    or not (active_partitions is None or tp in active_partitions
+                            or tp in buffered)):
+                undelivered.setdefault(tp, record.offset)
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, to_message(tp, record)
+        if undelivered:
+            await self._fetch_again(undelivered, positions, records)
+
+    async def _fetch_again(self, undelivered: dict[TP, int], positions: dict[TP, int | None],
+                           records: Any) -> None:
+        assigned = self.assignment()
+        now = aiokafka_positions(self, undelivered)
+        again = {tp: offset for tp, offset in undelivered.items()
+                 if tp in assigned and now.get(tp) is not None and now[tp] == positions.get(tp)}
+        if again:
+            self.log.info("fetching again %d record(s) taken from the consumer but not "
+                          "delivered (flow stopped, new generation or partition paused), "
+                          "from offsets %s",
+                          sum(1 for tp, offset in again.items()
+                              for r in records[tp] if r.offset >= offset), again)
+            for tp, offset in again.items():
+                await self.seek(tp, offset)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
         callback = self.callback
         getmany = self.getmany
@@ -342,6 +411,20 @@ async def batches(stream: faust.StreamT, *, size: int, within: float
 
 
 # -- private state read by tickcast -------------------------------------------------------------
+def aiokafka_positions(consumer: Any, tps: Any) -> dict[TP, int | None]:
+    """aiokafka's fetch position of each of ``tps`` (None when it has none), read from its
+    subscription state without a round trip to the consumer thread."""
+    aio = consumer._thread._consumer
+    subscription = aio._subscription.subscription if aio is not None else None
+    assignment = subscription.assignment if subscription is not None else None
+    positions: dict[TP, int | None] = {}
+    for tp in tps:
+        state = assignment.state_value(tp) if assignment is not None else None
+        positions[tp] = (state.position if state is not None and state.has_valid_position
+                         else None)
+    return positions
+
+
 def committed_offsets(consumer: Any) -> dict[TP, int | None]:
     """The offsets Faust last committed, per partition (a copy)."""
     return dict(consumer._committed_offset)

@@ -107,6 +107,10 @@ def test_sigkill_mid_stream_then_restart_loses_no_forecast(
 
 def test_two_workers_one_killed_the_survivor_takes_over(start_worker,
                                                         store: ModelStore) -> None:
+    """The survivor recovers the dead worker's state and processes its partitions from their
+    last commit (the dead worker never committed some of them). A fetch that spans the
+    rebalance must not leave a changelog or an uncommitted partition past records nobody
+    processed (``DeliverWithoutTasks.getmany``)."""
     killed = start_worker(TICKCAST_MODEL_DIR=str(store.root))
     survivor = start_worker(prefix=killed.prefix, TICKCAST_MODEL_DIR=str(store.root))
     wait_for(lambda: (killed.value("tickcast_assigned_partitions", topic="prices") or 0)

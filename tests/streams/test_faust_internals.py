@@ -37,6 +37,12 @@ UPSTREAM: dict[str, tuple[str, str]] = {
     "faust.transport.consumer.Consumer._drain_messages": (
         "44a2500309e83c63", "DeliverWithoutTasks._drain_messages is a copy of it: port the "
         "upstream change into the copy, keeping the inline first delivery step."),
+    "faust.transport.consumer.Consumer.getmany": (
+        "4b168d84882a70d6", "DeliverWithoutTasks.getmany is a copy of it that fetches again "
+        "what it takes and does not yield: port the upstream change into the copy."),
+    "aiokafka.consumer.subscription_state.Assignment.state_value": (
+        "183fea82ef48f3e6", "aiokafka_positions(): still the partition's state, with "
+        "position and has_valid_position?"),
     "faust.transport.consumer.Consumer.commit": (
         "a354437baaa08bf8", "DeliverWithoutTasks.commit times it: does commit() still flush "
         "the producer and commit, as the commit-duration histogram says?"),
@@ -272,3 +278,153 @@ def test_the_workers_consumer_waits_at_most_fetch_max_wait_ms_for_a_fetch() -> N
             await consumer.stop()  # never started: releases its client
 
     assert asyncio.run(scenario()) == ("ShortFetchWait", 77)
+
+
+# -- records taken from aiokafka and not yielded are fetched again ---------------------------
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class _FakeConsumer:
+    """What DeliverWithoutTasks.getmany touches on a consumer, with aiokafka's positions
+    at the end of what was just taken (as after aiokafka's getmany)."""
+
+    def __init__(self, records: dict[Any, list[_Record]], *, active: set[Any] | None = None
+                 ) -> None:
+        from types import SimpleNamespace
+
+        from faust.transport.utils import DefaultSchedulingStrategy
+
+        self.records = records
+        self.active = active
+        self.flow_active = True
+        self.should_stop = False
+        self.sought: list[tuple[Any, int]] = []
+        self._buffered_partitions: set[Any] = set()
+        self.scheduler = DefaultSchedulingStrategy()
+        self.app = SimpleNamespace(consumer_generation_id=2,
+                                   monitor=SimpleNamespace(track_tp_end_offset=lambda *a: None))
+        self.log = SimpleNamespace(info=lambda *a: None, dev=lambda *a: None,
+                                   warning=lambda *a: None)
+        self.states = {tp: SimpleNamespace(position=recs[-1].offset + 1,
+                                           has_valid_position=True)
+                       for tp, recs in records.items()}
+        assignment = SimpleNamespace(state_value=self.states.get)
+        self._thread = SimpleNamespace(_consumer=SimpleNamespace(_subscription=SimpleNamespace(
+            subscription=SimpleNamespace(assignment=assignment))))
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        return self.records, self.active
+
+    def highwater(self, tp: Any) -> int:
+        return 100
+
+    def _to_message(self, tp: Any, record: _Record) -> tuple[Any, int]:
+        return tp, record.offset
+
+    def assignment(self) -> set[Any]:
+        return set(self.states)
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.sought.append((tp, offset))
+        self.states[tp].position = offset
+
+    _fetch_again = DeliverWithoutTasks._fetch_again
+    getmany = DeliverWithoutTasks.getmany
+
+
+def _drain(consumer: _FakeConsumer, on_yield: Any = None) -> list[tuple[Any, int]]:
+    async def scenario() -> list[tuple[Any, int]]:
+        got = []
+        async for _tp, message in consumer.getmany(timeout=1.0):
+            got.append(message)
+            if on_yield is not None:
+                on_yield(consumer, got)
+        return got
+
+    return asyncio.run(scenario())
+
+
+def test_records_taken_when_flow_stops_mid_batch_are_fetched_again() -> None:
+    """Upstream drops the rest of the batch when flow stops part-way (a rebalance starts);
+    for a changelog partition under recovery they never came back and recovery hung."""
+    from faust.types import TP
+
+    a, b = TP("changelog", 0), TP("changelog", 1)
+    consumer = _FakeConsumer({a: [_Record(o) for o in range(0, 3)],
+                              b: [_Record(o) for o in range(10, 13)]})
+
+    def stop_after_first(c: _FakeConsumer, got: list) -> None:
+        if len(got) == 1:
+            c.flow_active = False
+
+    got = _drain(consumer, stop_after_first)
+    assert len(got) == 1
+    first_tp, first_offset = got[0]
+    other = b if first_tp == a else a
+    start = {a: 0, b: 10}
+    assert sorted(consumer.sought) == sorted([(first_tp, first_offset + 1),
+                                              (other, start[other])])
+
+
+def test_records_of_a_new_generation_or_a_paused_partition_are_fetched_again() -> None:
+    from faust.types import TP
+
+    a, b = TP("prices", 0), TP("prices", 1)
+    consumer = _FakeConsumer({a: [_Record(5), _Record(6)], b: [_Record(7)]}, active={a})
+    got = _drain(consumer)
+    assert sorted(got) == [(a, 5), (a, 6)]
+    assert consumer.sought == [(b, 7)]  # paused in between: back to its first record
+
+    consumer = _FakeConsumer({a: [_Record(5), _Record(6)]})
+    def new_generation(c: _FakeConsumer, got: list) -> None:
+        c.app.consumer_generation_id = 3
+    assert _drain(consumer, new_generation) == [(a, 5)]
+    assert consumer.sought == [(a, 6)]
+
+
+def test_records_taken_while_flow_was_stopped_go_back_unless_a_commit_moved_them() -> None:
+    """The takeover race: a getmany started before the rebalance returns the changelog that
+    recovery just sought to its start, while flow is still stopped. Upstream seeks to the
+    committed offsets and drops the batch; the changelog has no commit, so its records were
+    gone and the recovery hung."""
+    from faust.types import TP
+
+    changelog, prices = TP("changelog", 2), TP("prices", 2)
+    consumer = _FakeConsumer({changelog: [_Record(o) for o in range(0, 20)],
+                              prices: [_Record(o) for o in range(300, 310)]})
+    consumer.flow_active = False
+
+    async def perform_seek() -> None:  # what seek_to_committed does: committed partitions only
+        consumer.states[prices].position = 250
+    consumer.perform_seek = perform_seek  # type: ignore[attr-defined]
+
+    assert _drain(consumer) == []
+    assert consumer.sought == [(changelog, 0)]
+    assert consumer.states[prices].position == 250
+
+
+def test_a_partition_sought_elsewhere_in_between_is_left_where_it_was_sought() -> None:
+    """Recovery (or the seek to committed offsets) moved it while the batch was yielded:
+    that seek wins; fetching the old records again would undo it."""
+    from faust.types import TP
+
+    a = TP("changelog", 0)
+    consumer = _FakeConsumer({a: [_Record(0), _Record(1), _Record(2)]})
+
+    def recovery_seeks(c: _FakeConsumer, got: list) -> None:
+        c.states[a].position = 0  # Recovery seeks to the beginning
+        c.flow_active = False
+
+    assert _drain(consumer, recovery_seeks) == [(a, 0)]
+    assert consumer.sought == []
+
+
+def test_a_whole_batch_yielded_is_not_fetched_again() -> None:
+    from faust.types import TP
+
+    a = TP("prices", 0)
+    consumer = _FakeConsumer({a: [_Record(0), _Record(1)]})
+    assert _drain(consumer) == [(a, 0), (a, 1)]
+    assert consumer.sought == []
