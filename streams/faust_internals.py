@@ -16,7 +16,8 @@ Upstream code overridden (o) or copied (c) here:
   fetch interleaved with the seek was judged against a stale read offset, dropped as already
   read, and the jump booked as a compacted-topic gap and committed over.
 - ``faust.transport.consumer.Consumer._drain_messages`` (c, :class:`DeliverWithoutTasks`):
-  the fetch loop, with a delivery's first step run inline instead of under ``wait_first``.
+  the fetch loop, with a delivery's first step run inline instead of under ``wait_first``,
+  and its every-``broker_commit_every`` commit started in the background instead of awaited.
 - ``faust.transport.consumer.Consumer.getmany`` (c, :class:`DeliverWithoutTasks`): records
   it took from aiokafka and then did not yield (flow stopped while it waited or part-way
   through a batch, a new generation, a partition paused in between) were lost to aiokafka's
@@ -179,8 +180,29 @@ class DeliverWithoutTasks(SeekWithFlowStopped):
     stream queue, flow control suspended): four tasks (mode adds "stopped" and "crashed")
     and an ``asyncio.wait`` per message. Delivery almost never blocks; here its first step
     runs inline, and only a delivery that does block continues under ``wait_first`` as
-    before. ``_drain_messages`` is Faust 0.15's, with that one change.
+    before. The loop also commits every ``broker_commit_every`` acks; upstream awaits that
+    commit (a producer flush and a round trip to the group coordinator) before delivering
+    anything else, here it runs in the background (:meth:`commit_soon`). ``_drain_messages``
+    is Faust 0.15's, with those two changes.
     """
+
+    _background_commit: asyncio.Future[bool] | None = None
+
+    def commit_soon(self) -> None:
+        """Start a commit in the background unless one started this way still runs.
+
+        Faust's fetch loop awaits this commit (every ``broker_commit_every`` acks) before it
+        delivers the next fetched message: the producer flush and the commit round trip
+        then delay every event behind it.
+        """
+        task = self._background_commit
+        if task is None or task.done():
+            task = self._background_commit = asyncio.ensure_future(self.commit())
+            task.add_done_callback(self._commit_done)
+
+    def _commit_done(self, task: asyncio.Future[bool]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("background commit failed: %r", task.exception())
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """Faust's commit, timed: the app's ``on_commit`` hook gets its wall time."""
@@ -286,7 +308,7 @@ class DeliverWithoutTasks(SeekWithFlowStopped):
                                 await self._add_gap(tp, r_offset + 1, offset)
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
-                                await self.commit()
+                                self.commit_soon()
                             delivery = callback(message)
                             try:
                                 blocker = delivery.send(None)

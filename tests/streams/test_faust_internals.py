@@ -44,8 +44,9 @@ UPSTREAM: dict[str, tuple[str, str]] = {
         "183fea82ef48f3e6", "aiokafka_positions(): still the partition's state, with "
         "position and has_valid_position?"),
     "faust.transport.consumer.Consumer.commit": (
-        "a354437baaa08bf8", "DeliverWithoutTasks.commit times it: does commit() still flush "
-        "the producer and commit, as the commit-duration histogram says?"),
+        "a354437baaa08bf8", "DeliverWithoutTasks.commit (timed) and commit_soon (the fetch "
+        "loop's commit, in the background): does commit() still serialise concurrent calls "
+        "(maybe_wait_for_commit_to_finish) and flush the producer first?"),
     "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread": (
         "0870ec53dea75083", "SeekWithFlowStopped._new_consumer_thread: does Faust still build "
         "its consumer thread here (ShortFetchWait replaces it)?"),
@@ -262,6 +263,39 @@ def test_the_worker_app_uses_the_patched_flow_control_and_consumer() -> None:
     service = build_app(Settings.from_env({}))
     assert isinstance(service.app.flow_control, KeepFetchedOnResume)
     assert type(service.app.consumer) is DeliverWithoutTasks
+
+
+def test_the_fetch_loops_commit_runs_in_the_background_one_at_a_time() -> None:
+    """``commit_soon`` (what the copied fetch loop calls every ``broker_commit_every`` acks)
+    returns at once; a second call while a commit runs starts nothing, and a failure is
+    logged, not raised into the fetch loop."""
+    consumer = build_app(Settings.from_env({})).app.consumer
+    assert isinstance(consumer, DeliverWithoutTasks)
+    calls: list[int] = []
+
+    async def scenario() -> list[int]:
+        release = asyncio.Event()
+
+        async def commit(*args: Any, **kwargs: Any) -> bool:
+            calls.append(len(calls))
+            await release.wait()
+            if len(calls) == 2:
+                raise RuntimeError("coordinator moved")
+            return True
+
+        consumer.commit = commit  # type: ignore[method-assign]
+        consumer.commit_soon()
+        consumer.commit_soon()  # the first still runs: nothing new
+        await asyncio.sleep(0.01)
+        seen = [len(calls)]
+        release.set()
+        await asyncio.sleep(0.01)
+        consumer.commit_soon()  # the first ended: a new one starts (and fails)
+        await asyncio.sleep(0.01)
+        seen.append(len(calls))
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 2]
 
 
 def test_the_workers_consumer_waits_at_most_fetch_max_wait_ms_for_a_fetch() -> None:
