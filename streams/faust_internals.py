@@ -262,10 +262,10 @@ class DeliverWithoutTasks(SeekWithFlowStopped):
 
     async def _fetch_again(self, undelivered: dict[TP, int], positions: dict[TP, int | None],
                            records: Any) -> None:
-        assigned = self.assignment()
+        # A partition no longer assigned has no position: it is left alone.
         now = aiokafka_positions(self, undelivered)
         again = {tp: offset for tp, offset in undelivered.items()
-                 if tp in assigned and now.get(tp) is not None and now[tp] == positions.get(tp)}
+                 if now[tp] is not None and now[tp] == positions[tp]}
         if again:
             self.log.info("fetching again %d record(s) taken from the consumer but not "
                           "delivered (flow stopped, new generation or partition paused), "

@@ -357,9 +357,6 @@ class _FakeConsumer:
     def _to_message(self, tp: Any, record: _Record) -> tuple[Any, int]:
         return tp, record.offset
 
-    def assignment(self) -> set[Any]:
-        return set(self.states)
-
     async def seek(self, tp: Any, offset: int) -> None:
         self.sought.append((tp, offset))
         self.states[tp].position = offset
