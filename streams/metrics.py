@@ -125,6 +125,14 @@ class Metrics:
         self.forecast_direction_auc = Gauge(
             "tickcast_forecast_direction_auc", "Rolling ROC AUC of the predicted move as a "
             "score for 'the price goes up'.", registry=r)
+        self.forecast_mase = Gauge(
+            "tickcast_forecast_mase", "Rolling mean absolute scaled error: each error divided "
+            "by the naive one-step error of the window it was forecast from (< 1 beats what "
+            "persistence did in-sample).", ["model"], registry=r)
+        self.forecast_dm = Gauge(
+            "tickcast_forecast_dm", "Diebold-Mariano test of the LSTM against naive "
+            "persistence on scaled squared errors over the window (HLN-corrected): "
+            "value=stat (< 0: LSTM better) or p_value (two-sided).", ["value"], registry=r)
         self.forecast_window = Gauge(
             "tickcast_forecast_window_size", "Scored forecasts in the rolling window.",
             registry=r)
@@ -182,10 +190,13 @@ class Metrics:
         for outcome in ("forecast", "replayed", "warming_up", "no_model"):
             self.ticks.labels(outcome=outcome)
         for model in ("lstm", "naive"):
-            for gauge in (self.forecast_rmse, self.forecast_mae, self.forecast_mape):
+            for gauge in (self.forecast_rmse, self.forecast_mae, self.forecast_mape,
+                          self.forecast_mase):
                 gauge.labels(model=model).set(math.nan)
         for gauge in (self.forecast_skill, self.forecast_direction_auc):
             gauge.set(math.nan)
+        for value in ("stat", "p_value"):
+            self.forecast_dm.labels(value=value).set(math.nan)
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(outcome=outcome)
         for kind in ("texts", "labels"):

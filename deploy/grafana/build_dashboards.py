@@ -90,6 +90,14 @@ def forecaster() -> dict[str, Any]:
               unit="none", minmax=(0, 1)),
         panel("Rolling MAPE", [("avg by (model) (tickcast_forecast_mape_ratio)", "{{model}}")],
               unit="percentunit"),
+        panel("Rolling MASE", [("avg by (model) (tickcast_forecast_mase)", "{{model}}")],
+              unit="none", description="Errors scaled by persistence's in-sample error: below "
+              "1 beats what persistence did within the window."),
+        panel("Diebold-Mariano, LSTM vs naive",
+              [("max(tickcast_forecast_dm{value=\"stat\"})", "DM statistic"),
+               ("max(tickcast_forecast_dm{value=\"p_value\"})", "p-value")], unit="none",
+              description="Statistic < 0 with p < 0.05: the LSTM's squared errors are "
+              "significantly smaller than persistence's over the window."),
         panel("Ticks by outcome", [("sum by (outcome) (rate(tickcast_ticks_total[1m]))",
                                     "{{outcome}}")], unit="short"),
     ])

@@ -2,9 +2,11 @@
 
 >>> e = RollingForecastErrors(window_size=3)
 >>> for last, forecast, actual in [(10.0, 10.5, 11.0), (11.0, 11.0, 10.0), (10.0, 10.2, 10.4)]:
-...     e.update(last=last, forecast=forecast, actual=actual)
+...     e.update(last=last, forecast=forecast, actual=actual, scale=0.5)
 >>> round(e.get()["model_rmse"], 4), round(e.get()["naive_rmse"], 4)
 (0.6557, 0.8485)
+>>> round(e.get()["model_mase"], 4), round(e.get()["naive_mase"], 4)
+(1.1333, 1.6)
 """
 
 from __future__ import annotations
@@ -14,43 +16,60 @@ from collections import deque
 
 import numpy as np
 
+from tickcast.streams.evaluation.forecast_tests import diebold_mariano
 from tickcast.streams.evaluation.rolling_auc import RollingAUC
 
 __all__ = ["RollingForecastErrors"]
 
 
 class RollingForecastErrors:
-    """RMSE, MAE and MAPE (as a ratio) of the model and of persistence, their RMSE skill
-    (``1 - model/naive``), and the ROC AUC of the predicted direction, over the last
-    ``window_size`` scored forecasts."""
+    """Over the last ``window_size`` scored forecasts: RMSE, MAE, MAPE (as a ratio) and MASE
+    of the model and of persistence, the RMSE skill (``1 - model/naive``), the ROC AUC of the
+    predicted direction, and the Diebold–Mariano test of model against persistence.
+
+    ``scale`` is the naive in-sample error of the window the forecast was made from
+    (:func:`~tickcast.streams.evaluation.forecast_tests.naive_scale`); MASE and the DM test
+    use the rows that have one, the DM test on squared errors divided by ``scale**2`` so that
+    instruments of different price levels weigh alike.
+    """
 
     def __init__(self, window_size: int) -> None:
-        self._rows: deque[tuple[float, float, float]] = deque(maxlen=window_size)
+        self._rows: deque[tuple[float, float, float, float]] = deque(maxlen=window_size)
         self.direction = RollingAUC(window_size)
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def update(self, *, last: float, forecast: float, actual: float) -> None:
+    def update(self, *, last: float, forecast: float, actual: float,
+               scale: float | None = None) -> None:
         if not all(math.isfinite(v) for v in (last, forecast, actual)) or actual <= 0:
             raise ValueError(f"unusable forecast row last={last} forecast={forecast} "
                              f"actual={actual}")
-        self._rows.append((last, forecast, actual))
+        usable = scale is not None and math.isfinite(scale) and scale > 0
+        self._rows.append((last, forecast, actual, scale if usable else math.nan))
         if actual != last:  # a flat day has no direction to call
             self.direction.update(forecast - last, int(actual > last))
 
     def get(self) -> dict[str, float]:
         if not self._rows:
             return {}
-        last, forecast, actual = np.asarray(self._rows).T
+        last, forecast, actual, scale = np.asarray(self._rows).T
+        scaled = np.isfinite(scale)
         out: dict[str, float] = {}
+        losses = {}
         for name, predicted in (("model", forecast), ("naive", last)):
             err = predicted - actual
             out[f"{name}_rmse"] = float(np.sqrt(np.mean(err**2)))
             out[f"{name}_mae"] = float(np.mean(np.abs(err)))
             out[f"{name}_mape"] = float(np.mean(np.abs(err / actual)))
+            q = err[scaled] / scale[scaled]
+            out[f"{name}_mase"] = float(np.mean(np.abs(q))) if q.size else math.nan
+            losses[name] = q**2
         out["skill"] = (1.0 - out["model_rmse"] / out["naive_rmse"]
                         if out["naive_rmse"] > 0 else math.nan)
         auc = self.direction.get()
         out["direction_auc"] = math.nan if auc is None else auc
+        dm = diebold_mariano(losses["model"], losses["naive"])
+        out["dm_stat"] = math.nan if dm is None else dm.stat
+        out["dm_p_value"] = math.nan if dm is None else dm.p_value
         return out

@@ -96,12 +96,18 @@ class Plan:
     """Valid ticks (metrics are counted per batch, not per tick)."""
     outcomes: Counter[str] = field(default_factory=Counter)
     """Valid ticks by outcome (``tickcast_ticks_total``)."""
+    scales: np.ndarray | None = None
+    """Per job, the naive in-sample error of its window (set by :meth:`PriceProcessor.infer`)."""
 
 
 class PriceProcessor:
     def __init__(self, *, metrics: Metrics, max_event_bytes: int, eval_window: int,
-                 symbol_cap: int = 50) -> None:
+                 symbol_cap: int = 50, clock: Callable[[], float] = time.time) -> None:
         self.metrics = metrics
+        self.clock = clock
+        """Wall time for ``processed_at`` and latency (a backtest passes event time)."""
+        self.on_scored: Callable[[PriceTick, dict[str, Any]], None] | None = None
+        """Called with each tick and the forecast it scores (a backtest records them)."""
         self.max_event_bytes = max_event_bytes
         self.errors = RollingForecastErrors(eval_window)
         self.symbol_cap = symbol_cap
@@ -166,6 +172,9 @@ class PriceProcessor:
         started = time.perf_counter()
         forecasts = plan.forecaster.predict_prices(windows)
         self.metrics.inference_seconds.labels(model="lstm").observe(time.perf_counter() - started)
+        # MASE's scale: the naive one-step error within each window (0 for a flat one).
+        plan.scales = (np.abs(np.diff(windows, axis=1)).mean(axis=1) if windows.shape[1] > 1
+                       else np.zeros(len(windows)))
         return forecasts
 
     # -- 3. finish ------------------------------------------------------------------------
@@ -173,12 +182,13 @@ class PriceProcessor:
         out = list(plan.dead)
         m, outcomes = self.metrics, plan.outcomes
         version = plan.forecaster.version if plan.forecaster else ""
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
+        scales = plan.scales.tolist() if plan.scales is not None else [0.0] * len(plan.jobs)
         made: dict[int, dict[str, Any]] = {}
         latencies: list[float] = []
         newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
         failed = 0
-        for job, value in zip(plan.jobs, forecasts, strict=True):
+        for job, value, scale in zip(plan.jobs, forecasts, scales, strict=True):
             tick, last, forecast = job.tick, float(job.window[-1]), float(value)
             if not math.isfinite(forecast):
                 out.append(self._reject(job.msg, EventError(
@@ -190,7 +200,7 @@ class PriceProcessor:
                 self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
                             else previous)
                 pending = {"ts": tick.ts, "last": last, "forecast": forecast,
-                           "version": version}
+                           "version": version, "scale": scale}
                 made[id(job)] = plan.states[tick.symbol].pending = pending
                 outcomes["forecast"] += 1
             else:
@@ -225,9 +235,12 @@ class PriceProcessor:
         """The forecast made at the previous tick meets the price it predicted."""
         if pending is None:
             return
+        scale = pending.get("scale")  # absent from states written by older versions
         self.errors.update(last=float(pending["last"]), forecast=float(pending["forecast"]),
-                           actual=tick.price)
+                           actual=tick.price, scale=float(scale) if scale else None)
         self.metrics.forecasts_scored.inc()
+        if self.on_scored is not None:
+            self.on_scored(tick, pending)
 
     def _export_errors(self) -> None:
         m, values = self.metrics, self.errors.get()
@@ -237,8 +250,11 @@ class PriceProcessor:
             m.forecast_rmse.labels(model=model).set(values[f"{prefix}_rmse"])
             m.forecast_mae.labels(model=model).set(values[f"{prefix}_mae"])
             m.forecast_mape.labels(model=model).set(values[f"{prefix}_mape"])
+            m.forecast_mase.labels(model=model).set(values[f"{prefix}_mase"])
         m.forecast_skill.set(values["skill"])
         m.forecast_direction_auc.set(values["direction_auc"])
+        m.forecast_dm.labels(value="stat").set(values["dm_stat"])
+        m.forecast_dm.labels(value="p_value").set(values["dm_p_value"])
         m.forecast_window.set(len(self.errors))
 
     def _export_symbol(self, symbol: str, price: float, forecast: float) -> None:

@@ -97,6 +97,33 @@ def test_forecast_errors_against_naive_on_the_same_ticks() -> None:
         roc_auc_score(moved, (last * 0.01)[:3]))
 
 
+def test_mase_and_diebold_mariano_against_naive_across_a_restart_of_the_state() -> None:
+    """Each error is scaled by the naive error within the window it was forecast from; the
+    scale travels with the pending forecast through the table, like the rest of the state."""
+    import dieboldmariano
+
+    h = Harness()
+    rng = np.random.default_rng(4)
+    prices = list(100.0 + rng.normal(size=40).cumsum())
+    h.run(*[tick("XAU", t, p) for t, p in enumerate(prices[:20], start=1)])
+    # A new worker: empty rolling windows, the same table.
+    h.processor = PriceProcessor(metrics=h.metrics, max_event_bytes=4096, eval_window=100)
+    h.run(*[tick("XAU", t, p) for t, p in enumerate(prices[20:], start=21)])
+    # Forecasts made at ticks 20..39 (0-based 19..38) meet ticks 21..40 in the new worker.
+    made = range(19, 39)
+    last = np.array([prices[i] for i in made])
+    actual = np.array([prices[i + 1] for i in made])
+    scale = np.array([np.mean(np.abs(np.diff(prices[i - 2:i + 1]))) for i in made])
+    assert h.value("tickcast_forecast_mase", model="lstm") == pytest.approx(
+        np.mean(np.abs(last * 1.01 - actual) / scale))
+    assert h.value("tickcast_forecast_mase", model="naive") == pytest.approx(
+        np.mean(np.abs(last - actual) / scale))
+    stat, p = dieboldmariano.dm_test(list(actual / scale), list(last * 1.01 / scale),
+                                     list(last / scale))
+    assert h.value("tickcast_forecast_dm", value="stat") == pytest.approx(stat)
+    assert h.value("tickcast_forecast_dm", value="p_value") == pytest.approx(p)
+
+
 def test_redelivered_ticks_are_forecast_again_not_lost() -> None:
     h = Harness()
     first = h.run(*[tick("XAU", t, 10.0 + t) for t in range(1, 6)])
