@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import faust
 
 __all__ = ["METRIC_MODEL", "OTHER_MODEL", "ModelManager", "SwapOutcome", "follow_model_updates",
-           "smoke_test"]
+           "load_model", "smoke_test"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,19 @@ def smoke_test(predictor: Predictor) -> None:
         scores = predictor.score_batch(["what a wonderful day", "this is awful"])
         if len(scores) != 2 or not all(math.isfinite(s) and 0 <= s <= 1 for s in scores):
             raise ArtifactError(f"smoke inference gave unusable scores {scores}")
+
+
+def load_model(store: ModelStore, kind: ModelKind, name: str, version: str, *,
+               expected_sha256: str | None = None, backend: str = "auto") -> Predictor:
+    """Load ``name/version`` from ``store`` with every check a swap makes (checksums, kind and
+    name, a smoke inference); :class:`ArtifactError` says why a version cannot serve."""
+    predictor = load_predictor(store.path(name, version), expected_sha256=expected_sha256,
+                               backend=backend)
+    if predictor.manifest.name != name or predictor.kind != kind:
+        raise ArtifactError(f"{name}/{version} holds a {predictor.kind} named "
+                            f"{predictor.manifest.name!r}, not a {kind} named {name!r}")
+    smoke_test(predictor)
+    return predictor  # type: ignore[return-value]
 
 
 class ModelManager:
@@ -144,13 +157,8 @@ class ModelManager:
 
     def _load(self, kind: ModelKind, name: str, version: str, *,
               expected_sha256: str | None) -> Predictor:
-        predictor = load_predictor(self.store.path(name, version),
-                                   expected_sha256=expected_sha256, backend=self.backend)
-        if predictor.manifest.name != name or predictor.kind != kind:
-            raise ArtifactError(f"{name}/{version} holds a {predictor.kind} named "
-                                f"{predictor.manifest.name!r}, not a {kind} named {name!r}")
-        smoke_test(predictor)
-        return predictor
+        return load_model(self.store, kind, name, version, expected_sha256=expected_sha256,
+                          backend=self.backend)
 
     def _install(self, kind: ModelKind, predictor: Predictor) -> None:
         old = self._serving[kind]

@@ -19,7 +19,8 @@ from tickcast.streams.evaluation import RollingAUC
 __all__ = ["JoinOutcome", "LabelJoin"]
 
 JoinOutcome = Literal["matched", "waiting", "duplicate", "unlabelled"]
-OnMatch = Callable[[Mapping[str, float], int], None]
+OnMatch = Callable[[str, Mapping[str, float], int], None]
+"""Called with a text's id, its scores and its label when the two meet."""
 
 
 @dataclass(slots=True)
@@ -83,7 +84,7 @@ class LabelJoin:
         for model, score in scores.items():
             self.auc(model).update(score, label)
         if on_match is not None:
-            on_match(scores, label)
+            on_match(text_id, scores, label)
         self._remember(self._counted, text_id, None)
         return "matched"
 

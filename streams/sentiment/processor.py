@@ -45,8 +45,12 @@ class SentimentProcessor:
 
     def __init__(self, *, vader: VaderScorer, join: LabelJoin, metrics: Metrics,
                  max_event_bytes: int, rnn: Callable[[], TextScorer | None] = _no_rnn,
-                 window_size: int = 500) -> None:
+                 window_size: int = 500, clock: Callable[[], float] = time.time) -> None:
         self.vader = vader
+        self.clock = clock
+        """Wall time for ``scored_at`` and latency (a backtest passes event time)."""
+        self.on_matched: Callable[[str, Mapping[str, float], int], None] | None = None
+        """Called with a text's id, scores and label when they meet (a backtest records them)."""
         self.rnn = rnn
         self.scorers: list[TextScorer] = [vader]
         self.join = join
@@ -86,7 +90,7 @@ class SentimentProcessor:
         self.metrics.events_out.labels(topic="sentiment").inc(
             sum(1 for o in out if o.topic == "sentiment"))
         self._export_state()
-        now = time.time()
+        now = self.clock()
         self.metrics.latency.labels(topic="sentiment").observe_many([
             max(now - msg.timestamp_ms / 1000, 0.0)
             for msg, item in zip(batch, decoded, strict=True)
@@ -177,7 +181,7 @@ class SentimentProcessor:
             vader_version=self.vader.version,
             rnn_score=scores.get("rnn"),
             rnn_version=versions.get("rnn"),
-            scored_at=int(time.time() * 1000),
+            scored_at=int(self.clock() * 1000),
             symbol=text.symbol,
             label=text.label,
             agree=agree,
@@ -191,9 +195,11 @@ class SentimentProcessor:
         outcome = self.join.on_label(label.id, label.label, on_match=self._on_match)
         self._outcomes[outcome] += 1
 
-    def _on_match(self, scores: Mapping[str, float], label: int) -> None:
+    def _on_match(self, text_id: str, scores: Mapping[str, float], label: int) -> None:
         if "rnn" in scores:
             self.paired.update(scores["rnn"], scores["vader"], label)
+        if self.on_matched is not None:
+            self.on_matched(text_id, scores, label)
 
     def _export_state(self) -> None:
         m = self.metrics

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tickcast.cli import (
+    backtest,
     bench,
     config,
     dashboards,
@@ -29,7 +30,8 @@ from tickcast.errors import TickcastError
 
 __all__ = ["build_parser", "main"]
 
-GROUPS = (kafka, worker, produce, demo, train, models, generate, bench, dashboards, config)
+GROUPS = (kafka, worker, produce, demo, train, models, backtest, generate, bench, dashboards,
+          config)
 """Command modules, in the order ``tickcast --help`` lists them."""
 
 
