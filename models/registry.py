@@ -89,6 +89,17 @@ class ModelStore:
             raise StoreError(f"cannot read {pointer}: {exc.strerror or exc}") from None
         return version or None
 
+    def challenger(self, name: str) -> str | None:
+        """The version in shadow beside ``LATEST`` (``tickcast models shadow``), if any."""
+        pointer = self.model_dir(name) / "CHALLENGER"
+        try:
+            version = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {pointer}: {exc.strerror or exc}") from None
+        return version or None
+
     def manifests(self, name: str) -> list[Manifest]:
         """Every valid version of ``name``, oldest first (invalid ones are skipped)."""
         folder = self.model_dir(name)
@@ -129,7 +140,42 @@ class ModelStore:
         except OSError as exc:
             raise StoreError(f"cannot make {name}/{version} LATEST in {folder}: "
                              f"{exc.strerror or exc}") from None
+        if self.challenger(name) == version:  # promoted: it serves now, no longer in shadow
+            self.clear_challenger(name)
         return manifest
+
+    def set_challenger(self, name: str, version: str) -> Manifest:
+        """Verify ``version`` and make it the challenger of ``name`` (atomically); the
+        ``LATEST`` version cannot be its own challenger."""
+        manifest = self.verify(name, version)
+        if version == self.latest(name):
+            raise StoreError(f"{name}/{version} is LATEST already: a challenger must be "
+                             "another version")
+        self._write_pointer(name, "CHALLENGER", version)
+        return manifest
+
+    def clear_challenger(self, name: str) -> str | None:
+        """End the shadow of ``name``; returns the version that was the challenger."""
+        current = self.challenger(name)
+        if current is not None:
+            try:
+                (self.model_dir(name) / "CHALLENGER").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise StoreError(f"cannot clear the challenger of {name}: "
+                                 f"{exc.strerror or exc}") from None
+        return current
+
+    def _write_pointer(self, name: str, pointer: str, version: str) -> None:
+        folder = self.model_dir(name)
+        tmp = folder / f".{pointer}.{os.getpid()}"
+        try:
+            tmp.write_text(version + "\n", encoding="utf-8")
+            os.replace(tmp, folder / pointer)
+        except OSError as exc:
+            raise StoreError(f"cannot write {pointer} in {folder}: {exc.strerror or exc}"
+                             ) from None
 
     def history(self, name: str) -> list[dict[str, object]]:
         try:

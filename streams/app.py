@@ -87,6 +87,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         max_event_bytes=settings.max_event_bytes,
         rnn=models.sentiment,
         window_size=settings.auc_window,
+        challenger=models.sentiment_challenger,
     )
     prices = PriceProcessor(metrics=metrics, max_event_bytes=settings.max_event_bytes,
                             eval_window=settings.forecast_window, symbol_cap=settings.symbol_cap)

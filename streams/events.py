@@ -66,6 +66,7 @@ ID_MAX_CHARS: Final = 128
 SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._:/-]{1,32}")
 MODEL_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+MODEL_ROLES: Final = ("champion", "challenger")
 
 
 class EventError(TickcastError):
@@ -266,10 +267,17 @@ def decode_label(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
 def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
     obj = decode_object(raw, max_bytes=max_bytes)
     _check_fields(obj, ("name", "version", "uri", "sha256", "metrics", "created_at"),
-                  ("rollback",), "model-update")
-    rollback = obj.get("rollback", False)
-    if not isinstance(rollback, bool):
-        raise _wrong_type("rollback", rollback, "true or false")
+                  ("rollback", "role", "clear"), "model-update")
+    rollback, clear = obj.get("rollback", False), obj.get("clear", False)
+    for flag, value in (("rollback", rollback), ("clear", clear)):
+        if not isinstance(value, bool):
+            raise _wrong_type(flag, value, "true or false")
+    role = obj.get("role", "champion")
+    if role not in MODEL_ROLES:
+        raise EventError("invalid_value", f"role={_short(role)} must be one of "
+                         f"{', '.join(MODEL_ROLES)}")
+    if clear and role != "challenger":
+        raise EventError("invalid_value", "clear applies to role=challenger only")
     name = _get_str(obj, "name", max_chars=64)
     if not MODEL_NAME_RE.fullmatch(name):
         raise EventError("invalid_value", f"name={_short(name)} must match "
@@ -287,7 +295,7 @@ def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
     return ModelUpdate(name=name, version=_get_str(obj, "version", max_chars=ID_MAX_CHARS),
                        uri=_get_str(obj, "uri", max_chars=4096), sha256=sha256,
                        metrics={str(k): float(v) for k, v in metrics.items()},
-                       created_at=created_at, rollback=rollback)
+                       created_at=created_at, rollback=rollback, role=role, clear=clear)
 
 
 # -- output events -----------------------------------------------------------------------------
@@ -328,7 +336,8 @@ def _field_names(cls: type) -> tuple[str, ...]:
 class SentimentScore(_Output):
     """A value on ``sentiment``: every model's score of one text, side by side."""
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("symbol", "label")
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("symbol", "label", "challenger_version",
+                                                "challenger_score")
     id: str
     ts: int
     vader_compound: float
@@ -341,13 +350,17 @@ class SentimentScore(_Output):
     label: int | None = None
     agree: bool | None = None
     """Whether the RNN (P >= 0.5) and VADER (compound >= 0.05) call the same class."""
+    challenger_version: str | None = None
+    """The challenger in shadow (``tickcast models shadow``), when one scored this text."""
+    challenger_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forecast(_Output):
     """A value on ``forecasts``: the next price of ``symbol`` ``horizon`` ticks after ``ts``."""
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "processed_at", "latency_ms")
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "processed_at", "latency_ms",
+                                                "challenger_version", "challenger_forecast")
     symbol: str
     ts: int
     last_price: float
@@ -359,6 +372,9 @@ class Forecast(_Output):
     """Processing time, epoch milliseconds."""
     latency_ms: int | None = None
     """From the tick's Kafka timestamp to this forecast, milliseconds."""
+    challenger_version: str | None = None
+    """The challenger in shadow (``tickcast models shadow``), when one scored this tick."""
+    challenger_forecast: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -373,6 +389,10 @@ class ModelUpdate(_Output):
     created_at: int
     rollback: bool = False
     """True when an older version is published on purpose (``tickcast models rollback``)."""
+    role: str = "champion"
+    """``champion`` (serves) or ``challenger`` (scored in shadow beside the champion)."""
+    clear: bool = False
+    """With ``role=challenger``: stop shadowing (``version`` names the challenger ended)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -70,10 +70,15 @@ class Metrics:
         self.model_info = Gauge(
             "tickcast_model_info", "Model version serving (value 1), by model.",
             ["model", "version"], registry=r)
+        self.challenger_info = Gauge(
+            "tickcast_challenger_info", "Model version in shadow beside the champion (value "
+            "1), by model; absent when none.", ["model", "version"], registry=r)
         self.model_swaps = Counter(
             "tickcast_model_swaps_total", "model-updates handled, by model and outcome: "
-            "swapped, current (already serving), stale (older), refused (failed a check), "
-            "unknown_model, invalid_event.", ["model", "outcome"], registry=r)
+            "swapped, current (already serving or shadowing), stale (older), refused (failed "
+            "a check), shadowing (a challenger loaded), shadow_cleared, shadow_refused (a "
+            "challenger failed a check; the champion is unaffected), unknown_model, "
+            "invalid_event.", ["model", "outcome"], registry=r)
         self.model_update_errors = Counter(
             "tickcast_model_update_errors_total", "Malformed model-updates events, by reason.",
             ["reason"], registry=r)
@@ -133,6 +138,23 @@ class Metrics:
             "tickcast_forecast_dm", "Diebold-Mariano test of the LSTM against naive "
             "persistence on scaled squared errors over the window (HLN-corrected): "
             "value=stat (< 0: LSTM better) or p_value (two-sided).", ["value"], registry=r)
+        self.challenger_dm = Gauge(
+            "tickcast_challenger_forecast_dm", "Diebold-Mariano test of the challenger in "
+            "shadow against the champion on the same ticks (scaled squared errors, "
+            "HLN-corrected): value=stat (< 0: the challenger is better) or p_value.",
+            ["model", "value"], registry=r)
+        self.challenger_auc_diff = Gauge(
+            "tickcast_challenger_auc_diff", "Challenger AUC minus champion (RNN) AUC on the "
+            "same labelled texts, with its 95% DeLong interval: bound=estimate|low|high.",
+            ["bound"], registry=r)
+        self.challenger_window = Gauge(
+            "tickcast_challenger_window_size", "Events in the challenger's paired window: "
+            "scored forecasts (model=lstm) or labelled texts (model=rnn) that both the "
+            "challenger and the champion scored.", ["model"], registry=r)
+        self.challenger_outputs = Counter(
+            "tickcast_challenger_outputs_total", "Events the challenger in shadow scored "
+            "(scored), or failed to (failed: no challenger output; the champion's is sent "
+            "as usual).", ["model", "outcome"], registry=r)
         self.forecast_window = Gauge(
             "tickcast_forecast_window_size", "Scored forecasts in the rolling window.",
             registry=r)
@@ -197,6 +219,18 @@ class Metrics:
             gauge.set(math.nan)
         for value in ("stat", "p_value"):
             self.forecast_dm.labels(value=value).set(math.nan)
+        for gauge in (self.forecast_rmse, self.forecast_mae, self.forecast_mape,
+                      self.forecast_mase):
+            gauge.labels(model="challenger").set(math.nan)
+        for value in ("stat", "p_value"):
+            self.challenger_dm.labels(model="lstm", value=value).set(math.nan)
+        for bound in ("estimate", "low", "high"):
+            self.challenger_auc_diff.labels(bound=bound).set(math.nan)
+        self.auc.labels(model="challenger").set(math.nan)
+        for model in ("lstm", "rnn"):
+            self.challenger_window.labels(model=model)
+            for outcome in ("scored", "failed"):
+                self.challenger_outputs.labels(model=model, outcome=outcome)
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(outcome=outcome)
         for kind in ("texts", "labels"):

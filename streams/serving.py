@@ -37,8 +37,10 @@ __all__ = ["METRIC_MODEL", "OTHER_MODEL", "ModelManager", "SwapOutcome", "follow
 
 log = logging.getLogger(__name__)
 
-SwapOutcome = Literal["swapped", "current", "stale", "refused", "unknown_model", "invalid_event"]
-SERVED_OUTCOMES: Final[tuple[SwapOutcome, ...]] = ("swapped", "current", "stale", "refused")
+SwapOutcome = Literal["swapped", "current", "stale", "refused", "unknown_model", "invalid_event",
+                      "shadowing", "shadow_cleared", "shadow_refused"]
+SERVED_OUTCOMES: Final[tuple[SwapOutcome, ...]] = (
+    "swapped", "current", "stale", "refused", "shadowing", "shadow_cleared", "shadow_refused")
 """Outcomes of an update naming a model this worker serves."""
 OTHER_OUTCOMES: Final[tuple[SwapOutcome, ...]] = ("unknown_model", "invalid_event")
 """Outcomes of an update that names no served model (or cannot be read): ``model="other"``."""
@@ -85,6 +87,7 @@ class ModelManager:
         self.max_event_bytes = max_event_bytes
         self._kinds = {name: kind for kind, name in self.names.items()}
         self._serving: dict[ModelKind, Predictor | None] = dict.fromkeys(self.names)
+        self._challengers: dict[ModelKind, Predictor | None] = dict.fromkeys(self.names)
         for kind in self.names:
             for outcome in SERVED_OUTCOMES:
                 metrics.model_swaps.labels(model=METRIC_MODEL[kind], outcome=outcome)
@@ -97,6 +100,15 @@ class ModelManager:
 
     def sentiment(self) -> SentimentRNN | None:
         predictor = self._serving.get("sentiment")
+        return predictor if isinstance(predictor, SentimentRNN) else None
+
+    def forecaster_challenger(self) -> Forecaster | None:
+        """The forecaster in shadow beside the champion, if any."""
+        predictor = self._challengers.get("forecaster")
+        return predictor if isinstance(predictor, Forecaster) else None
+
+    def sentiment_challenger(self) -> SentimentRNN | None:
+        predictor = self._challengers.get("sentiment")
         return predictor if isinstance(predictor, SentimentRNN) else None
 
     def load_latest(self) -> None:
@@ -115,6 +127,17 @@ class ModelManager:
                 continue
             self._install(kind, predictor)
             log.info("serving %s/%s (%s)", name, version, getattr(predictor, "backend", ""))
+            challenger = self.store.challenger(name)
+            if challenger is None or challenger == version:
+                continue
+            try:
+                shadow = self._load(kind, name, challenger, expected_sha256=None)
+            except ArtifactError as exc:
+                log.error("cannot shadow %s/%s: %s", name, challenger, exc)
+                self._count(kind, "shadow_refused")
+                continue
+            self._install_challenger(kind, shadow)
+            log.info("shadowing %s/%s beside %s", name, challenger, version)
 
     def apply_raw(self, raw: bytes | None) -> SwapOutcome:
         try:
@@ -131,6 +154,8 @@ class ModelManager:
         if kind is None:
             log.info("model-updates: %s is not served by this worker", update.name)
             return self._count_other("unknown_model")
+        if update.role == "challenger":
+            return self._apply_challenger(kind, update)
         current = self._serving[kind]
         if current is not None and current.version == update.version:
             return self._count(kind, "current")
@@ -153,7 +178,49 @@ class ModelManager:
         self._install(kind, predictor)
         log.info("now serving %s/%s (%s; was %s)", update.name, update.version,
                  getattr(predictor, "backend", ""), current.version if current else "nothing")
+        shadow = self._challengers[kind]
+        if shadow is not None and shadow.version == predictor.version:
+            self._install_challenger(kind, None)  # promoted: no longer its own challenger
+            log.info("%s/%s is promoted: its shadow ends", update.name, update.version)
         return self._count(kind, "swapped")
+
+    def _apply_challenger(self, kind: ModelKind, update: ModelUpdate) -> SwapOutcome:
+        """Start (or, with ``clear``, end) the shadow of ``update``'s version. The champion
+        is never touched: a refused challenger leaves everything as it was."""
+        shadow, champion = self._challengers[kind], self._serving[kind]
+        if update.clear:
+            if shadow is not None and shadow.version == update.version:
+                self._install_challenger(kind, None)
+                log.info("%s/%s is no longer in shadow", update.name, update.version)
+            return self._count(kind, "shadow_cleared")
+        if shadow is not None and shadow.version == update.version:
+            return self._count(kind, "current")
+        try:
+            if champion is not None and champion.version == update.version:
+                raise ArtifactError("it is the champion already")
+            path = self.store.resolve(update.uri)
+            if path != self.store.path(update.name, update.version):
+                raise ArtifactError(f"uri {update.uri!r} does not name {update.name}/"
+                                    f"{update.version}")
+            predictor = self._load(kind, update.name, update.version,
+                                   expected_sha256=update.sha256)
+        except ArtifactError as exc:
+            log.error("refusing %s/%s as a challenger (the champion is unaffected): %s",
+                      update.name, update.version, exc)
+            return self._count(kind, "shadow_refused")
+        self._install_challenger(kind, predictor)
+        log.info("shadowing %s/%s beside %s", update.name, update.version,
+                 champion.version if champion else "no champion")
+        return self._count(kind, "shadowing")
+
+    def _install_challenger(self, kind: ModelKind, predictor: Predictor | None) -> None:
+        old = self._challengers[kind]
+        self._challengers[kind] = predictor
+        label = METRIC_MODEL[kind]
+        if old is not None:
+            self.metrics.challenger_info.remove(label, old.version)
+        if predictor is not None:
+            self.metrics.challenger_info.labels(model=label, version=predictor.version).set(1)
 
     def _load(self, kind: ModelKind, name: str, version: str, *,
               expected_sha256: str | None) -> Predictor:

@@ -17,17 +17,19 @@ from tickcast.models.artifacts import Manifest
 from tickcast.models.registry import ModelStore
 from tickcast.streams.security import KafkaSecurity
 
-__all__ = ["PublishError", "publish_update", "update_event"]
+__all__ = ["PublishError", "publish_update", "update_event", "update_key"]
 
 
 class PublishError(TickcastError):
     """The broker did not acknowledge the model-update event."""
 
 
-def update_event(manifest: Manifest, *, rollback: bool = False) -> dict[str, Any]:
+def update_event(manifest: Manifest, *, rollback: bool = False, role: str = "champion",
+                 clear: bool = False) -> dict[str, Any]:
     """The ``model-updates`` value for ``manifest``; ``rollback`` lets workers go back to an
-    older version (they otherwise ignore versions older than the one serving)."""
-    return {
+    older version (they otherwise ignore versions older than the one serving). ``role``
+    ``challenger`` puts it in shadow beside the champion, ``clear`` ends that shadow."""
+    event: dict[str, Any] = {
         "name": manifest.name,
         "version": manifest.version,
         "uri": ModelStore.uri(manifest.name, manifest.version),
@@ -36,16 +38,25 @@ def update_event(manifest: Manifest, *, rollback: bool = False) -> dict[str, Any
         "created_at": manifest.created_at,
         "rollback": rollback,
     }
+    if role != "champion":
+        event.update(role=role, clear=clear)
+    return event
+
+
+def update_key(name: str, role: str = "champion") -> bytes:
+    """The compaction key: one champion and one challenger event survive per model."""
+    return (name if role == "champion" else f"{name}#{role}").encode()
 
 
 def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
                    security: KafkaSecurity | None = None, rollback: bool = False,
+                   role: str = "champion", clear: bool = False,
                    timeout_s: float = 30.0) -> tuple[int, int]:
     """Send the event with ``acks=all`` and idempotence; returns ``(partition, offset)``."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    value = json.dumps(update_event(manifest, rollback=rollback),
+    value = json.dumps(update_event(manifest, rollback=rollback, role=role, clear=clear),
                        separators=(",", ":")).encode("utf-8")
     security = security or KafkaSecurity()
     try:
@@ -56,7 +67,7 @@ def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
     except (KafkaError, OSError) as exc:
         raise PublishError(security.unreachable(bootstrap, exc)) from None
     try:
-        metadata = producer.send(topic, key=manifest.name.encode(), value=value).get(
+        metadata = producer.send(topic, key=update_key(manifest.name, role), value=value).get(
             timeout=timeout_s)
         producer.flush()
     except KafkaError as exc:

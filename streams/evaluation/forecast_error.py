@@ -16,10 +16,10 @@ from collections import deque
 
 import numpy as np
 
-from tickcast.streams.evaluation.forecast_tests import diebold_mariano
+from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
 from tickcast.streams.evaluation.rolling_auc import RollingAUC
 
-__all__ = ["RollingForecastErrors"]
+__all__ = ["RollingForecastErrors", "RollingLossPairs"]
 
 
 class RollingForecastErrors:
@@ -73,3 +73,26 @@ class RollingForecastErrors:
         out["dm_stat"] = math.nan if dm is None else dm.stat
         out["dm_p_value"] = math.nan if dm is None else dm.p_value
         return out
+
+
+class RollingLossPairs:
+    """Two forecasters' losses on the same targets over the last ``window_size`` pairs, and
+    the Diebold–Mariano test of ``a`` against ``b`` on them (recomputed once per update)."""
+
+    def __init__(self, window_size: int) -> None:
+        self._pairs: deque[tuple[float, float]] = deque(maxlen=window_size)
+        self._cached: tuple[int, DMResult | None] = (0, None)
+        self._updates = 0
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def update(self, loss_a: float, loss_b: float) -> None:
+        self._pairs.append((loss_a, loss_b))
+        self._updates += 1
+
+    def get(self) -> DMResult | None:
+        if self._cached[0] != self._updates:
+            pairs = np.asarray(self._pairs, dtype=np.float64).reshape(-1, 2)
+            self._cached = (self._updates, diebold_mariano(pairs[:, 0], pairs[:, 1]))
+        return self._cached[1]

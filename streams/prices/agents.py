@@ -43,8 +43,8 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
         cache.clear()
 
     def keep() -> int:
-        forecaster = models.forecaster()
-        return history_keep(forecaster.window if forecaster is not None else None)
+        windows = [f.window for f in (models.forecaster(), models.forecaster_challenger()) if f]
+        return history_keep(max(windows) if windows else None)
 
     def load(symbol: str) -> SymbolState:
         state = cache.get(symbol)
@@ -63,7 +63,8 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
         async for events in batches(stream, size=settings.batch_size, within=within):
             batch = [in_message(e, prefix_len=prefix_len) for e in events]
             processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])
-            plan = processor.plan(batch, load, models.forecaster())
+            plan = processor.plan(batch, load, models.forecaster(),
+                                  models.forecaster_challenger())
             values = await loop.run_in_executor(executor, processor.infer, plan)
             outputs = processor.finish(plan, values)
             history = keep()

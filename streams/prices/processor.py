@@ -17,6 +17,7 @@ only warm its window up.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -28,12 +29,14 @@ import numpy as np
 
 from tickcast.models.predictors import Forecaster
 from tickcast.streams.deadletters import dead_letter
-from tickcast.streams.evaluation.forecast_error import RollingForecastErrors
+from tickcast.streams.evaluation.forecast_error import RollingForecastErrors, RollingLossPairs
 from tickcast.streams.events import EventError, Forecast, PriceTick, decode_price
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
 __all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState", "history_keep"]
+
+log = logging.getLogger(__name__)
 
 # Ticks kept beyond the window, so redeliveries can be re-forecast. After a crash, Kafka
 # redelivers what was processed but not yet committed: at most the commit interval's worth
@@ -79,6 +82,8 @@ class Job:
     previous: dict[str, Any] | Job | None
     """The forecast this tick scores: remembered from an earlier batch, or made by an
     earlier job of this batch (known only after inference)."""
+    shadow: np.ndarray | None = None
+    """The challenger's window, when one is in shadow and the history is long enough."""
 
 
 @dataclass(slots=True)
@@ -89,6 +94,7 @@ class Plan:
     states: dict[str, SymbolState] = field(default_factory=dict)
     partitions: dict[str, int] = field(default_factory=dict)
     forecaster: Forecaster | None = None
+    challenger: Forecaster | None = None
     last_job: dict[str, Job] = field(default_factory=dict)
     size: int = 0
     """Messages in the batch."""
@@ -98,6 +104,8 @@ class Plan:
     """Valid ticks by outcome (``tickcast_ticks_total``)."""
     scales: np.ndarray | None = None
     """Per job, the naive in-sample error of its window (set by :meth:`PriceProcessor.infer`)."""
+    shadow: np.ndarray | None = None
+    """Per job, the challenger's forecast (NaN where it made none)."""
 
 
 class PriceProcessor:
@@ -110,14 +118,22 @@ class PriceProcessor:
         """Called with each tick and the forecast it scores (a backtest records them)."""
         self.max_event_bytes = max_event_bytes
         self.errors = RollingForecastErrors(eval_window)
+        self.eval_window = eval_window
+        # The challenger in shadow: its errors, and its losses paired with the champion's on
+        # the same ticks. Both restart when the challenger changes.
+        self.challenger_version: str | None = None
+        self.challenger_errors = RollingForecastErrors(eval_window)
+        self.challenger_pairs = RollingLossPairs(eval_window)
         self.symbol_cap = symbol_cap
         self._symbols: set[str] = set()
 
     # -- 1. plan --------------------------------------------------------------------------
     def plan(self, batch: Sequence[InMessage], load: Callable[[str], SymbolState],
-             forecaster: Forecaster | None) -> Plan:
-        plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch))
+             forecaster: Forecaster | None, challenger: Forecaster | None = None) -> Plan:
+        plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch),
+                    challenger=challenger if forecaster is not None else None)
         window = forecaster.window if forecaster is not None else None
+        keep = history_keep(max(window or 0, challenger.window if challenger else 0) or None)
         for msg in batch:
             try:
                 tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
@@ -128,18 +144,18 @@ class PriceProcessor:
             if state is None:
                 state = plan.states[tick.symbol] = load(tick.symbol)
             plan.partitions[tick.symbol] = msg.partition
-            self._plan_tick(plan, msg, tick, state, window)
+            self._plan_tick(plan, msg, tick, state, window, keep)
         return plan
 
     def _plan_tick(self, plan: Plan, msg: InMessage, tick: PriceTick, state: SymbolState,
-                   window: int | None) -> None:
+                   window: int | None, keep: int) -> None:
         newest = state.ts[-1] if state.ts else None
         if newest is None or tick.ts > newest:
             pending: dict[str, Any] | Job | None = plan.last_job.pop(tick.symbol, None)
             if pending is None:
                 pending = state.pending
             # The state is logged to the changelog every batch: keep it small.
-            state.append(tick, keep=history_keep(window))
+            state.append(tick, keep=keep)
             state.pending = None
             end = len(state.price)
             new = True
@@ -160,6 +176,9 @@ class PriceProcessor:
             return
         closes = np.asarray(state.price[end - window:end], dtype=np.float64)
         job = Job(msg, tick, closes, new, pending)
+        if plan.challenger is not None and end >= plan.challenger.window:
+            job.shadow = np.asarray(state.price[end - plan.challenger.window:end],
+                                    dtype=np.float64)
         plan.jobs.append(job)
         if new:
             plan.last_job[tick.symbol] = job
@@ -175,7 +194,29 @@ class PriceProcessor:
         # MASE's scale: the naive one-step error within each window (0 for a flat one).
         plan.scales = (np.abs(np.diff(windows, axis=1)).mean(axis=1) if windows.shape[1] > 1
                        else np.zeros(len(windows)))
+        if plan.challenger is not None:
+            plan.shadow = self._infer_challenger(plan)
         return forecasts
+
+    def _infer_challenger(self, plan: Plan) -> np.ndarray | None:
+        """The challenger's forecasts for the jobs it has a window for; a failure costs the
+        challenger this batch and nothing else."""
+        assert plan.challenger is not None
+        shadow = np.full(len(plan.jobs), np.nan)
+        index = [i for i, job in enumerate(plan.jobs) if job.shadow is not None]
+        if not index:
+            return shadow
+        started = time.perf_counter()
+        try:
+            values = plan.challenger.predict_prices(np.stack([plan.jobs[i].shadow
+                                                              for i in index]))
+            shadow[index] = np.asarray(values, dtype=np.float64).reshape(len(index))
+        except Exception:
+            log.exception("the challenger %s failed on a batch of %d", plan.challenger.version,
+                          len(index))
+        self.metrics.inference_seconds.labels(model="lstm_challenger").observe(
+            time.perf_counter() - started)
+        return shadow
 
     # -- 3. finish ------------------------------------------------------------------------
     def finish(self, plan: Plan, forecasts: np.ndarray) -> list[OutMessage]:
@@ -184,23 +225,32 @@ class PriceProcessor:
         version = plan.forecaster.version if plan.forecaster else ""
         now_ms = int(self.clock() * 1000)
         scales = plan.scales.tolist() if plan.scales is not None else [0.0] * len(plan.jobs)
+        challenger = plan.challenger.version if plan.challenger is not None else None
+        if challenger != self.challenger_version:
+            self._restart_challenger(challenger)
+        shadow = plan.shadow.tolist() if plan.shadow is not None else [math.nan] * len(plan.jobs)
+        shadowed = 0
         made: dict[int, dict[str, Any]] = {}
         latencies: list[float] = []
         newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
         failed = 0
-        for job, value, scale in zip(plan.jobs, forecasts, scales, strict=True):
+        for job, value, scale, rival in zip(plan.jobs, forecasts, scales, shadow, strict=True):
             tick, last, forecast = job.tick, float(job.window[-1]), float(value)
             if not math.isfinite(forecast):
                 out.append(self._reject(job.msg, EventError(
                     "scoring_failed", f"the forecaster returned {value} for this window")))
                 failed += 1
                 continue
+            rival_ok = challenger is not None and math.isfinite(rival)
+            shadowed += rival_ok
             if job.new:
                 previous = job.previous
                 self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
                             else previous)
                 pending = {"ts": tick.ts, "last": last, "forecast": forecast,
                            "version": version, "scale": scale}
+                if rival_ok:
+                    pending["challenger"] = {"version": challenger, "forecast": rival}
                 made[id(job)] = plan.states[tick.symbol].pending = pending
                 outcomes["forecast"] += 1
             else:
@@ -208,7 +258,9 @@ class PriceProcessor:
             latency = (now_ms - job.msg.timestamp_ms) if job.msg.timestamp_ms else None
             record = Forecast(symbol=tick.symbol, ts=tick.ts, last_price=last,
                               forecast=forecast, horizon=1, model_version=version,
-                              id=tick.id, processed_at=now_ms, latency_ms=latency)
+                              id=tick.id, processed_at=now_ms, latency_ms=latency,
+                              challenger_version=challenger if rival_ok else None,
+                              challenger_forecast=rival if rival_ok else None)
             if latency is not None:
                 latencies.append(max(latency, 0) / 1000)
             newest[tick.symbol] = (tick.price, forecast)
@@ -226,6 +278,12 @@ class PriceProcessor:
         m.events_out.labels(topic="forecasts").inc(
             sum(1 for o in out if o.topic == "forecasts"))
         self._export_errors()
+        if challenger is not None:
+            m.challenger_outputs.labels(model="lstm", outcome="scored").inc(shadowed)
+            missed = sum(1 for job in plan.jobs if job.shadow is not None) - shadowed
+            if missed:
+                m.challenger_outputs.labels(model="lstm", outcome="failed").inc(missed)
+            self._export_challenger()
         m.batch_size.labels(agent="prices").observe(plan.size)
         m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
         return out
@@ -239,8 +297,36 @@ class PriceProcessor:
         self.errors.update(last=float(pending["last"]), forecast=float(pending["forecast"]),
                            actual=tick.price, scale=float(scale) if scale else None)
         self.metrics.forecasts_scored.inc()
+        rival = pending.get("challenger")
+        if rival is not None and rival.get("version") == self.challenger_version and scale:
+            last, actual = float(pending["last"]), tick.price
+            self.challenger_errors.update(last=last, forecast=float(rival["forecast"]),
+                                          actual=actual, scale=float(scale))
+            self.challenger_pairs.update(
+                ((float(rival["forecast"]) - actual) / scale) ** 2,
+                ((float(pending["forecast"]) - actual) / scale) ** 2)
         if self.on_scored is not None:
             self.on_scored(tick, pending)
+
+    def _restart_challenger(self, version: str | None) -> None:
+        """A new challenger (or none): its evidence starts again; forecasts still pending from
+        the previous one are not scored."""
+        self.challenger_version = version
+        self.challenger_errors = RollingForecastErrors(self.eval_window)
+        self.challenger_pairs = RollingLossPairs(self.eval_window)
+        self._export_challenger()
+
+    def _export_challenger(self) -> None:
+        m, values = self.metrics, self.challenger_errors.get()
+        m.forecast_rmse.labels(model="challenger").set(values.get("model_rmse", math.nan))
+        m.forecast_mae.labels(model="challenger").set(values.get("model_mae", math.nan))
+        m.forecast_mape.labels(model="challenger").set(values.get("model_mape", math.nan))
+        m.forecast_mase.labels(model="challenger").set(values.get("model_mase", math.nan))
+        dm = self.challenger_pairs.get()
+        m.challenger_dm.labels(model="lstm", value="stat").set(dm.stat if dm else math.nan)
+        m.challenger_dm.labels(model="lstm", value="p_value").set(
+            dm.p_value if dm else math.nan)
+        m.challenger_window.labels(model="lstm").set(len(self.challenger_pairs))
 
     def _export_errors(self) -> None:
         m, values = self.metrics, self.errors.get()

@@ -45,7 +45,8 @@ class SentimentProcessor:
 
     def __init__(self, *, vader: VaderScorer, join: LabelJoin, metrics: Metrics,
                  max_event_bytes: int, rnn: Callable[[], TextScorer | None] = _no_rnn,
-                 window_size: int = 500, clock: Callable[[], float] = time.time) -> None:
+                 window_size: int = 500, clock: Callable[[], float] = time.time,
+                 challenger: Callable[[], TextScorer | None] = _no_rnn) -> None:
         self.vader = vader
         self.clock = clock
         """Wall time for ``scored_at`` and latency (a backtest passes event time)."""
@@ -58,6 +59,13 @@ class SentimentProcessor:
         self.max_event_bytes = max_event_bytes
         self.agreement = RollingAgreement(window_size)
         self.paired = PairedAUC(window_size)
+        self.window_size = window_size
+        self.challenger = challenger
+        """The RNN in shadow beside the champion (read once per batch), if any."""
+        self.challenger_version: str | None = None
+        self.challenger_paired = PairedAUC(window_size)
+        """Challenger vs champion RNN on the same labelled texts; restarts with the
+        challenger."""
         self._expired_exported = 0
         self._outcomes: Counter[str] = Counter()
         """Label outcomes of the batch being processed (exported once per batch)."""
@@ -69,10 +77,14 @@ class SentimentProcessor:
         started = time.perf_counter()
         rnn = self.rnn()
         self.scorers = [self.vader] if rnn is None else [self.vader, rnn]
+        rival = self.challenger() if rnn is not None else None
+        if (rival.version if rival is not None else None) != self.challenger_version:
+            self._restart_challenger(rival.version if rival is not None else None)
         decoded: list[TextEvent | LabelEvent | OutMessage] = [self._decode(m) for m in batch]
         self._outcomes.clear()
         texts = [(i, d) for i, d in enumerate(decoded) if isinstance(d, TextEvent)]
         scores = self._score([t for _, t in texts])
+        self._score_challenger(rival, [t for _, t in texts], scores)
         out: list[OutMessage] = []
         for (i, text), text_scores in zip(texts, scores, strict=True):
             if isinstance(text_scores, EventError):
@@ -148,6 +160,34 @@ class SentimentProcessor:
                 sum(1 for r in results if isinstance(r, dict)))
         return results
 
+    def _score_challenger(self, rival: TextScorer | None, texts: Sequence[TextEvent],
+                          scores: list[dict[str, float] | EventError]) -> None:
+        """Add the challenger's score under its own key to each text the champion scored; a
+        text the challenger cannot score only lacks that score."""
+        if rival is None:
+            return
+        index = [i for i, s in enumerate(scores) if isinstance(s, dict)]
+        if not index:
+            return
+        values = self._score_with(rival, [texts[i].text for i in index])
+        key, scored = self._challenger_key(), 0
+        for i, value in zip(index, values, strict=True):
+            if not isinstance(value, EventError):
+                scores[i][key] = value  # type: ignore[index]
+                scored += 1
+        self.metrics.challenger_outputs.labels(model="rnn", outcome="scored").inc(scored)
+        if len(index) - scored:
+            self.metrics.challenger_outputs.labels(model="rnn", outcome="failed").inc(
+                len(index) - scored)
+
+    def _challenger_key(self) -> str:
+        """The challenger's key in a text's scores: per version, so evidence never mixes."""
+        return f"challenger:{self.challenger_version}"
+
+    def _restart_challenger(self, version: str | None) -> None:
+        self.challenger_version = version
+        self.challenger_paired = PairedAUC(self.window_size)
+
     def _score_with(self, scorer: TextScorer, bodies: list[str]) -> list[float | EventError]:
         try:
             return _checked(scorer, bodies, scorer.score_batch(bodies))
@@ -166,6 +206,7 @@ class SentimentProcessor:
     # -- outputs and evaluation -------------------------------------------------------------
     def _sentiment(self, text: TextEvent, scores: dict[str, float]) -> OutMessage:
         versions = {s.name: s.version for s in self.scorers}
+        rival = scores.get(self._challenger_key()) if self.challenger_version else None
         compound = round(scores["vader"] * 2.0 - 1.0, 4)  # VADER rounds to 4 decimals
         agree = None
         if "rnn" in scores:
@@ -185,6 +226,8 @@ class SentimentProcessor:
             symbol=text.symbol,
             label=text.label,
             agree=agree,
+            challenger_version=self.challenger_version if rival is not None else None,
+            challenger_score=rival,
         )
         outcome = self.join.on_scored(text.id, scores, text.label, on_match=self._on_match)
         if outcome in ("matched", "duplicate"):
@@ -198,12 +241,29 @@ class SentimentProcessor:
     def _on_match(self, text_id: str, scores: Mapping[str, float], label: int) -> None:
         if "rnn" in scores:
             self.paired.update(scores["rnn"], scores["vader"], label)
+            rival = scores.get(self._challenger_key()) if self.challenger_version else None
+            if rival is not None:
+                self.challenger_paired.update(rival, scores["rnn"], label)
         if self.on_matched is not None:
             self.on_matched(text_id, scores, label)
 
     def _export_state(self) -> None:
         m = self.metrics
+        current = self._challenger_key() if self.challenger_version else None
+        for model in [k for k in self.join.aucs if k.startswith("challenger:") and k != current]:
+            del self.join.aucs[model]  # a challenger no longer in shadow
+        rival = self.join.aucs.get(current) if current else None
+        rival_auc = rival.get() if rival is not None else None
+        m.auc.labels(model="challenger").set(math.nan if rival_auc is None else rival_auc)
+        comparison = self.challenger_paired.get() if current else None
+        for bound, attr in (("estimate", "diff"), ("low", "low"), ("high", "high")):
+            m.challenger_auc_diff.labels(bound=bound).set(
+                math.nan if comparison is None else getattr(comparison, attr))
+        m.challenger_window.labels(model="rnn").set(len(self.challenger_paired) if current
+                                                    else 0)
         for model, auc in self.join.aucs.items():
+            if model.startswith("challenger:"):
+                continue
             value = auc.get()
             m.auc.labels(model=model).set(math.nan if value is None else value)
             m.auc_window.labels(model=model, label="1").set(auc.positives)

@@ -130,10 +130,17 @@ def test_model_update_round_trip_and_rejections() -> None:
     good = {"name": "sentiment-rnn", "version": "20240101T000000Z", "uri": "models/x",
             "sha256": "a" * 64, "metrics": {"auc": 0.9}, "created_at": 1}
     update = decode_model_update(_j(good), max_bytes=MAX)
-    assert json.loads(update.to_bytes()) == {**good, "rollback": False}
+    assert json.loads(update.to_bytes()) == {**good, "rollback": False, "role": "champion",
+                                             "clear": False}
+    shadow = decode_model_update(_j({**good, "role": "challenger", "clear": True}),
+                                 max_bytes=MAX)
+    assert (shadow.role, shadow.clear) == ("challenger", True)
     for change, reason in [({"sha256": "A" * 64}, "invalid_value"),
                            ({"name": "../etc"}, "invalid_value"),
-                           ({"metrics": {"auc": "high"}}, "wrong_type")]:
+                           ({"metrics": {"auc": "high"}}, "wrong_type"),
+                           ({"role": "referee"}, "invalid_value"),
+                           ({"clear": True}, "invalid_value"),  # only a challenger is cleared
+                           ({"role": "challenger", "clear": "yes"}, "wrong_type")]:
         with pytest.raises(EventError) as info:
             decode_model_update(_j({**good, **change}), max_bytes=MAX)
         assert info.value.reason == reason

@@ -125,3 +125,71 @@ def test_a_missing_latest_leaves_inference_off(tmp_path: Path) -> None:
     models.load_latest()
     assert models.forecaster() is None
     assert models.sentiment() is None
+
+
+def challenger_count(metrics: Metrics, outcome: str, model: str = "lstm") -> float:
+    return metrics.registry.get_sample_value(
+        "tickcast_model_swaps_total", {"model": model, "outcome": outcome}) or 0.0
+
+
+def test_a_challenger_loads_beside_the_champion_and_clears(
+        store: ModelStore, tiny_forecaster: PriceResult) -> None:
+    models, metrics = manager(store)
+    models.load_latest()
+    champion = models.forecaster()
+    update = second_version(store, tiny_forecaster, "v-rival", 5)  # older is fine in shadow
+    assert models.apply(replace(update, role="challenger")) == "shadowing"
+    assert models.forecaster() is champion
+    assert models.forecaster_challenger().version == "v-rival"  # type: ignore[union-attr]
+    assert metrics.registry.get_sample_value(
+        "tickcast_challenger_info", {"model": "lstm", "version": "v-rival"}) == 1.0
+    assert models.apply(replace(update, role="challenger")) == "current"
+    assert models.apply(replace(update, role="challenger", clear=True)) == "shadow_cleared"
+    assert models.forecaster_challenger() is None
+    assert metrics.registry.get_sample_value(
+        "tickcast_challenger_info", {"model": "lstm", "version": "v-rival"}) is None
+    assert models.forecaster() is champion
+
+
+@pytest.mark.parametrize("problem", ["sha256", "kind", "champion", "missing"])
+def test_a_refused_challenger_never_touches_the_champion(
+        store: ModelStore, tiny_forecaster: PriceResult, tiny_sentiment: SentimentResult,
+        problem: str) -> None:
+    models, metrics = manager(store)
+    models.load_latest()
+    champion, rnn = models.forecaster(), models.sentiment()
+    update = replace(second_version(store, tiny_forecaster, "v-rival", 5), role="challenger")
+    if problem == "sha256":
+        update = replace(update, sha256="0" * 64)
+    elif problem == "kind":  # a sentiment artifact offered as the forecaster's challenger
+        version = tiny_sentiment.manifest.version
+        shutil.copytree(tiny_sentiment.path, store.path("gold-lstm", version))
+        update = replace(update, version=version, uri=f"gold-lstm/{version}",
+                         sha256=tiny_sentiment.manifest.sha256)
+    elif problem == "champion":
+        update = replace(ModelUpdate(**update_event(tiny_forecaster.manifest)),
+                         role="challenger")
+    else:
+        update = replace(update, version="v-none", uri="gold-lstm/v-none")
+    assert models.apply(update) == "shadow_refused"
+    assert models.forecaster() is champion
+    assert models.sentiment() is rnn
+    assert models.forecaster_challenger() is None
+    assert challenger_count(metrics, "shadow_refused") == 1
+
+
+def test_promoting_the_challenger_ends_its_shadow_and_workers_start_with_it(
+        store: ModelStore, tiny_forecaster: PriceResult) -> None:
+    rival = second_version(store, tiny_forecaster, "v-rival",
+                           tiny_forecaster.manifest.created_at + 1000)
+    store.set_challenger("gold-lstm", "v-rival")
+    models, _ = manager(store)
+    models.load_latest()  # a worker starting now shadows what the store says
+    assert models.forecaster_challenger().version == "v-rival"  # type: ignore[union-attr]
+    assert models.apply(rival) == "swapped"  # promoted through the usual path
+    assert models.forecaster().version == "v-rival"  # type: ignore[union-attr]
+    assert models.forecaster_challenger() is None
+    store.promote("gold-lstm", "v-rival")
+    assert store.challenger("gold-lstm") is None
+    with pytest.raises(Exception, match="LATEST already"):
+        store.set_challenger("gold-lstm", "v-rival")

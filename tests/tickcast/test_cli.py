@@ -181,6 +181,18 @@ def test_models_commands_list_show_promote_rollback(
     assert main(["models", "show", "gold-lstm"]) == 0
     shown = capsys.readouterr().out
     assert json.loads(shown[: shown.rindex("}") + 1])["version"] == versions[0]
+    assert main(["models", "shadow", "gold-lstm", versions[1]]) == 0
+    assert f"{versions[1]} is the challenger of {versions[0]}" in capsys.readouterr().out
+    assert main(["models", "list"]) == 0
+    assert [line[0] for line in capsys.readouterr().out.splitlines()] == ["*", "~"]
+    assert main(["models", "shadow", "gold-lstm", versions[0]]) == 2
+    assert "LATEST already" in capsys.readouterr().err
+    assert main(["models", "shadow", "gold-lstm"]) == 2
+    assert "or --clear" in capsys.readouterr().err
+    assert main(["models", "shadow", "gold-lstm", "--clear"]) == 0
+    assert "no longer in shadow" in capsys.readouterr().out
+    assert main(["models", "shadow", "gold-lstm", "--clear"]) == 0
+    assert "has no challenger" in capsys.readouterr().out
     shutil.rmtree(store / "gold-lstm" / versions[1])
     assert main(["models", "promote", "gold-lstm", versions[1]]) == 2
     assert "is not an artifact directory" in capsys.readouterr().err

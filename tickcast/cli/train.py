@@ -79,7 +79,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
     return 0
 
 
-def publish(manifest: Any, context: Context, *, rollback: bool = False) -> None:
+def publish(manifest: Any, context: Context, *, rollback: bool = False,
+            role: str = "champion", clear: bool = False) -> None:
     """Send ``manifest``'s ``model-updates`` event (topics are declared first)."""
     from tickcast.streams.topics import ensure_topics, topic_specs
     from tickcast.training.publish import publish_update
@@ -90,6 +91,7 @@ def publish(manifest: Any, context: Context, *, rollback: bool = False) -> None:
     topic = settings.topic("model-updates")
     partition, offset = publish_update(manifest, bootstrap=settings.bootstrap_servers,
                                        security=settings.kafka_security,
-                                       topic=topic, rollback=rollback)
-    print(f"published {manifest.name}/{manifest.version} to {topic} "
+                                       topic=topic, rollback=rollback, role=role, clear=clear)
+    what = " (shadow ended)" if clear else " as the challenger" if role == "challenger" else ""
+    print(f"published {manifest.name}/{manifest.version}{what} to {topic} "
           f"(partition {partition}, offset {offset})")

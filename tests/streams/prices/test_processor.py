@@ -192,3 +192,82 @@ def test_each_tick_has_one_outcome_and_the_batch_size_is_the_batch() -> None:
     assert h.value("tickcast_events_in_total", topic="prices", outcome="dead_letter") == 2
     assert h.value("tickcast_batch_size_count", agent="prices") == 1
     assert h.value("tickcast_batch_size_sum", agent="prices") == 5
+
+
+class Persistence:
+    """Forecasts the last price: the naive forecast, as a challenger with its own window."""
+
+    def __init__(self, window: int = 5, version: str = "naive-v1", fail: bool = False) -> None:
+        self.window, self.version, self.fail = window, version, fail
+
+    def predict_prices(self, windows: np.ndarray) -> np.ndarray:
+        if self.fail:
+            raise RuntimeError("broken challenger")
+        assert windows.shape[1] == self.window
+        return windows[:, -1].copy()
+
+
+def _challenged(harness: Harness, challenger: object | None) -> None:
+    plan = harness.processor.plan
+    harness.processor.plan = (  # type: ignore[method-assign]
+        lambda batch, load, forecaster: plan(batch, load, forecaster, challenger))
+
+
+def test_a_challenger_in_shadow_is_tested_against_the_champion_on_the_same_ticks() -> None:
+    import dieboldmariano
+
+    rng = np.random.default_rng(8)
+    prices = list(100.0 + rng.normal(size=60).cumsum())
+    ticks = [tick("XAU", t, p) for t, p in enumerate(prices, start=1)]
+    alone = Harness()
+    without = alone.run(*ticks[:30]) + alone.run(*ticks[30:])
+    h = Harness()
+    _challenged(h, Persistence(window=5))
+    out = h.run(*ticks[:30]) + h.run(*ticks[30:])
+    # The champion's records are those of a worker without the challenger.
+    strip = ("processed_at", "challenger_version", "challenger_forecast")
+    assert [{k: v for k, v in o.items() if k not in strip} for _, o in out] == [
+        {k: v for k, v in o.items() if k not in strip} for _, o in without]
+    # The challenger (window 5) forecasts from the 5th tick on; the champion from the 3rd.
+    shadowed = [o for _, o in out if "challenger_forecast" in o]
+    assert [o["ts"] for o in shadowed] == list(range(5, 61))
+    assert all(o["challenger_forecast"] == o["last_price"] for o in shadowed)
+    # DM over the forecasts both made and the next tick scored (made at ticks 5..59).
+    made = range(4, 59)
+    last = np.array([prices[i] for i in made])
+    actual = np.array([prices[i + 1] for i in made])
+    scale = np.array([np.mean(np.abs(np.diff(prices[i - 2:i + 1]))) for i in made])
+    stat, p = dieboldmariano.dm_test(list(actual / scale), list(last / scale),
+                                     list(last * 1.01 / scale))
+    assert h.value("tickcast_challenger_window_size", model="lstm") == len(made)
+    assert h.value("tickcast_challenger_forecast_dm", model="lstm", value="stat") == \
+        pytest.approx(stat)
+    assert h.value("tickcast_challenger_forecast_dm", model="lstm", value="p_value") == \
+        pytest.approx(p)
+    assert h.value("tickcast_forecast_mase", model="challenger") == pytest.approx(
+        np.mean(np.abs(last - actual) / scale))
+
+
+def test_a_failing_challenger_costs_only_its_own_outputs() -> None:
+    prices = [100.0 + t for t in range(12)]
+    h = Harness()
+    _challenged(h, Persistence(window=3, fail=True))
+    out = h.run(*[tick("XAU", t, p) for t, p in enumerate(prices, start=1)])
+    assert len(out) == 10
+    assert all(topic == "forecasts" and "challenger_forecast" not in o for topic, o in out)
+    assert h.value("tickcast_challenger_outputs_total", model="lstm", outcome="failed") == 10
+    assert h.value("tickcast_challenger_window_size", model="lstm") == 0
+
+
+def test_a_new_challenger_starts_its_evidence_again() -> None:
+    prices = [100.0 + (t % 3) for t in range(30)]
+    h = Harness()
+    _challenged(h, Persistence(window=3, version="a"))
+    h.run(*[tick("XAU", t, p) for t, p in enumerate(prices[:20], start=1)])
+    assert h.value("tickcast_challenger_window_size", model="lstm") > 0
+    del h.processor.plan  # back to the method, then a new challenger
+    _challenged(h, Persistence(window=3, version="b"))
+    out = h.run(tick("XAU", 21, prices[20]))
+    # The forecast "a" made at tick 20 is not scored as "b"'s evidence.
+    assert h.value("tickcast_challenger_window_size", model="lstm") == 0
+    assert out[0][1]["challenger_version"] == "b"

@@ -169,3 +169,73 @@ def test_each_input_has_one_outcome_and_the_batch_size_is_the_batch(
     assert sample(metrics, "tickcast_events_in_total", topic="texts", outcome="dead_letter") == 2
     assert sample(metrics, "tickcast_events_in_total", topic="labels", outcome="ok") == 1
     assert sample(metrics, "tickcast_batch_size_sum", agent="sentiment") == 4
+
+
+class BrokenOn:
+    """A challenger that cannot score one text (and raises on any batch holding it)."""
+
+    name = "rnn"
+
+    def __init__(self, version: str, table: dict[str, float], bad: str) -> None:
+        self.version, self.table, self.bad = version, table, bad
+
+    def score_batch(self, texts: Sequence[str]) -> list[float]:
+        if self.bad in texts:
+            raise RuntimeError("cannot score")
+        return [self.table[t] for t in texts]
+
+
+def test_a_challenger_in_shadow_leaves_the_champions_outputs_alone(vader: VaderScorer) -> None:
+    """Challenger scores ride along; its AUC and its DeLong difference with the champion are
+    on the same labelled texts; a text it cannot score is no dead letter."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from tickcast.streams.evaluation import delong
+
+    texts = ["great wonderful", "awful terrible", "fine I guess", "not good", "love it",
+             "hate it", "okay", "meh bad", "superb", "dreadful"]
+    labels = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+    champion = FixedRNN("v1", dict(zip(texts, [0.9, 0.2, 0.6, 0.55, 0.8, 0.3, 0.4, 0.45, 0.7,
+                                               0.1], strict=True)))
+    rival_scores = [0.8, 0.1, 0.7, 0.3, 0.9, 0.2, 0.6, 0.4, 0.95, 0.05]
+    rival = BrokenOn("v2", dict(zip(texts, rival_scores, strict=True)), bad="okay")
+    batch = [msg("texts", i, {"id": f"t{i}", "ts": 1, "text": t, "label": y})
+             for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
+
+    alone, _ = make(vader, champion)
+    without = [json.loads(o.value) for o in alone.process(batch)]
+    shadowed, metrics = make(vader, champion)
+    shadowed.challenger = lambda: rival  # type: ignore[assignment,return-value]
+    outs = shadowed.process(batch)
+    assert [o.topic for o in outs] == ["sentiment"] * len(texts)  # no dead letter
+    records = [json.loads(o.value) for o in outs]
+
+    strip = ("scored_at", "challenger_version", "challenger_score")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in records] == [
+        {k: v for k, v in r.items() if k not in strip} for r in without]
+    scored = [(r["challenger_score"], y) for r, y in zip(records, labels, strict=True)
+              if "challenger_score" in r]
+    assert len(scored) == 9  # all but "okay"
+    assert all(r["challenger_version"] == "v2" for r in records if "challenger_score" in r)
+    assert sample(metrics, "tickcast_challenger_outputs_total", model="rnn",
+                  outcome="failed") == 1
+    ys = [y for _, y in scored]
+    assert sample(metrics, "tickcast_sentiment_auc", model="challenger") == pytest.approx(
+        roc_auc_score(ys, [s for s, _ in scored]))
+    keep = [i for i, t in enumerate(texts) if t != "okay"]
+    expected = delong(np.array(rival_scores)[keep],
+                      np.array([champion.table[texts[i]] for i in keep]),
+                      np.array(labels)[keep])
+    for bound, value in (("estimate", expected.diff), ("low", expected.low),
+                         ("high", expected.high)):
+        assert sample(metrics, "tickcast_challenger_auc_diff", bound=bound) == pytest.approx(
+            value)
+    assert sample(metrics, "tickcast_challenger_window_size", model="rnn") == 9
+
+    # Ending the shadow clears the evidence; a new challenger starts from nothing.
+    shadowed.challenger = lambda: None  # type: ignore[assignment,return-value]
+    shadowed.process([msg("texts", 20, {"id": "x", "ts": 2, "text": "fine", "label": 1})])
+    assert math.isnan(sample(metrics, "tickcast_sentiment_auc", model="challenger"))
+    assert sample(metrics, "tickcast_challenger_window_size", model="rnn") == 0
+    assert not [k for k in shadowed.join.aucs if k.startswith("challenger")]
