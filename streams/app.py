@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tickcast.models.registry import ModelStore
 from tickcast.streams.faust_internals import TickcastApp
+from tickcast.streams.gate import Policy
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.monitoring import (
     export_assignment,
@@ -79,6 +80,8 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
                           backend=settings.inference_backend)
     # One inference thread: batches of both agents run one at a time, off the event loop.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-inference")
+    gate = Policy(min_events=settings.gate_min_events, max_events=settings.gate_max_events,
+                  alpha=settings.gate_alpha)
     sentiment = SentimentProcessor(
         vader=VaderScorer(),
         join=LabelJoin(window_size=settings.auc_window, pending_max=settings.pending_max,
@@ -88,9 +91,11 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         rnn=models.sentiment,
         window_size=settings.auc_window,
         challenger=models.sentiment_challenger,
+        gate=gate,
     )
     prices = PriceProcessor(metrics=metrics, max_event_bytes=settings.max_event_bytes,
-                            eval_window=settings.forecast_window, symbol_cap=settings.symbol_cap)
+                            eval_window=settings.forecast_window, symbol_cap=settings.symbol_cap,
+                            gate=gate)
     register_sentiment_agent(app, settings=settings, processor=sentiment, executor=executor)
     register_price_agent(app, settings=settings, processor=prices, models=models,
                          executor=executor)

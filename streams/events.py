@@ -66,7 +66,8 @@ ID_MAX_CHARS: Final = 128
 SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._:/-]{1,32}")
 MODEL_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
-MODEL_ROLES: Final = ("champion", "challenger")
+MODEL_ROLES: Final = ("champion", "challenger", "decision")
+DECISIONS: Final = ("promote", "reject")
 
 
 class EventError(TickcastError):
@@ -267,7 +268,8 @@ def decode_label(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
 def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
     obj = decode_object(raw, max_bytes=max_bytes)
     _check_fields(obj, ("name", "version", "uri", "sha256", "metrics", "created_at"),
-                  ("rollback", "role", "clear"), "model-update")
+                  ("rollback", "role", "clear", "decision", "rule", "evidence", "champion",
+                   "decided_at"), "model-update")
     rollback, clear = obj.get("rollback", False), obj.get("clear", False)
     for flag, value in (("rollback", rollback), ("clear", clear)):
         if not isinstance(value, bool):
@@ -278,6 +280,7 @@ def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
                          f"{', '.join(MODEL_ROLES)}")
     if clear and role != "challenger":
         raise EventError("invalid_value", "clear applies to role=challenger only")
+    audit = _decision_fields(obj, role)
     name = _get_str(obj, "name", max_chars=64)
     if not MODEL_NAME_RE.fullmatch(name):
         raise EventError("invalid_value", f"name={_short(name)} must match "
@@ -295,7 +298,34 @@ def decode_model_update(raw: bytes | None, *, max_bytes: int) -> ModelUpdate:
     return ModelUpdate(name=name, version=_get_str(obj, "version", max_chars=ID_MAX_CHARS),
                        uri=_get_str(obj, "uri", max_chars=4096), sha256=sha256,
                        metrics={str(k): float(v) for k, v in metrics.items()},
-                       created_at=created_at, rollback=rollback, role=role, clear=clear)
+                       created_at=created_at, rollback=rollback, role=role, clear=clear,
+                       **audit)
+
+
+def _decision_fields(obj: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The audit fields of a ``role=decision`` event (refused on any other role)."""
+    present = [k for k in ("decision", "rule", "evidence", "champion", "decided_at") if k in obj]
+    if role != "decision":
+        if present:
+            raise EventError("invalid_value", f"{', '.join(present)} apply to role=decision "
+                             "only")
+        return {}
+    decision = obj.get("decision")
+    if decision not in DECISIONS:
+        raise EventError("invalid_value", f"decision={_short(decision)} must be one of "
+                         f"{', '.join(DECISIONS)}")
+    evidence = obj.get("evidence")
+    if evidence is not None and not isinstance(evidence, dict):
+        raise _wrong_type("evidence", evidence, "an object")
+    decided_at = obj.get("decided_at")
+    if decided_at is not None and _integer(decided_at) is None:
+        raise _wrong_type("decided_at", decided_at, "epoch milliseconds")
+    return {"decision": decision,
+            "rule": _get_str(obj, "rule", max_chars=1000) if "rule" in obj else None,
+            "evidence": evidence,
+            "champion": _get_str(obj, "champion", max_chars=ID_MAX_CHARS)
+            if "champion" in obj else None,
+            "decided_at": _integer(decided_at) if decided_at is not None else None}
 
 
 # -- output events -----------------------------------------------------------------------------
@@ -381,6 +411,9 @@ class Forecast(_Output):
 class ModelUpdate(_Output):
     """A value on ``model-updates`` (compacted, keyed by ``name``): a published artifact."""
 
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("decision", "rule", "evidence", "champion",
+                                                "decided_at")
+
     name: str
     version: str
     uri: str
@@ -393,6 +426,13 @@ class ModelUpdate(_Output):
     """``champion`` (serves) or ``challenger`` (scored in shadow beside the champion)."""
     clear: bool = False
     """With ``role=challenger``: stop shadowing (``version`` names the challenger ended)."""
+    decision: str | None = None
+    """With ``role=decision`` (an audit record of the gate): ``promote`` or ``reject`` of the
+    challenger ``version``; ``rule``, ``evidence`` and ``champion`` say why and against what."""
+    rule: str | None = None
+    evidence: dict[str, Any] | None = None
+    champion: str | None = None
+    decided_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

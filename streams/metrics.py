@@ -20,6 +20,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from tickcast.streams.events import REASONS
+from tickcast.streams.gate import VERDICTS, Verdict, verdict_label
 from tickcast.streams.settings import SettingsError
 
 __all__ = ["INPUT_TOPICS", "LABEL_OUTCOMES", "BatchHistogram", "Metrics", "serve_metrics"]
@@ -147,6 +148,11 @@ class Metrics:
             "tickcast_challenger_auc_diff", "Challenger AUC minus champion (RNN) AUC on the "
             "same labelled texts, with its 95% DeLong interval: bound=estimate|low|high.",
             ["bound"], registry=r)
+        self.challenger_verdict = Gauge(
+            "tickcast_challenger_verdict", "The gate's decision on the challenger from this "
+            "worker's evidence (value 1; the others 0): promote, reject_worse (significantly "
+            "worse), reject_no_gain (no significant gain at TICKCAST_GATE_MAX_EVENTS), watch.",
+            ["model", "decision"], registry=r)
         self.challenger_window = Gauge(
             "tickcast_challenger_window_size", "Events in the challenger's paired window: "
             "scored forecasts (model=lstm) or labelled texts (model=rnn) that both the "
@@ -229,6 +235,8 @@ class Metrics:
         self.auc.labels(model="challenger").set(math.nan)
         for model in ("lstm", "rnn"):
             self.challenger_window.labels(model=model)
+            for decision in VERDICTS:
+                self.challenger_verdict.labels(model=model, decision=decision)
             for outcome in ("scored", "failed"):
                 self.challenger_outputs.labels(model=model, outcome=outcome)
         for outcome in LABEL_OUTCOMES:
@@ -239,6 +247,13 @@ class Metrics:
         self.kappa.set(math.nan)
         for bound in ("estimate", "low", "high"):
             self.auc_diff.labels(bound=bound).set(math.nan)
+
+    def export_verdict(self, model: str, verdict: Verdict | None) -> None:
+        """One decision at 1, the others at 0; all 0 while no challenger is in shadow."""
+        current = verdict_label(verdict) if verdict is not None else None
+        for decision in VERDICTS:
+            self.challenger_verdict.labels(model=model, decision=decision).set(
+                1.0 if decision == current else 0.0)
 
     def observe_queue_wait(self, agent: str, timestamps_ms: list[int | None]) -> None:
         """Oldest Kafka timestamp in a batch -> now, as the batch starts processing."""

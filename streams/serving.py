@@ -38,9 +38,10 @@ __all__ = ["METRIC_MODEL", "OTHER_MODEL", "ModelManager", "SwapOutcome", "follow
 log = logging.getLogger(__name__)
 
 SwapOutcome = Literal["swapped", "current", "stale", "refused", "unknown_model", "invalid_event",
-                      "shadowing", "shadow_cleared", "shadow_refused"]
+                      "shadowing", "shadow_cleared", "shadow_refused", "audit"]
 SERVED_OUTCOMES: Final[tuple[SwapOutcome, ...]] = (
-    "swapped", "current", "stale", "refused", "shadowing", "shadow_cleared", "shadow_refused")
+    "swapped", "current", "stale", "refused", "shadowing", "shadow_cleared", "shadow_refused",
+    "audit")
 """Outcomes of an update naming a model this worker serves."""
 OTHER_OUTCOMES: Final[tuple[SwapOutcome, ...]] = ("unknown_model", "invalid_event")
 """Outcomes of an update that names no served model (or cannot be read): ``model="other"``."""
@@ -156,6 +157,10 @@ class ModelManager:
             return self._count_other("unknown_model")
         if update.role == "challenger":
             return self._apply_challenger(kind, update)
+        if update.role == "decision":  # an audit record: the decision acts by other events
+            log.info("gate decision on %s/%s: %s (%s)", update.name, update.version,
+                     update.decision, update.rule)
+            return self._count(kind, "audit")
         current = self._serving[kind]
         if current is not None and current.version == update.version:
             return self._count(kind, "current")

@@ -9,6 +9,7 @@ Both are built on :class:`EnvSettings`; ``tickcast config`` lists every variable
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
@@ -176,6 +177,16 @@ class Settings(EnvSettings):
     """Scored texts (and early labels) remembered while waiting for their ground truth."""
     pending_ttl_s: int = 86_400
     """Seconds a scored text (or an early label) waits for the other before it expires."""
+    gate_min_events: int = 300
+    """The champion/challenger gate decides nothing before the challenger and the champion
+    both scored this many events (labelled texts, or forecasts met by the next tick)."""
+    gate_max_events: int = 5_000
+    """The gate's sample: the challenger's paired evidence holds at most this many events;
+    a challenger not significantly better once it has them all is rejected."""
+    gate_alpha: float = 0.05
+    """Significance level of the gate's two-sided tests (DeLong for AUC, Diebold-Mariano for
+    forecasts). Watching a test as evidence accrues raises the chance of a false decision:
+    use a smaller level for long shadows."""
     state_dir: Path = Path(".tickcast")
     """Local state: Faust's data directory, the local broker, the model store."""
     model_dir: Path = Path(".tickcast/models")
@@ -209,6 +220,12 @@ class Settings(EnvSettings):
         _require(0 <= self.metrics_port <= 65535, "TICKCAST_METRICS_PORT", self.metrics_port,
                  "0..65535 (0 picks a free port)")
         _require(self.auc_window >= 2, "TICKCAST_AUC_WINDOW", self.auc_window, ">= 2")
+        _require(self.gate_min_events >= 3, "TICKCAST_GATE_MIN_EVENTS", self.gate_min_events,
+                 ">= 3")
+        _require(self.gate_max_events >= self.gate_min_events, "TICKCAST_GATE_MAX_EVENTS",
+                 self.gate_max_events, ">= TICKCAST_GATE_MIN_EVENTS")
+        _require(0 < self.gate_alpha < 0.5, "TICKCAST_GATE_ALPHA", self.gate_alpha,
+                 "between 0 and 0.5")
         _require(1 <= self.batch_size <= 100_000, "TICKCAST_BATCH_SIZE", self.batch_size,
                  "1..100000")
         _require(self.batch_within_ms >= 1, "TICKCAST_BATCH_WITHIN_MS", self.batch_within_ms,
@@ -303,6 +320,16 @@ def _as_int(var: str, raw: str) -> int:
         raise SettingsError(f"{var}={raw!r} is invalid: expected an integer") from None
 
 
+def _as_float(var: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r} is invalid: expected a number") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{var}={raw!r} is invalid: expected a finite number")
+    return value
+
+
 def _as_str(var: str, raw: str) -> str:
     return raw.strip()
 
@@ -337,8 +364,8 @@ def _read_secret(var: str, path: Path) -> Secret:
 
 
 _BY_TYPE: dict[str, Callable[[str, str], Any]] = {
-    "int": _as_int, "Path": _as_path, "Path | None": _as_file, "Secret": _as_secret,
-    "str": _as_str}
+    "int": _as_int, "float": _as_float, "Path": _as_path, "Path | None": _as_file,
+    "Secret": _as_secret, "str": _as_str}
 _BY_NAME: dict[str, Callable[[str, str], Any]] = {"upper": _as_upper}
 
 

@@ -71,3 +71,39 @@ def make_pki(folder, *, host: str = "127.0.0.1") -> dict:
     paths["keystore"].write_text(paths["key"].read_text() + paths["cert"].read_text()
                                  + paths["ca"].read_text())
     return paths
+
+
+def biased_forecaster(store_root, source, *, bias: float, created_at: int | None = None):
+    """A new version of the forecaster artifact at ``source`` whose output layer is shifted by
+    ``bias`` (in scaled log returns): the same model, made worse by a known, fixed amount.
+    Returns its manifest."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tickcast.models.artifacts import (
+        MODEL_FILE,
+        PREPROCESSING_FILE,
+        new_version,
+        verify_artifact,
+        write_artifact,
+    )
+    from tickcast.models.predictors import load_keras_model
+
+    source = Path(source)
+    original = verify_artifact(source)
+    model = load_keras_model(source / MODEL_FILE)
+    kernel, offset = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, offset + bias])
+
+    def write_files(tmp: Path) -> None:
+        model.save(tmp / MODEL_FILE)
+        shutil.copy(source / PREPROCESSING_FILE, tmp / PREPROCESSING_FILE)
+
+    _, manifest = write_artifact(
+        Path(store_root) / original.name, name=original.name, kind=original.kind,
+        version=new_version(), write_files=write_files, metrics={},
+        input_spec=original.input, data={**original.data, "biased_by": bias},
+        created_at=created_at)
+    json.dumps(manifest.to_dict())  # it serialises
+    return manifest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from tickcast.errors import TickcastError
@@ -25,7 +26,8 @@ class PublishError(TickcastError):
 
 
 def update_event(manifest: Manifest, *, rollback: bool = False, role: str = "champion",
-                 clear: bool = False) -> dict[str, Any]:
+                 clear: bool = False, audit: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
     """The ``model-updates`` value for ``manifest``; ``rollback`` lets workers go back to an
     older version (they otherwise ignore versions older than the one serving). ``role``
     ``challenger`` puts it in shadow beside the champion, ``clear`` ends that shadow."""
@@ -40,23 +42,30 @@ def update_event(manifest: Manifest, *, rollback: bool = False, role: str = "cha
     }
     if role != "champion":
         event.update(role=role, clear=clear)
+    if audit is not None:  # role=decision: decision, rule, evidence, champion, decided_at
+        event.update(audit)
     return event
 
 
-def update_key(name: str, role: str = "champion") -> bytes:
-    """The compaction key: one champion and one challenger event survive per model."""
+def update_key(name: str, role: str = "champion", version: str = "") -> bytes:
+    """The compaction key: one champion and one challenger event survive per model, and one
+    gate decision per challenger version."""
+    if role == "decision":
+        return f"{name}#decision#{version}".encode()
     return (name if role == "champion" else f"{name}#{role}").encode()
 
 
 def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
                    security: KafkaSecurity | None = None, rollback: bool = False,
                    role: str = "champion", clear: bool = False,
+                   audit: Mapping[str, Any] | None = None,
                    timeout_s: float = 30.0) -> tuple[int, int]:
     """Send the event with ``acks=all`` and idempotence; returns ``(partition, offset)``."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    value = json.dumps(update_event(manifest, rollback=rollback, role=role, clear=clear),
+    value = json.dumps(update_event(manifest, rollback=rollback, role=role, clear=clear,
+                                    audit=audit),
                        separators=(",", ":")).encode("utf-8")
     security = security or KafkaSecurity()
     try:
@@ -67,7 +76,8 @@ def publish_update(manifest: Manifest, *, bootstrap: list[str], topic: str,
     except (KafkaError, OSError) as exc:
         raise PublishError(security.unreachable(bootstrap, exc)) from None
     try:
-        metadata = producer.send(topic, key=update_key(manifest.name, role), value=value).get(
+        key = update_key(manifest.name, role, manifest.version)
+        metadata = producer.send(topic, key=key, value=value).get(
             timeout=timeout_s)
         producer.flush()
     except KafkaError as exc:

@@ -31,6 +31,7 @@ from tickcast.models.predictors import Forecaster
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation.forecast_error import RollingForecastErrors, RollingLossPairs
 from tickcast.streams.events import EventError, Forecast, PriceTick, decode_price
+from tickcast.streams.gate import DMEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
@@ -110,7 +111,8 @@ class Plan:
 
 class PriceProcessor:
     def __init__(self, *, metrics: Metrics, max_event_bytes: int, eval_window: int,
-                 symbol_cap: int = 50, clock: Callable[[], float] = time.time) -> None:
+                 symbol_cap: int = 50, clock: Callable[[], float] = time.time,
+                 gate: Policy | None = None) -> None:
         self.metrics = metrics
         self.clock = clock
         """Wall time for ``processed_at`` and latency (a backtest passes event time)."""
@@ -121,9 +123,10 @@ class PriceProcessor:
         self.eval_window = eval_window
         # The challenger in shadow: its errors, and its losses paired with the champion's on
         # the same ticks. Both restart when the challenger changes.
+        self.gate = gate or Policy()
         self.challenger_version: str | None = None
         self.challenger_errors = RollingForecastErrors(eval_window)
-        self.challenger_pairs = RollingLossPairs(eval_window)
+        self.challenger_pairs = RollingLossPairs(self.gate.max_events)
         self.symbol_cap = symbol_cap
         self._symbols: set[str] = set()
 
@@ -313,7 +316,7 @@ class PriceProcessor:
         the previous one are not scored."""
         self.challenger_version = version
         self.challenger_errors = RollingForecastErrors(self.eval_window)
-        self.challenger_pairs = RollingLossPairs(self.eval_window)
+        self.challenger_pairs = RollingLossPairs(self.gate.max_events)
         self._export_challenger()
 
     def _export_challenger(self) -> None:
@@ -327,6 +330,15 @@ class PriceProcessor:
         m.challenger_dm.labels(model="lstm", value="p_value").set(
             dm.p_value if dm else math.nan)
         m.challenger_window.labels(model="lstm").set(len(self.challenger_pairs))
+        m.export_verdict("lstm", self.verdict() if self.challenger_version else None)
+
+    def evidence(self) -> DMEvidence | None:
+        """The challenger against the champion, for the gate (``None``: no test yet)."""
+        dm = self.challenger_pairs.get()
+        return None if dm is None else DMEvidence(n=dm.n, stat=dm.stat, p=dm.p_value)
+
+    def verdict(self) -> Verdict:
+        return decide(self.evidence(), self.gate)
 
     def _export_errors(self) -> None:
         m, values = self.metrics, self.errors.get()

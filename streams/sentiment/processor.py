@@ -23,6 +23,7 @@ from tickcast.streams.events import (
     decode_label,
     decode_text,
 )
+from tickcast.streams.gate import AUCEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.sentiment.join import LabelJoin
@@ -46,7 +47,8 @@ class SentimentProcessor:
     def __init__(self, *, vader: VaderScorer, join: LabelJoin, metrics: Metrics,
                  max_event_bytes: int, rnn: Callable[[], TextScorer | None] = _no_rnn,
                  window_size: int = 500, clock: Callable[[], float] = time.time,
-                 challenger: Callable[[], TextScorer | None] = _no_rnn) -> None:
+                 challenger: Callable[[], TextScorer | None] = _no_rnn,
+                 gate: Policy | None = None) -> None:
         self.vader = vader
         self.clock = clock
         """Wall time for ``scored_at`` and latency (a backtest passes event time)."""
@@ -62,8 +64,9 @@ class SentimentProcessor:
         self.window_size = window_size
         self.challenger = challenger
         """The RNN in shadow beside the champion (read once per batch), if any."""
+        self.gate = gate or Policy()
         self.challenger_version: str | None = None
-        self.challenger_paired = PairedAUC(window_size)
+        self.challenger_paired = PairedAUC(self.gate.max_events)
         """Challenger vs champion RNN on the same labelled texts; restarts with the
         challenger."""
         self._expired_exported = 0
@@ -186,7 +189,7 @@ class SentimentProcessor:
 
     def _restart_challenger(self, version: str | None) -> None:
         self.challenger_version = version
-        self.challenger_paired = PairedAUC(self.window_size)
+        self.challenger_paired = PairedAUC(self.gate.max_events)
 
     def _score_with(self, scorer: TextScorer, bodies: list[str]) -> list[float | EventError]:
         try:
@@ -247,6 +250,14 @@ class SentimentProcessor:
         if self.on_matched is not None:
             self.on_matched(text_id, scores, label)
 
+    def evidence(self) -> AUCEvidence | None:
+        """The challenger against the champion RNN, for the gate (``None``: no test yet)."""
+        c = self.challenger_paired.get() if self.challenger_version else None
+        return None if c is None else AUCEvidence(n=c.n, diff=c.diff, low=c.low, high=c.high)
+
+    def verdict(self) -> Verdict:
+        return decide(self.evidence(), self.gate)
+
     def _export_state(self) -> None:
         m = self.metrics
         current = self._challenger_key() if self.challenger_version else None
@@ -261,6 +272,7 @@ class SentimentProcessor:
                 math.nan if comparison is None else getattr(comparison, attr))
         m.challenger_window.labels(model="rnn").set(len(self.challenger_paired) if current
                                                     else 0)
+        m.export_verdict("rnn", self.verdict() if current else None)
         for model, auc in self.join.aucs.items():
             if model.startswith("challenger:"):
                 continue

@@ -39,7 +39,8 @@ def test_the_alerts_users_need_exist_and_have_one_threshold_each() -> None:
     names = {r["alert"] for r in alert_rules()}
     assert names == {"TickcastSentimentAUCLow", "TickcastLSTMWorseThanNaive",
                      "TickcastConsumerLagGrowing", "TickcastDeadLetterSpike",
-                     "TickcastModelSwapFailed"}
+                     "TickcastModelSwapFailed", "TickcastChallengerWorse",
+                     "TickcastChallengerRefused"}
     for rule in alert_rules():
         assert THRESHOLD.match(rule["expr"].strip()), rule["expr"]
         assert rule["annotations"]["summary"]

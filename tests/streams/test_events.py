@@ -135,12 +135,21 @@ def test_model_update_round_trip_and_rejections() -> None:
     shadow = decode_model_update(_j({**good, "role": "challenger", "clear": True}),
                                  max_bytes=MAX)
     assert (shadow.role, shadow.clear) == ("challenger", True)
+    audit = {**good, "role": "decision", "decision": "promote", "rule": "better",
+             "evidence": {"n": 400, "p_value": 0.01}, "champion": "v0", "decided_at": 5}
+    decided = decode_model_update(_j(audit), max_bytes=MAX)
+    assert json.loads(decided.to_bytes()) == {**audit, "rollback": False, "clear": False}
     for change, reason in [({"sha256": "A" * 64}, "invalid_value"),
                            ({"name": "../etc"}, "invalid_value"),
                            ({"metrics": {"auc": "high"}}, "wrong_type"),
                            ({"role": "referee"}, "invalid_value"),
                            ({"clear": True}, "invalid_value"),  # only a challenger is cleared
-                           ({"role": "challenger", "clear": "yes"}, "wrong_type")]:
+                           ({"role": "challenger", "clear": "yes"}, "wrong_type"),
+                           ({"role": "decision"}, "invalid_value"),  # no decision
+                           ({"role": "decision", "decision": "maybe"}, "invalid_value"),
+                           ({"decision": "promote"}, "invalid_value"),  # on a champion event
+                           ({"role": "decision", "decision": "reject", "evidence": [1]},
+                            "wrong_type")]:
         with pytest.raises(EventError) as info:
             decode_model_update(_j({**good, **change}), max_bytes=MAX)
         assert info.value.reason == reason

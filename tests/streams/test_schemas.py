@@ -130,6 +130,11 @@ def test_labels_schema_agrees_with_decoder(obj: dict[str, Any]) -> None:
     ("model-updates", ModelUpdate(name="gold-lstm", version="v2", uri="gold-lstm/v2",
                                   sha256="0" * 64, metrics={}, created_at=3,
                                   role="challenger", clear=True)),
+    ("model-updates", ModelUpdate(name="gold-lstm", version="v2", uri="gold-lstm/v2",
+                                  sha256="0" * 64, metrics={}, created_at=3, role="decision",
+                                  decision="reject", rule="worse", champion="v1",
+                                  evidence={"kind": "dm", "n": 400, "stat": 3.1},
+                                  decided_at=9)),
     ("model-updates", ModelUpdate(name="gold-lstm", version="v1", uri="gold-lstm/v1",
                                   sha256="0" * 64, metrics={"rmse": 1.5}, created_at=3)),
     ("dead-letters", DeadLetter(source_topic="texts", partition=0, offset=5,
@@ -139,3 +144,12 @@ def test_labels_schema_agrees_with_decoder(obj: dict[str, Any]) -> None:
 def test_output_records_validate_against_their_schema(topic: str, record: Any) -> None:
     errors = [e.message for e in schema(topic).iter_errors(json.loads(record.to_bytes()))]
     assert errors == []
+
+
+@pytest.mark.parametrize("change", [{"clear": True}, {"decision": "promote"},
+                                    {"role": "decision"}])
+def test_model_updates_schema_refuses_what_the_decoder_refuses(change: dict) -> None:
+    good = {"name": "gold-lstm", "version": "v1", "uri": "gold-lstm/v1", "sha256": "0" * 64,
+            "metrics": {}, "created_at": 1}
+    assert list(schema("model-updates").iter_errors(good)) == []
+    assert list(schema("model-updates").iter_errors({**good, **change})) != []

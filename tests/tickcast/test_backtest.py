@@ -226,3 +226,55 @@ def test_model_refs_and_feed_order() -> None:
                        msg(3, b'{"id": "a", "label": 0}', "labels")])
     assert [(m.topic, m.offset) for m in fed] == [
         ("texts", 1), ("labels", 3), ("texts", 2), ("labels", 1), ("labels", 2)]
+
+
+def test_the_gate_on_backtest_evidence_rejects_worse_and_promotes_better(
+        env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A forecaster made worse by a fixed bias loses to the champion; as the champion, it
+    loses to the unbiased one. The decision acts on the store (no broker: no --publish)."""
+    from tests.helpers import biased_forecaster
+
+    monkeypatch.setenv("TICKCAST_GATE_MIN_EVENTS", "100")
+    good = env.latest("gold-lstm")
+    bad = biased_forecaster(env.root, env.path("gold-lstm", good), bias=2.0).version
+    prices = _prices_jsonl(tmp_path / "p.jsonl", _gold_rows(800))
+
+    def backtest(champion: str, challenger: str) -> Path:
+        out = tmp_path / f"{champion}-{challenger}"
+        code, printed, _ = _run(["--prices", str(prices), "--forecaster",
+                                 f"gold-lstm@{champion}", "--forecaster",
+                                 f"gold-lstm@{challenger}", "--out", str(out)], capsys)
+        assert code == 0, printed
+        return out
+
+    assert main(["models", "shadow", "gold-lstm", bad]) == 0
+    out = backtest(good, bad)
+    capsys.readouterr()
+    assert main(["models", "verdict", "gold-lstm", "--backtest", str(out), "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert (verdict["decision"], verdict["worse"]) == ("reject", True)
+    assert verdict["evidence"]["kind"] == "dm"
+    assert verdict["evidence"]["stat"] > 0
+    assert main(["models", "verdict", "gold-lstm", "--backtest", str(out), "--apply"]) == 0
+    assert "REJECT" in capsys.readouterr().out
+    assert env.challenger("gold-lstm") is None
+    assert env.latest("gold-lstm") == good
+
+    # The other way round: the biased one serves, the good one challenges and wins.
+    env.promote("gold-lstm", bad)
+    assert main(["models", "shadow", "gold-lstm", good]) == 0
+    out = backtest(bad, good)
+    capsys.readouterr()
+    assert main(["models", "verdict", "gold-lstm", "--backtest", str(out), "--apply"]) == 0
+    printed = capsys.readouterr().out
+    assert "PROMOTE" in printed
+    assert f"LATEST is now {good}" in printed
+    assert env.latest("gold-lstm") == good
+    assert env.challenger("gold-lstm") is None
+    # A backtest whose champion is no longer LATEST is no evidence.
+    env.promote("gold-lstm", bad)
+    assert main(["models", "shadow", "gold-lstm", good]) == 0
+    env.promote("gold-lstm", good)  # promoting clears the shadow
+    assert main(["models", "verdict", "gold-lstm", "--backtest", str(out)]) == 2
+    assert "has no challenger" in capsys.readouterr().err

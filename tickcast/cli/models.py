@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tickcast.cli.common import EPILOG, Context
@@ -38,7 +40,26 @@ def register(sub: Any) -> None:
     shadow.add_argument("name")
     shadow.add_argument("version", nargs="?")
     shadow.add_argument("--clear", action="store_true", help="end the shadow of NAME")
-    for p in (promote, rollback, shadow):
+    verdict = actions.add_parser(
+        "verdict", help="the champion/challenger gate: promote, reject or keep watching NAME's "
+        "challenger, from the workers' evidence or a backtest's", description="Read the "
+        "paired evidence on NAME's challenger (tickcast models shadow) from every worker's "
+        "/metrics, pooled, or from a backtest's summary.json, and apply the gate's rule "
+        "(TICKCAST_GATE_MIN_EVENTS, TICKCAST_GATE_MAX_EVENTS, TICKCAST_GATE_ALPHA): "
+        "promote if significantly better, reject if significantly worse or no better "
+        "after the maximum sample, else keep watching. --apply acts on it.", epilog=EPILOG)
+    verdict.add_argument("name")
+    verdict.add_argument("--metrics", action="append", metavar="URL",
+                         help="a worker's /metrics; repeat for every worker "
+                         "[http://TICKCAST_METRICS_ADDR:TICKCAST_METRICS_PORT/metrics]")
+    verdict.add_argument("--backtest", type=Path, metavar="DIR",
+                         help="decide on a `tickcast backtest` output directory instead")
+    verdict.add_argument("--apply", action="store_true",
+                         help="act on the decision: promote makes the challenger LATEST, "
+                         "reject ends its shadow (with --publish the workers follow and the "
+                         "decision is recorded on model-updates)")
+    verdict.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    for p in (promote, rollback, shadow, verdict):
         p.add_argument("--publish", action="store_true", help="send a model-updates event")
     models.set_defaults(run=run)
 
@@ -70,6 +91,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
         return 0
     if args.action == "shadow":
         return _shadow(args, context, store)
+    if args.action == "verdict":
+        return _verdict(args, context, store)
     if args.action == "promote":
         manifest = store.promote(args.name, args.version)
     else:
@@ -99,3 +122,84 @@ def _shadow(args: argparse.Namespace, context: Context, store: Any) -> int:
     if args.publish:
         publish(manifest, context, role="challenger")
     return 0
+
+
+def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
+    from tickcast.cli.train import publish
+    from tickcast.streams.gate import Policy, combine, decide
+    from tickcast.verdict import backtest_evidence, live_evidence, scrape
+
+    settings = context.settings
+    challenger, champion = store.challenger(args.name), store.latest(args.name)
+    if challenger is None:
+        raise UsageError(f"{args.name} has no challenger (tickcast models shadow {args.name} "
+                         "VERSION)")
+    kind = store.verify(args.name, challenger).kind
+    policy = Policy(min_events=settings.gate_min_events, max_events=settings.gate_max_events,
+                    alpha=settings.gate_alpha)
+    if args.backtest is not None:
+        if args.metrics:
+            raise UsageError("--backtest and --metrics exclude each other")
+        sources = [backtest_evidence(args.backtest, kind=kind, name=args.name,
+                                     challenger=challenger, champion=champion)]
+    else:
+        urls = args.metrics or [f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"]
+        sources = [live_evidence(url, scrape(url), kind=kind, challenger=challenger)
+                   for url in urls]
+    pooled = combine([s.evidence for s in sources if s.evidence is not None])
+    verdict = decide(pooled, policy)
+    report = {"name": args.name, "champion": champion, "challenger": challenger, "kind": kind,
+              **verdict.to_dict(),
+              "sources": [{"where": s.where, "note": s.note,
+                           "evidence": None if s.evidence is None else s.evidence.n}
+                          for s in sources]}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_render_verdict(report))
+    if not args.apply or verdict.decision == "watch":
+        return 0
+    audit = {"decision": verdict.decision, "rule": verdict.rule,
+             "evidence": report["evidence"] | {"policy": report["policy"],
+                                               "sources": len(sources)},
+             "champion": champion, "decided_at": int(time.time() * 1000)}
+    manifest = store.verify(args.name, challenger)
+    if verdict.decision == "promote":
+        store.promote(args.name, challenger, reason="gate: promote")
+        print(f"{args.name} LATEST is now {challenger}")
+    else:
+        store.clear_challenger(args.name)
+        print(f"{args.name}: {challenger} is rejected and no longer in shadow")
+    if args.publish:
+        if verdict.decision == "promote":
+            publish(manifest, context)
+        publish(manifest, context, role="challenger", clear=True)
+        publish(manifest, context, role="decision", audit=audit)
+    else:
+        print("note: the workers follow and the decision is recorded on model-updates only "
+              "with --publish", file=sys.stderr)
+    return 0
+
+
+def _render_verdict(report: dict[str, Any]) -> str:
+    lines = [f"{report['name']}: challenger {report['challenger']} against champion "
+             f"{report['champion']} ({report['kind']})"]
+    for source in report["sources"]:
+        lines.append(f"  {source['where']}: {source['note']}")
+    evidence = report["evidence"]
+    if evidence is None:
+        lines.append("  evidence: none yet")
+    elif evidence["kind"] == "auc":
+        lines.append(f"  evidence: AUC challenger - champion {evidence['diff']:+.4f} "
+                     f"[{evidence['low']:+.4f}, {evidence['high']:+.4f}] on {evidence['n']:,} "
+                     f"labelled texts, p={evidence['p_value']:.3g}")
+    else:
+        lines.append(f"  evidence: Diebold-Mariano {evidence['stat']:+.3f} on "
+                     f"{evidence['n']:,} forecasts, p={evidence['p_value']:.3g} (< 0: the "
+                     "challenger's errors are smaller)")
+    policy = report["policy"]
+    lines.append(f"  policy: at least {policy['min_events']:,} paired events, alpha "
+                 f"{policy['alpha']}, reject without a significant gain at "
+                 f"{policy['max_events']:,}")
+    lines.append(f"verdict: {report['decision'].upper()} - {report['rule']}")
+    return "\n".join(lines)

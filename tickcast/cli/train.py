@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
 
 def publish(manifest: Any, context: Context, *, rollback: bool = False,
-            role: str = "champion", clear: bool = False) -> None:
+            role: str = "champion", clear: bool = False, audit: Any = None) -> None:
     """Send ``manifest``'s ``model-updates`` event (topics are declared first)."""
     from tickcast.streams.topics import ensure_topics, topic_specs
     from tickcast.training.publish import publish_update
@@ -91,7 +91,9 @@ def publish(manifest: Any, context: Context, *, rollback: bool = False,
     topic = settings.topic("model-updates")
     partition, offset = publish_update(manifest, bootstrap=settings.bootstrap_servers,
                                        security=settings.kafka_security,
-                                       topic=topic, rollback=rollback, role=role, clear=clear)
-    what = " (shadow ended)" if clear else " as the challenger" if role == "challenger" else ""
+                                       topic=topic, rollback=rollback, role=role, clear=clear,
+                                       audit=audit)
+    what = (" (shadow ended)" if clear else " as the challenger" if role == "challenger"
+            else f" (gate decision: {audit['decision']})" if role == "decision" else "")
     print(f"published {manifest.name}/{manifest.version}{what} to {topic} "
           f"(partition {partition}, offset {offset})")

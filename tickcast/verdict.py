@@ -1,0 +1,111 @@
+"""Evidence for the champion/challenger gate, read from workers or from a backtest.
+
+Live evidence is what each worker exports on ``/metrics`` (``tickcast_challenger_*``); a
+worker that shadows another version (or none) contributes nothing, and the evidence of the
+ones that do is pooled (:func:`tickcast.streams.gate.combine`). A backtest's
+``summary.json`` holds the same paired statistics over the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from tickcast.errors import UsageError
+from tickcast.streams.gate import AUCEvidence, DMEvidence, Evidence
+
+__all__ = ["Source", "backtest_evidence", "live_evidence", "scrape"]
+
+METRIC_MODEL: Final = {"forecaster": "lstm", "sentiment": "rnn"}
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where evidence came from, what it holds (``None``: nothing usable) and why."""
+
+    where: str
+    evidence: Evidence | None
+    note: str
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str, *, timeout_s: float = 5.0) -> Samples:
+    """Every sample of a Prometheus text exposition, by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            text = response.read().decode("utf-8")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {url}: {getattr(exc, 'reason', exc)}") from None
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def _get(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def live_evidence(where: str, samples: Samples, *, kind: str, challenger: str) -> Source:
+    """One worker's paired evidence for ``challenger`` (a ``forecaster`` or ``sentiment``)."""
+    model = METRIC_MODEL[kind]
+    shadowing = [dict(labels)["version"] for (name, labels), value in samples.items()
+                 if name == "tickcast_challenger_info" and dict(labels).get("model") == model
+                 and value == 1.0]
+    if challenger not in shadowing:
+        return Source(where, None, f"shadows {', '.join(shadowing) or 'nothing'}, not "
+                      f"{challenger}")
+    n = int(_get(samples, "tickcast_challenger_window_size", model=model) or 0)
+    if kind == "forecaster":
+        stat = _get(samples, "tickcast_challenger_forecast_dm", model=model, value="stat")
+        p = _get(samples, "tickcast_challenger_forecast_dm", model=model, value="p_value")
+        if stat is None or p is None or not (math.isfinite(stat) and math.isfinite(p)):
+            return Source(where, None, f"{n} paired forecasts, no test yet")
+        return Source(where, DMEvidence(n=n, stat=stat, p=p), "live")
+    bounds = [_get(samples, "tickcast_challenger_auc_diff", bound=b)
+              for b in ("estimate", "low", "high")]
+    if any(b is None or not math.isfinite(b) for b in bounds):
+        return Source(where, None, f"{n} paired labelled texts, no test yet")
+    diff, low, high = (float(b) for b in bounds)  # type: ignore[arg-type]
+    return Source(where, AUCEvidence(n=n, diff=diff, low=low, high=high), "live")
+
+
+def backtest_evidence(out_dir: Path, *, kind: str, name: str, challenger: str,
+                      champion: str | None) -> Source:
+    """The challenger's paired statistics from ``tickcast backtest``'s ``summary.json``."""
+    path = out_dir / "summary.json"
+    try:
+        summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    section = summary.get("forecasts" if kind == "forecaster" else "sentiment")
+    where = str(path)
+    if not section:
+        return Source(where, None, f"the backtest ran no {kind}")
+    if champion is not None and section.get("champion") != f"{name}@{champion}":
+        return Source(where, None, f"its champion is {section.get('champion')}, not the "
+                      f"current {name}@{champion}")
+    entry = next((m for m in section["models"] if m["model"] == f"{name}@{challenger}"), None)
+    if entry is None:
+        return Source(where, None, f"the backtest did not run {name}@{challenger}")
+    if kind == "forecaster":
+        dm = entry.get("dm_vs_champion")
+        if not dm:
+            return Source(where, None, "no test (too few forecasts, or identical ones)")
+        return Source(where, DMEvidence(n=dm["n"], stat=dm["stat"], p=dm["p_value"]),
+                      "backtest")
+    c = entry.get("vs_champion")
+    if not c:
+        return Source(where, None, "no test (fewer than two labelled texts of a class)")
+    return Source(where, AUCEvidence(n=c["n"], diff=c["diff"], low=c["low"], high=c["high"]),
+                  "backtest")
