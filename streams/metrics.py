@@ -8,6 +8,7 @@ fresh one and two workers in one process never collide.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -148,6 +149,10 @@ class Metrics:
             "tickcast_challenger_auc_diff", "Challenger AUC minus champion (RNN) AUC on the "
             "same labelled texts, with its 95% DeLong interval: bound=estimate|low|high.",
             ["bound"], registry=r)
+        self.challenger_evidence = Gauge(
+            "tickcast_challenger_evidence_info", "The challenger version the exported "
+            "evidence (tickcast_challenger_*) is about (value 1); it follows a new challenger "
+            "at the next batch.", ["model", "version"], registry=r)
         self.challenger_verdict = Gauge(
             "tickcast_challenger_verdict", "The gate's decision on the challenger from this "
             "worker's evidence (value 1; the others 0): promote, reject_worse (significantly "
@@ -247,6 +252,14 @@ class Metrics:
         self.kappa.set(math.nan)
         for bound in ("estimate", "low", "high"):
             self.auc_diff.labels(bound=bound).set(math.nan)
+
+    def export_evidence_version(self, model: str, old: str | None, new: str | None) -> None:
+        """Tag the exported evidence with the challenger it is about."""
+        if old is not None and old != new:
+            with contextlib.suppress(KeyError):
+                self.challenger_evidence.remove(model, old)
+        if new is not None:
+            self.challenger_evidence.labels(model=model, version=new).set(1)
 
     def export_verdict(self, model: str, verdict: Verdict | None) -> None:
         """One decision at 1, the others at 0; all 0 while no challenger is in shadow."""

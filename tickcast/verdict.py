@@ -65,6 +65,12 @@ def live_evidence(where: str, samples: Samples, *, kind: str, challenger: str) -
     if challenger not in shadowing:
         return Source(where, None, f"shadows {', '.join(shadowing) or 'nothing'}, not "
                       f"{challenger}")
+    about = [dict(labels)["version"] for (name, labels), value in samples.items()
+             if name == "tickcast_challenger_evidence_info" and dict(labels).get("model") == model
+             and value == 1.0]
+    if challenger not in about:
+        return Source(where, None, f"no evidence on {challenger} yet (it holds "
+                      f"{', '.join(about) or 'none'}; it follows at the next batch)")
     n = int(_get(samples, "tickcast_challenger_window_size", model=model) or 0)
     if kind == "forecaster":
         stat = _get(samples, "tickcast_challenger_forecast_dm", model=model, value="stat")

@@ -314,10 +314,15 @@ class PriceProcessor:
     def _restart_challenger(self, version: str | None) -> None:
         """A new challenger (or none): its evidence starts again; forecasts still pending from
         the previous one are not scored."""
-        self.challenger_version = version
+        log.info("forecast evidence on the challenger restarts: %s -> %s",
+                 self.challenger_version, version)
+        old, self.challenger_version = self.challenger_version, version
         self.challenger_errors = RollingForecastErrors(self.eval_window)
         self.challenger_pairs = RollingLossPairs(self.gate.max_events)
+        # The empty evidence is exported before the tag saying whose it is: a scrape that
+        # sees the new tag never sees the previous challenger's numbers.
         self._export_challenger()
+        self.metrics.export_evidence_version("lstm", old, version)
 
     def _export_challenger(self) -> None:
         m, values = self.metrics, self.challenger_errors.get()

@@ -188,8 +188,13 @@ class SentimentProcessor:
         return f"challenger:{self.challenger_version}"
 
     def _restart_challenger(self, version: str | None) -> None:
-        self.challenger_version = version
+        log.info("sentiment evidence on the challenger restarts: %s -> %s",
+                 self.challenger_version, version)
+        old, self.challenger_version = self.challenger_version, version
         self.challenger_paired = PairedAUC(self.gate.max_events)
+        # The empty evidence first, then the tag saying whose it is (see the prices side).
+        self._export_challenger()
+        self.metrics.export_evidence_version("rnn", old, version)
 
     def _score_with(self, scorer: TextScorer, bodies: list[str]) -> list[float | EventError]:
         try:
@@ -258,7 +263,7 @@ class SentimentProcessor:
     def verdict(self) -> Verdict:
         return decide(self.evidence(), self.gate)
 
-    def _export_state(self) -> None:
+    def _export_challenger(self) -> None:
         m = self.metrics
         current = self._challenger_key() if self.challenger_version else None
         for model in [k for k in self.join.aucs if k.startswith("challenger:") and k != current]:
@@ -273,6 +278,10 @@ class SentimentProcessor:
         m.challenger_window.labels(model="rnn").set(len(self.challenger_paired) if current
                                                     else 0)
         m.export_verdict("rnn", self.verdict() if current else None)
+
+    def _export_state(self) -> None:
+        m = self.metrics
+        self._export_challenger()
         for model, auc in self.join.aucs.items():
             if model.startswith("challenger:"):
                 continue

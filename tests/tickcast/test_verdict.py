@@ -62,6 +62,11 @@ def test_forecast_evidence_round_trips_through_the_exposition() -> None:
 def test_sentiment_evidence_needs_both_classes_first() -> None:
     metrics = Metrics()
     metrics.challenger_info.labels(model="rnn", version="v2").set(1)
+    metrics.export_evidence_version("rnn", None, "v1")  # no batch has run since the swap
+    source = live_evidence("w1", samples(metrics), kind="sentiment", challenger="v2")
+    assert source.evidence is None
+    assert "no evidence on v2 yet (it holds v1" in source.note
+    metrics.export_evidence_version("rnn", "v1", "v2")
     source = live_evidence("w1", samples(metrics), kind="sentiment", challenger="v2")
     assert source.evidence is None
     assert "no test yet" in source.note

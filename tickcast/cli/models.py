@@ -164,6 +164,10 @@ def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
                                                "sources": len(sources)},
              "champion": champion, "decided_at": int(time.time() * 1000)}
     manifest = store.verify(args.name, challenger)
+    # A challenger trained before the champion is still promoted: workers otherwise ignore a
+    # version older than the one serving.
+    older = champion is not None and manifest.created_at <= store.verify(
+        args.name, champion).created_at
     if verdict.decision == "promote":
         store.promote(args.name, challenger, reason="gate: promote")
         print(f"{args.name} LATEST is now {challenger}")
@@ -172,7 +176,7 @@ def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
         print(f"{args.name}: {challenger} is rejected and no longer in shadow")
     if args.publish:
         if verdict.decision == "promote":
-            publish(manifest, context)
+            publish(manifest, context, rollback=older)
         publish(manifest, context, role="challenger", clear=True)
         publish(manifest, context, role="decision", audit=audit)
     else:
