@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickcast.cli.common import EPILOG, Context
+from tickcast.cli.common import EPILOG, Context, positive_float
 from tickcast.errors import UsageError
 
 __all__ = ["register"]
@@ -58,6 +58,14 @@ def register(sub: Any) -> None:
                          help="act on the decision: promote makes the challenger LATEST, "
                          "reject ends its shadow (with --publish the workers follow and the "
                          "decision is recorded on model-updates)")
+    verdict.add_argument("--auto", action="store_true",
+                         help="keep reading the workers' evidence every --interval seconds "
+                         "until the gate decides, then act as --apply does (with --publish "
+                         "through the usual publish path)")
+    verdict.add_argument("--interval", type=positive_float, default=30.0,
+                         help="--auto: seconds between readings [30]")
+    verdict.add_argument("--timeout", type=positive_float,
+                         help="--auto: give up (exit 1) after this many seconds [never]")
     verdict.add_argument("--json", action="store_true", help="print the verdict as JSON")
     for p in (promote, rollback, shadow, verdict):
         p.add_argument("--publish", action="store_true", help="send a model-updates event")
@@ -137,27 +145,33 @@ def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
     kind = store.verify(args.name, challenger).kind
     policy = Policy(min_events=settings.gate_min_events, max_events=settings.gate_max_events,
                     alpha=settings.gate_alpha)
-    if args.backtest is not None:
-        if args.metrics:
-            raise UsageError("--backtest and --metrics exclude each other")
-        sources = [backtest_evidence(args.backtest, kind=kind, name=args.name,
-                                     challenger=challenger, champion=champion)]
-    else:
-        urls = args.metrics or [f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"]
-        sources = [live_evidence(url, scrape(url), kind=kind, challenger=challenger)
-                   for url in urls]
-    pooled = combine([s.evidence for s in sources if s.evidence is not None])
-    verdict = decide(pooled, policy)
-    report = {"name": args.name, "champion": champion, "challenger": challenger, "kind": kind,
-              **verdict.to_dict(),
-              "sources": [{"where": s.where, "note": s.note,
-                           "evidence": None if s.evidence is None else s.evidence.n}
-                          for s in sources]}
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(_render_verdict(report))
-    if not args.apply or verdict.decision == "watch":
+    if args.backtest is not None and (args.metrics or args.auto):
+        raise UsageError("--backtest excludes --metrics and --auto (a backtest is done)")
+    urls = args.metrics or [f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"]
+    started = time.monotonic()
+    while True:
+        if args.backtest is not None:
+            sources = [backtest_evidence(args.backtest, kind=kind, name=args.name,
+                                         challenger=challenger, champion=champion)]
+        else:
+            sources = [live_evidence(url, scrape(url), kind=kind, challenger=challenger)
+                       for url in urls]
+        pooled = combine([s.evidence for s in sources if s.evidence is not None])
+        verdict = decide(pooled, policy)
+        report = {"name": args.name, "champion": champion, "challenger": challenger,
+                  "kind": kind, **verdict.to_dict(),
+                  "sources": [{"where": s.where, "note": s.note,
+                               "evidence": None if s.evidence is None else s.evidence.n}
+                              for s in sources]}
+        print(json.dumps(report, indent=2) if args.json else _render_verdict(report),
+              flush=True)
+        if not args.auto or verdict.decision != "watch":
+            break
+        if args.timeout is not None and time.monotonic() - started > args.timeout:
+            print(f"no decision after {args.timeout:.0f} s", file=sys.stderr)
+            return 1
+        time.sleep(args.interval)
+    if not (args.apply or args.auto) or verdict.decision == "watch":
         return 0
     audit = {"decision": verdict.decision, "rule": verdict.rule,
              "evidence": report["evidence"] | {"policy": report["policy"],
