@@ -49,6 +49,17 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any
     }
 
 
+def challenger_row(model: str, panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The champion-vs-challenger panels of one model kind, and the gate's verdict."""
+    return [*panels, panel(
+        "Gate verdict on the challenger",
+        [(f"max by (decision) (tickcast_challenger_verdict{{model=\"{model}\"}})",
+          "{{decision}}")], unit="none", width=8, minmax=(0, 1),
+        description="1 for the decision the gate takes on this worker's evidence "
+        "(tickcast models verdict pools every worker's): promote, reject_worse, "
+        "reject_no_gain or watch; all 0 while no challenger is in shadow.")]
+
+
 def sentiment() -> dict[str, Any]:
     return dashboard("tickcast-sentiment", "Sentiment: which model is better now",
                      "RNN vs VADER on the same labelled texts, over the rolling window.", [
@@ -70,6 +81,18 @@ def sentiment() -> dict[str, Any]:
                               "{{outcome}}"),
                              ("sum by (kind) (tickcast_sentiment_pending)", "waiting {{kind}}")],
               width=24),
+        *challenger_row("rnn", [
+            panel("Champion vs challenger: rolling ROC AUC",
+                  [("avg(tickcast_sentiment_auc{model=\"rnn\"})", "champion (RNN)"),
+                   ("avg(tickcast_sentiment_auc{model=\"challenger\"})", "challenger")],
+                  unit="none", minmax=(0.5, 1), width=8,
+                  description="The challenger in shadow (tickcast models shadow) scores the "
+                  "same texts as the champion; empty while there is none."),
+            panel("AUC difference challenger − champion (95% DeLong interval)",
+                  [("avg by (bound) (tickcast_challenger_auc_diff)", "{{bound}}")],
+                  unit="none", width=8, description="Over the texts both labelled since the "
+                  "shadow began (up to TICKCAST_GATE_MAX_EVENTS)."),
+        ]),
     ])
 
 
@@ -100,6 +123,19 @@ def forecaster() -> dict[str, Any]:
               "significantly smaller than persistence's over the window."),
         panel("Ticks by outcome", [("sum by (outcome) (rate(tickcast_ticks_total[1m]))",
                                     "{{outcome}}")], unit="short"),
+        *challenger_row("lstm", [
+            panel("Champion vs challenger: rolling MASE",
+                  [("avg(tickcast_forecast_mase{model=\"lstm\"})", "champion"),
+                   ("avg(tickcast_forecast_mase{model=\"challenger\"})", "challenger"),
+                   ("avg(tickcast_forecast_mase{model=\"naive\"})", "naive")],
+                  unit="none", width=8, description="Lower is better; the challenger in "
+                  "shadow forecasts the same ticks as the champion."),
+            panel("Diebold-Mariano, challenger vs champion",
+                  [("max(tickcast_challenger_forecast_dm{value=\"stat\"})", "DM statistic"),
+                   ("max(tickcast_challenger_forecast_dm{value=\"p_value\"})", "p-value")],
+                  unit="none", width=8, description="Statistic < 0 with p < "
+                  "TICKCAST_GATE_ALPHA: the challenger's errors are significantly smaller."),
+        ]),
     ])
 
 
