@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,32 +133,99 @@ TS_BASE = 1_700_000_000_000
 """Event time of the first tick (and of every text); ticks are a second apart per symbol."""
 
 
-def produce_input(bootstrap: str, prefix: str, config: BenchConfig) -> dict[str, int]:
-    """The run's input on ``{prefix}prices`` and ``{prefix}texts``; counts per topic."""
-    from kafka import KafkaProducer
-
+def input_records(config: BenchConfig) -> Iterator[tuple[str, bytes, bytes]]:
+    """The run's input as ``(topic, key, value)``: ticks in event-time order, then texts."""
     from tickcast.training.data import sample_texts
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             batch_size=256 * 1024, compression_type=None)
     rng = np.random.default_rng(1)
     steps = config.ticks // config.symbols
     prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (steps, config.symbols)), axis=0))
     symbols = balanced_symbols(config.symbols, config.partitions)
     for step in range(steps):
         for s, symbol in enumerate(symbols):
-            value = json.dumps({"symbol": symbol, "ts": TS_BASE + step * 1000,
-                                "price": round(float(prices[step, s]), 4)}).encode()
-            producer.send(f"{prefix}prices", key=symbol.encode(), value=value)
+            yield "prices", symbol.encode(), json.dumps(
+                {"symbol": symbol, "ts": TS_BASE + step * 1000,
+                 "price": round(float(prices[step, s]), 4)}).encode()
     sample = sample_texts()
     for i, text_id in enumerate(text_ids(config)):
         row = sample.iloc[i % len(sample)]
-        producer.send(f"{prefix}texts", key=text_id.encode(), value=json.dumps(
+        yield "texts", text_id.encode(), json.dumps(
             {"id": text_id, "ts": TS_BASE, "text": row["text"], "label": int(row["label"])}
-        ).encode())
+        ).encode()
+
+
+def produce_input(bootstrap: str, prefix: str, config: BenchConfig) -> dict[str, int]:
+    """The run's input on ``{prefix}prices`` and ``{prefix}texts``; counts per topic."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             batch_size=256 * 1024, compression_type=None)
+    for topic, key, value in input_records(config):
+        producer.send(f"{prefix}{topic}", key=key, value=value)
     producer.flush()
     producer.close()
-    return {"prices": steps * config.symbols, "texts": config.texts}
+    return {"prices": config.ticks // config.symbols * config.symbols, "texts": config.texts}
+
+
+def run_backtest(config: BenchConfig, target: Target, *, state: Path) -> dict[str, Any]:
+    """``tickcast backtest``'s engine on the run's input, in this process, with the served
+    forecaster and sentiment model: events/s from the first event fed to the outputs written
+    (loading the models is not counted)."""
+    from tickcast.backtest import Backtest, Inputs
+    from tickcast.models.registry import ModelStore
+    from tickcast.streams.messages import InMessage
+    from tickcast.streams.serving import load_model
+    from tickcast.streams.settings import Settings
+
+    store = ModelStore(target.model_dir)
+    models = [load_model(store, kind, name, store.latest(name) or "")  # type: ignore[arg-type]
+              for kind, name in (("forecaster", target.forecaster),
+                                 ("sentiment", target.sentiment))]
+    inputs = Inputs()
+    for n, (topic, key, value) in enumerate(input_records(config)):
+        (inputs.prices if topic == "prices" else inputs.texts).append(
+            InMessage(topic, 0, n, key, value))
+    settings = Settings(kafka_bootstrap=target.bootstrap, model_dir=target.model_dir)
+    peak0 = _rss_peak_mib()
+    started = time.perf_counter()
+    Backtest(settings=settings, forecasters=[models[0]], sentiments=[models[1]],
+             every=1000).run(inputs, state / "backtest")
+    seconds = time.perf_counter() - started
+    events = len(inputs.prices) + len(inputs.texts)
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
+            "rss_peak_mib": max(_rss_peak_mib(), peak0)}
+
+
+def _rss_peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def challenger_store(target: Target, state: Path) -> Path:
+    """A model store with the served forecaster and sentiment model and, as each one's
+    challenger in shadow, a copy of it under another version: a worker then runs every
+    model twice per batch, as with a real challenger of the same architecture."""
+    from tickcast.models.registry import ModelStore
+
+    source = ModelStore(target.model_dir)
+    root = state / "challenger-store"
+    shutil.rmtree(root, ignore_errors=True)
+    store = ModelStore(root)
+    for name in (target.forecaster, target.sentiment):
+        version = source.latest(name)
+        if version is None:
+            raise BenchError(f"no LATEST {name} in {target.model_dir}")
+        shutil.copytree(source.path(name, version), store.path(name, version))
+        store.promote(name, version)
+        rival = f"{version}-challenger"
+        shutil.copytree(source.path(name, version), store.path(name, rival))
+        manifest_path = store.path(name, rival) / "manifest.json"
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest["version"] = rival
+        manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+        store.set_challenger(name, rival)
+    return root
 
 
 def text_ids(config: BenchConfig) -> list[str]:
@@ -490,6 +557,12 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
         log("tickcast, 2 workers ...")
         results["tickcast_2_workers"] = run_tickcast(target, prefix, expected, workers=2,
                                                      state=state, partitions=config.partitions)
+    log("tickcast, 1 worker with a challenger in shadow for each model ...")
+    shadowed = replace(target, model_dir=challenger_store(target, state))
+    results["tickcast_challenger"] = run_tickcast(shadowed, prefix, expected, workers=1,
+                                                  state=state, partitions=config.partitions)
+    log("backtest: the same input through tickcast backtest's engine, no broker ...")
+    results["backtest"] = run_backtest(config, target, state=state)
     if config.texts_only:
         log(f"tickcast, 1 worker, {config.texts_only} texts only (RNN + VADER) ...")
         text_prefix = f"{prefix}t-"
@@ -525,6 +598,11 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
                                      seconds=config.latency_seconds, state=state,
                                      partitions=config.partitions, prefix=f"{prefix}lat-",
                                      broker_gc_log=local_gc_log(target.bootstrap))
+    log(f"latency with a challenger in shadow, {config.latency_rate:.0f} ticks/s ...")
+    results["latency_challenger"] = run_latency(
+        shadowed, rate=config.latency_rate, seconds=config.latency_seconds, state=state,
+        partitions=config.partitions, prefix=f"{prefix}latc-",
+        broker_gc_log=local_gc_log(target.bootstrap))
     log("inference micro-benchmarks ...")
     results["micro"] = micro_benchmarks(forecaster, rnn, list(sample_texts()["text"].head(256)))
     results["ratios"] = _ratios(results, two_workers=config.two_workers)
@@ -540,6 +618,10 @@ def _ratios(results: dict[str, Any], *, two_workers: bool) -> dict[str, float]:
         "tickcast_over_faust_passthrough": tc / results["faust_passthrough"]["events_per_s"],
         "tickcast_over_baseline": tc / results["baseline"]["events_per_s"],
     }
+    if "tickcast_challenger" in results:
+        ratios["challenger_over_tickcast"] = results["tickcast_challenger"]["events_per_s"] / tc
+    if "backtest" in results:
+        ratios["backtest_over_tickcast"] = results["backtest"]["events_per_s"] / tc
     if "quix_pipeline" in results:
         ratios["tickcast_over_quix_pipeline"] = tc / results["quix_pipeline"]["events_per_s"]
         ratios["quix_passthrough_over_faust_passthrough"] = (
@@ -560,8 +642,9 @@ def table(results: dict[str, Any]) -> str:
     """The run as Markdown tables (what ``tickcast bench`` prints)."""
     rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events",
              "worker cores", "machine cores busy")]
-    for name in ("tickcast", "tickcast_2_workers", "tickcast_texts_only", "ceiling",
-                 "faust_passthrough", "quix_passthrough", "quix_pipeline", "baseline"):
+    for name in ("tickcast", "tickcast_2_workers", "tickcast_challenger", "tickcast_texts_only",
+                 "backtest", "ceiling", "faust_passthrough", "quix_passthrough",
+                 "quix_pipeline", "baseline"):
         r = results.get(name)
         if r:
             rows.append((name.replace("_", " "), f"{r['events_per_s']:,.0f}",
@@ -581,8 +664,14 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", f"Latency tick → forecast at {lat['offered_per_s']:.0f} ticks/s offered: "
               f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} "
               f"ms, max {lat['max_ms']:.0f} ms ({lat['forecasts']} forecasts); "
-              f"{describe_worst(lat.get('worst'))}.", "",
-              "| model | batch | predict ms | serving ms | serving backend | speed-up | items/s "
+              f"{describe_worst(lat.get('worst'))}.", ""]
+    shadow = results.get("latency_challenger")
+    if shadow:
+        lines += [f"With a challenger in shadow: p50 {shadow['p50_ms']:.0f} ms, p99 "
+                  f"{shadow['p99_ms']:.0f} ms, max {shadow['max_ms']:.0f} ms "
+                  f"({shadow['forecasts']} forecasts); "
+                  f"{describe_worst(shadow.get('worst'))}.", ""]
+    lines += ["| model | batch | predict ms | serving ms | serving backend | speed-up | items/s "
               "| max abs diff |",
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {m['model']} | {m['batch']} | {m['predict_ms']:.2f} | "

@@ -58,6 +58,14 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
         assert results[name]["worker_cores"] > 0
         assert 0 < results[name]["machine_cores_busy"] <= (os.cpu_count() or 1)
     assert results["latency"]["forecasts"] > 0
+    # A worker with a challenger in shadow for each model, on the same input; the backtest
+    # engine on it without a broker; latency with the challengers.
+    assert results["tickcast_challenger"]["events"] == results["expected_outputs"]
+    assert results["tickcast_challenger"]["events_per_s"] > 0
+    assert results["backtest"]["events"] == 1000 + 300
+    assert results["latency_challenger"]["forecasts"] > 0
+    assert {"challenger_over_tickcast", "backtest_over_tickcast"} <= set(results["ratios"])
+    assert "With a challenger in shadow" in table(results)
     assert all(row["max_abs_diff"] <= 1e-4 for row in results["micro"])
     assert "tickcast over baseline" in table(results)
     # the run's topics (inputs, outputs, Faust's changelogs) are gone afterwards
