@@ -9,8 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = sorted((REPO / "docs").glob("*.md"))
-REQUIRED = {"models", "textgen", "streaming", "events", "metrics", "benchmarks", "security",
-            "configuration", "operations", "development"}
+REQUIRED = {"models", "lifecycle", "textgen", "streaming", "events", "metrics", "benchmarks",
+            "security", "configuration", "operations", "development"}
 HISTORY = [
     (re.compile(r"\bissue \d+", re.IGNORECASE), "an issue number of ours"),
     (re.compile(r"`[0-9a-f]{7,40}`"), "a commit hash"),
