@@ -52,6 +52,7 @@ __all__ = [
     "LoadProducer",
     "Target",
     "balanced_symbols",
+    "challenger_store",
     "delete_topics",
     "expected_outputs",
     "local_broker",

@@ -27,11 +27,13 @@ import shutil
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from tickcast_bench.harness import (
     BenchConfig,
     Target,
+    challenger_store,
     delete_topics,
     local_broker,
     local_gc_log,
@@ -74,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker-setting", action="append", default=[], metavar="NAME=VALUE",
                         type=_setting, help="a TICKCAST_* setting of the worker (repeatable), "
                         "e.g. TICKCAST_BATCHES_IN_FLIGHT=16: one candidate change per run")
+    parser.add_argument("--challenger", action="store_true",
+                        help="the worker shadows a copy of each served model as its "
+                        "challenger (every model runs twice per batch)")
     parser.add_argument("--passthrough", action="store_true",
                         help="run the bench's Faust passthrough on the backlog instead of a "
                         "worker")
@@ -96,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     target = Target(bootstrap=settings.kafka_bootstrap, model_dir=settings.model_dir.resolve(),
                     forecaster=settings.forecaster_model, sentiment=settings.sentiment_model,
                     settings=tuple(args.worker_setting))
+    if args.challenger:
+        args.state.mkdir(parents=True, exist_ok=True)
+        target = replace(target, model_dir=challenger_store(target, args.state))
     try:
         if args.latency is not None:
             return _latency(target, args)

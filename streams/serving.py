@@ -25,6 +25,7 @@ import numpy as np
 from tickcast.models.artifacts import ArtifactError, ModelKind
 from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
 from tickcast.models.registry import ModelStore
+from tickcast.streams import heap
 from tickcast.streams.events import EventError, ModelUpdate, decode_model_update
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.settings import Settings
@@ -77,11 +78,17 @@ def load_model(store: ModelStore, kind: ModelKind, name: str, version: str, *,
 
 
 class ModelManager:
-    """The predictors serving now, by kind; safe to read from any thread."""
+    """The predictors serving now, by kind; safe to read from any thread.
+
+    With ``freeze_heap`` (the worker's setting) the heap is frozen after :meth:`load_latest`
+    and after every change of a champion or a challenger, so the collector's full passes skip
+    the models (see :mod:`tickcast.streams.heap`).
+    """
 
     def __init__(self, *, store: ModelStore, metrics: Metrics, names: Mapping[ModelKind, str],
-                 max_event_bytes: int, backend: str = "auto") -> None:
+                 max_event_bytes: int, backend: str = "auto", freeze_heap: bool = False) -> None:
         self.store = store
+        self.freeze_heap = freeze_heap
         self.backend = backend
         self.metrics = metrics
         self.names = dict(names)
@@ -139,6 +146,7 @@ class ModelManager:
                 continue
             self._install_challenger(kind, shadow)
             log.info("shadowing %s/%s beside %s", name, challenger, version)
+        self._refreeze()
 
     def apply_raw(self, raw: bytes | None) -> SwapOutcome:
         try:
@@ -187,6 +195,8 @@ class ModelManager:
         if shadow is not None and shadow.version == predictor.version:
             self._install_challenger(kind, None)  # promoted: no longer its own challenger
             log.info("%s/%s is promoted: its shadow ends", update.name, update.version)
+        del current, predictor, shadow  # the old model is garbage now: the re-freeze frees it
+        self._refreeze()
         return self._count(kind, "swapped")
 
     def _apply_challenger(self, kind: ModelKind, update: ModelUpdate) -> SwapOutcome:
@@ -197,6 +207,8 @@ class ModelManager:
             if shadow is not None and shadow.version == update.version:
                 self._install_challenger(kind, None)
                 log.info("%s/%s is no longer in shadow", update.name, update.version)
+                del shadow
+                self._refreeze()
             return self._count(kind, "shadow_cleared")
         if shadow is not None and shadow.version == update.version:
             return self._count(kind, "current")
@@ -216,7 +228,13 @@ class ModelManager:
         self._install_challenger(kind, predictor)
         log.info("shadowing %s/%s beside %s", update.name, update.version,
                  champion.version if champion else "no champion")
+        del shadow, champion, predictor
+        self._refreeze()
         return self._count(kind, "shadowing")
+
+    def _refreeze(self) -> None:
+        if self.freeze_heap:
+            heap.freeze()
 
     def _install_challenger(self, kind: ModelKind, predictor: Predictor | None) -> None:
         old = self._challengers[kind]

@@ -12,14 +12,40 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 
 from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
 from tickcast.streams.evaluation.rolling_auc import RollingAUC
 
-__all__ = ["RollingForecastErrors", "RollingLossPairs"]
+__all__ = ["RollingForecastErrors", "RollingLossPairs", "RowRing"]
+
+
+class RowRing:
+    """The last ``size`` rows of ``width`` floats, in a preallocated array: appending is a row
+    write, and reading the window is a view (no per-read conversion of Python tuples, which
+    cost more than the statistics once per batch)."""
+
+    def __init__(self, size: int, width: int) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self._data = np.empty((size, width), dtype=np.float64)
+        self._next = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, row: tuple[float, ...]) -> None:
+        self._data[self._next] = row
+        self._next = (self._next + 1) % len(self._data)
+        self._count = min(self._count + 1, len(self._data))
+
+    def rows(self) -> np.ndarray:
+        """The rows held, oldest first (a view while the ring has not wrapped)."""
+        if self._count < len(self._data):
+            return self._data[:self._count]
+        return np.roll(self._data, -self._next, axis=0)
 
 
 class RollingForecastErrors:
@@ -34,7 +60,7 @@ class RollingForecastErrors:
     """
 
     def __init__(self, window_size: int) -> None:
-        self._rows: deque[tuple[float, float, float, float]] = deque(maxlen=window_size)
+        self._rows = RowRing(window_size, 4)
         self.direction = RollingAUC(window_size)
 
     def __len__(self) -> int:
@@ -53,7 +79,7 @@ class RollingForecastErrors:
     def get(self) -> dict[str, float]:
         if not self._rows:
             return {}
-        last, forecast, actual, scale = np.asarray(self._rows).T
+        last, forecast, actual, scale = self._rows.rows().T
         scaled = np.isfinite(scale)
         out: dict[str, float] = {}
         losses = {}
@@ -80,7 +106,7 @@ class RollingLossPairs:
     the Diebold–Mariano test of ``a`` against ``b`` on them (recomputed once per update)."""
 
     def __init__(self, window_size: int) -> None:
-        self._pairs: deque[tuple[float, float]] = deque(maxlen=window_size)
+        self._pairs = RowRing(window_size, 2)
         self._cached: tuple[int, DMResult | None] = (0, None)
         self._updates = 0
 
@@ -93,6 +119,6 @@ class RollingLossPairs:
 
     def get(self) -> DMResult | None:
         if self._cached[0] != self._updates:
-            pairs = np.asarray(self._pairs, dtype=np.float64).reshape(-1, 2)
+            pairs = self._pairs.rows()
             self._cached = (self._updates, diebold_mariano(pairs[:, 0], pairs[:, 1]))
         return self._cached[1]

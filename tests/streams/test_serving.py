@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
+import weakref
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,11 +21,12 @@ from tickcast.training.publish import update_event
 from tickcast.training.sentiment import SentimentResult
 
 
-def manager(store: ModelStore, *, max_event_bytes: int = 65_536
+def manager(store: ModelStore, *, max_event_bytes: int = 65_536, freeze_heap: bool = False
             ) -> tuple[ModelManager, Metrics]:
     metrics = Metrics()
     return ModelManager(store=store, metrics=metrics, max_event_bytes=max_event_bytes, names={
-        "forecaster": "gold-lstm", "sentiment": "sentiment-rnn"}), metrics
+        "forecaster": "gold-lstm", "sentiment": "sentiment-rnn"},
+        freeze_heap=freeze_heap), metrics
 
 
 def second_version(store: ModelStore, result: PriceResult, version: str,
@@ -193,3 +197,49 @@ def test_promoting_the_challenger_ends_its_shadow_and_workers_start_with_it(
     assert store.challenger("gold-lstm") is None
     with pytest.raises(Exception, match="LATEST already"):
         store.set_challenger("gold-lstm", "v-rival")
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """Give the test process its collector back after a test that freezes the heap."""
+    yield
+    gc.unfreeze()
+
+
+def walked_by_collector(obj: object) -> bool:
+    return any(o is obj for o in gc.get_objects())  # frozen objects are not listed
+
+
+def test_frozen_heap_hides_the_models_from_the_collector_and_changes_free_the_old_ones(
+        store: ModelStore, tiny_forecaster: PriceResult, thawed: None) -> None:
+    models, _ = manager(store, freeze_heap=True)
+    models.load_latest()
+    assert gc.get_freeze_count() > 0
+    first = models.forecaster()
+    assert first is not None
+    assert not walked_by_collector(first.model)
+    gone = weakref.ref(first.model)  # Keras models hold reference cycles: only gc frees them
+    del first
+    newer = second_version(store, tiny_forecaster, "v-new",
+                           tiny_forecaster.manifest.created_at + 1000)
+    assert models.apply(newer) == "swapped"
+    assert gone() is None  # collected by the swap's re-freeze, not leaked in the frozen part
+    assert not walked_by_collector(models.forecaster().model)  # type: ignore[union-attr]
+    # A challenger is frozen when it loads, and freed when its shadow ends.
+    rival = replace(second_version(store, tiny_forecaster, "v-rival", 5), role="challenger")
+    assert models.apply(rival) == "shadowing"
+    shadow = models.forecaster_challenger()
+    assert shadow is not None
+    assert not walked_by_collector(shadow.model)
+    gone = weakref.ref(shadow.model)
+    del shadow
+    assert models.apply(replace(rival, clear=True)) == "shadow_cleared"
+    assert gone() is None
+
+
+def test_without_freeze_heap_the_collector_is_left_alone(store: ModelStore,
+                                                         tiny_forecaster: PriceResult) -> None:
+    before = gc.get_freeze_count()
+    models, _ = manager(store)
+    models.load_latest()
+    assert gc.get_freeze_count() == before

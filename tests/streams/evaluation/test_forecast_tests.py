@@ -109,3 +109,18 @@ def test_rolling_errors_report_mase_and_dm_against_naive() -> None:
     assert math.isnan(values["model_mase"])
     assert math.isnan(values["dm_stat"])
     assert values["model_rmse"] == pytest.approx(0.1)
+
+
+def test_the_row_ring_holds_the_last_rows_in_order() -> None:
+    from collections import deque
+
+    from tickcast.streams.evaluation.forecast_error import RowRing
+
+    ring, reference = RowRing(5, 2), deque(maxlen=5)
+    assert len(ring) == 0
+    for i in range(13):
+        ring.append((float(i), float(-i)))
+        reference.append((i, -i))
+        assert np.array_equal(ring.rows(), np.asarray(reference, dtype=float)), i
+    with pytest.raises(ValueError, match="size"):
+        RowRing(0, 2)
