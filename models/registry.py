@@ -80,18 +80,14 @@ class ModelStore:
                       if p.is_dir() and NAME_RE.fullmatch(p.name))
 
     def latest(self, name: str) -> str | None:
-        pointer = self.model_dir(name) / "LATEST"
-        try:
-            version = pointer.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"cannot read {pointer}: {exc.strerror or exc}") from None
-        return version or None
+        return self._read_pointer(name, "LATEST")
 
     def challenger(self, name: str) -> str | None:
         """The version in shadow beside ``LATEST`` (``tickcast models shadow``), if any."""
-        pointer = self.model_dir(name) / "CHALLENGER"
+        return self._read_pointer(name, "CHALLENGER")
+
+    def _read_pointer(self, name: str, pointer_name: str) -> str | None:
+        pointer = self.model_dir(name) / pointer_name
         try:
             version = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
