@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Mapping
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,7 @@ OTHER_OUTCOMES: Final[tuple[SwapOutcome, ...]] = ("unknown_model", "invalid_even
 METRIC_MODEL: Final[dict[ModelKind, str]] = {"forecaster": "lstm", "sentiment": "rnn"}
 OTHER_MODEL: Final = "other"
 Predictor = Forecaster | SentimentRNN
+P = TypeVar("P", Forecaster, SentimentRNN)
 
 
 def smoke_test(predictor: Predictor) -> None:
@@ -103,21 +104,17 @@ class ModelManager:
             metrics.model_swaps.labels(model=OTHER_MODEL, outcome=outcome)
 
     def forecaster(self) -> Forecaster | None:
-        predictor = self._serving.get("forecaster")
-        return predictor if isinstance(predictor, Forecaster) else None
+        return _of_type(self._serving.get("forecaster"), Forecaster)
 
     def sentiment(self) -> SentimentRNN | None:
-        predictor = self._serving.get("sentiment")
-        return predictor if isinstance(predictor, SentimentRNN) else None
+        return _of_type(self._serving.get("sentiment"), SentimentRNN)
 
     def forecaster_challenger(self) -> Forecaster | None:
         """The forecaster in shadow beside the champion, if any."""
-        predictor = self._challengers.get("forecaster")
-        return predictor if isinstance(predictor, Forecaster) else None
+        return _of_type(self._challengers.get("forecaster"), Forecaster)
 
     def sentiment_challenger(self) -> SentimentRNN | None:
-        predictor = self._challengers.get("sentiment")
-        return predictor if isinstance(predictor, SentimentRNN) else None
+        return _of_type(self._challengers.get("sentiment"), SentimentRNN)
 
     def load_latest(self) -> None:
         """At start: serve each model's ``LATEST`` version, if the store has a valid one."""
@@ -127,26 +124,37 @@ class ModelManager:
                 log.warning("no LATEST %s in %s: %s inference is off until one is published",
                             name, self.store.root, kind)
                 continue
-            try:
-                predictor = self._load(kind, name, version, expected_sha256=None)
-            except ArtifactError as exc:
-                log.error("cannot serve %s/%s: %s", name, version, exc)
-                self._count(kind, "refused")
+            predictor = self._load_or_count(kind, name, version, "refused")
+            if predictor is None:
                 continue
             self._install(kind, predictor)
             log.info("serving %s/%s (%s)", name, version, getattr(predictor, "backend", ""))
             challenger = self.store.challenger(name)
-            if challenger is None or challenger == version:
-                continue
-            try:
-                shadow = self._load(kind, name, challenger, expected_sha256=None)
-            except ArtifactError as exc:
-                log.error("cannot shadow %s/%s: %s", name, challenger, exc)
-                self._count(kind, "shadow_refused")
-                continue
-            self._install_challenger(kind, shadow)
-            log.info("shadowing %s/%s beside %s", name, challenger, version)
+            shadow = (self._load_or_count(kind, name, challenger, "shadow_refused")
+                      if challenger not in (None, version) else None)
+            if shadow is not None:
+                self._install_challenger(kind, shadow)
+                log.info("shadowing %s/%s beside %s", name, challenger, version)
         self._refreeze()
+
+    def _load_or_count(self, kind: ModelKind, name: str, version: str,
+                       refused: SwapOutcome) -> Predictor | None:
+        """A version from the store at start, or ``None`` (logged and counted as ``refused``)."""
+        try:
+            return self._load(kind, name, version, expected_sha256=None)
+        except ArtifactError as exc:
+            log.error("cannot load %s/%s: %s", name, version, exc)
+            self._count(kind, refused)
+            return None
+
+    def _load_update(self, kind: ModelKind, update: ModelUpdate) -> Predictor:
+        """The version ``update`` names, checked against the event (URI inside the store and
+        naming that version, the published digest) and then as every load is."""
+        path = self.store.resolve(update.uri)
+        if path != self.store.path(update.name, update.version):
+            raise ArtifactError(f"uri {update.uri!r} does not name {update.name}/"
+                                f"{update.version}")
+        return self._load(kind, update.name, update.version, expected_sha256=update.sha256)
 
     def apply_raw(self, raw: bytes | None) -> SwapOutcome:
         try:
@@ -178,12 +186,7 @@ class ModelManager:
                         "to go back)", update.name, update.version, current.version)
             return self._count(kind, "stale")
         try:
-            path = self.store.resolve(update.uri)
-            if path != self.store.path(update.name, update.version):
-                raise ArtifactError(f"uri {update.uri!r} does not name {update.name}/"
-                                    f"{update.version}")
-            predictor = self._load(kind, update.name, update.version,
-                                   expected_sha256=update.sha256)
+            predictor = self._load_update(kind, update)
         except ArtifactError as exc:
             log.error("refusing %s/%s, still serving %s: %s", update.name, update.version,
                       current.version if current else "nothing", exc)
@@ -215,12 +218,7 @@ class ModelManager:
         try:
             if champion is not None and champion.version == update.version:
                 raise ArtifactError("it is the champion already")
-            path = self.store.resolve(update.uri)
-            if path != self.store.path(update.name, update.version):
-                raise ArtifactError(f"uri {update.uri!r} does not name {update.name}/"
-                                    f"{update.version}")
-            predictor = self._load(kind, update.name, update.version,
-                                   expected_sha256=update.sha256)
+            predictor = self._load_update(kind, update)
         except ArtifactError as exc:
             log.error("refusing %s/%s as a challenger (the champion is unaffected): %s",
                       update.name, update.version, exc)
@@ -289,3 +287,7 @@ def follow_model_updates(app: faust.App, *, settings: Settings, models: ModelMan
                 await loop.run_in_executor(executor, models.apply_raw, message.value)
         finally:
             await consumer.stop()
+
+
+def _of_type(predictor: Predictor | None, cls: type[P]) -> P | None:
+    return predictor if isinstance(predictor, cls) else None

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from tickcast.errors import UsageError
+from tickcast.scrape import Samples, scrape
 from tickcast.streams.gate import AUCEvidence, DMEvidence, Evidence
 
-__all__ = ["Source", "backtest_evidence", "live_evidence", "scrape"]
+__all__ = ["Source", "backtest_evidence", "live_evidence", "read_worker"]
 
 METRIC_MODEL: Final = {"forecaster": "lstm", "sentiment": "rnn"}
 
@@ -33,52 +32,39 @@ class Source:
     note: str
 
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str, *, timeout_s: float = 5.0) -> Samples:
-    """Every sample of a Prometheus text exposition, by name and labels."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+def read_worker(url: str, *, timeout_s: float = 5.0) -> Samples:
+    """One scrape of a worker's ``/metrics``; a :class:`UsageError` if it does not answer."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
-            text = response.read().decode("utf-8")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return scrape(url, timeout=timeout_s)
+    except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read {url}: {getattr(exc, 'reason', exc)}") from None
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
 
 
-def _get(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+def _versions(samples: Samples, name: str, model: str) -> list[str]:
+    """The ``version`` label of every ``name{model=...}`` sample at 1."""
+    return [dict(labels)["version"] for (n, labels), value in samples.items()
+            if n == name and dict(labels).get("model") == model and value == 1.0]
 
 
 def live_evidence(where: str, samples: Samples, *, kind: str, challenger: str) -> Source:
     """One worker's paired evidence for ``challenger`` (a ``forecaster`` or ``sentiment``)."""
     model = METRIC_MODEL[kind]
-    shadowing = [dict(labels)["version"] for (name, labels), value in samples.items()
-                 if name == "tickcast_challenger_info" and dict(labels).get("model") == model
-                 and value == 1.0]
+    shadowing = _versions(samples, "tickcast_challenger_info", model)
     if challenger not in shadowing:
         return Source(where, None, f"shadows {', '.join(shadowing) or 'nothing'}, not "
                       f"{challenger}")
-    about = [dict(labels)["version"] for (name, labels), value in samples.items()
-             if name == "tickcast_challenger_evidence_info" and dict(labels).get("model") == model
-             and value == 1.0]
+    about = _versions(samples, "tickcast_challenger_evidence_info", model)
     if challenger not in about:
         return Source(where, None, f"no evidence on {challenger} yet (it holds "
                       f"{', '.join(about) or 'none'}; it follows at the next batch)")
-    n = int(_get(samples, "tickcast_challenger_window_size", model=model) or 0)
+    n = int(samples.value("tickcast_challenger_window_size", model=model) or 0)
     if kind == "forecaster":
-        stat = _get(samples, "tickcast_challenger_forecast_dm", model=model, value="stat")
-        p = _get(samples, "tickcast_challenger_forecast_dm", model=model, value="p_value")
+        stat = samples.value("tickcast_challenger_forecast_dm", model=model, value="stat")
+        p = samples.value("tickcast_challenger_forecast_dm", model=model, value="p_value")
         if stat is None or p is None or not (math.isfinite(stat) and math.isfinite(p)):
             return Source(where, None, f"{n} paired forecasts, no test yet")
         return Source(where, DMEvidence(n=n, stat=stat, p=p), "live")
-    bounds = [_get(samples, "tickcast_challenger_auc_diff", bound=b)
+    bounds = [samples.value("tickcast_challenger_auc_diff", bound=b)
               for b in ("estimate", "low", "high")]
     if any(b is None or not math.isfinite(b) for b in bounds):
         return Source(where, None, f"{n} paired labelled texts, no test yet")

@@ -11,7 +11,7 @@ import faust
 from tickcast.streams.delivery import InFlight, Sinks
 from tickcast.streams.faust_internals import ChangelogTable, batches
 from tickcast.streams.messages import Record, in_message
-from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep
+from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep_for
 from tickcast.streams.prices.state import load_state, state_writes
 from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
@@ -43,8 +43,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
         cache.clear()
 
     def keep() -> int:
-        windows = [f.window for f in (models.forecaster(), models.forecaster_challenger()) if f]
-        return history_keep(max(windows) if windows else None)
+        return history_keep_for(models.forecaster(), models.forecaster_challenger())
 
     def load(symbol: str) -> SymbolState:
         state = cache.get(symbol)

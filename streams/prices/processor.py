@@ -35,7 +35,8 @@ from tickcast.streams.gate import DMEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
-__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState", "history_keep"]
+__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState", "history_keep",
+           "history_keep_for"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,13 @@ class SymbolState:
 def history_keep(window: int | None) -> int:
     """Ticks of history kept per symbol: the window plus room for crash replays."""
     return max(window or 0, MIN_WINDOW) + REPLAY_ROOM
+
+
+def history_keep_for(*forecasters: Forecaster | None) -> int:
+    """:func:`history_keep` for the longest window of the forecasters serving (the champion
+    and the challenger in shadow)."""
+    windows = [f.window for f in forecasters if f is not None]
+    return history_keep(max(windows) if windows else None)
 
 
 @dataclass(slots=True, eq=False)
@@ -136,7 +144,7 @@ class PriceProcessor:
         plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch),
                     challenger=challenger if forecaster is not None else None)
         window = forecaster.window if forecaster is not None else None
-        keep = history_keep(max(window or 0, challenger.window if challenger else 0) or None)
+        keep = history_keep_for(forecaster, challenger)
         for msg in batch:
             try:
                 tick = decode_price(msg.value, max_bytes=self.max_event_bytes)

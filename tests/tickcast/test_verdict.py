@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickcast.scrape import Samples
 from tickcast.streams.gate import AUCEvidence, DMEvidence, Policy
 from tickcast.streams.messages import InMessage
 from tickcast.streams.metrics import Metrics
@@ -14,10 +15,10 @@ from tickcast.streams.prices.processor import PriceProcessor, SymbolState
 from tickcast.verdict import live_evidence
 
 
-def samples(metrics: Metrics) -> dict:
+def samples(metrics: Metrics) -> Samples:
     text = generate_latest(metrics.registry).decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return Samples({(s.name, tuple(sorted(s.labels.items()))): s.value
+                    for family in text_string_to_metric_families(text) for s in family.samples})
 
 
 class Scaled:

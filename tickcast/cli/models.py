@@ -135,14 +135,15 @@ def _shadow(args: argparse.Namespace, context: Context, store: Any) -> int:
 def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
     from tickcast.cli.train import publish
     from tickcast.streams.gate import Policy, combine, decide
-    from tickcast.verdict import backtest_evidence, live_evidence, scrape
+    from tickcast.verdict import backtest_evidence, live_evidence, read_worker
 
     settings = context.settings
     challenger, champion = store.challenger(args.name), store.latest(args.name)
     if challenger is None:
         raise UsageError(f"{args.name} has no challenger (tickcast models shadow {args.name} "
                          "VERSION)")
-    kind = store.verify(args.name, challenger).kind
+    manifest = store.verify(args.name, challenger)
+    kind = manifest.kind
     policy = Policy(min_events=settings.gate_min_events, max_events=settings.gate_max_events,
                     alpha=settings.gate_alpha)
     if args.backtest is not None and (args.metrics or args.auto):
@@ -154,7 +155,7 @@ def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
             sources = [backtest_evidence(args.backtest, kind=kind, name=args.name,
                                          challenger=challenger, champion=champion)]
         else:
-            sources = [live_evidence(url, scrape(url), kind=kind, challenger=challenger)
+            sources = [live_evidence(url, read_worker(url), kind=kind, challenger=challenger)
                        for url in urls]
         pooled = combine([s.evidence for s in sources if s.evidence is not None])
         verdict = decide(pooled, policy)
@@ -177,7 +178,6 @@ def _verdict(args: argparse.Namespace, context: Context, store: Any) -> int:
              "evidence": report["evidence"] | {"policy": report["policy"],
                                                "sources": len(sources)},
              "champion": champion, "decided_at": int(time.time() * 1000)}
-    manifest = store.verify(args.name, challenger)
     # A challenger trained before the champion is still promoted: workers otherwise ignore a
     # version older than the one serving.
     older = champion is not None and manifest.created_at <= store.verify(
