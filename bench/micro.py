@@ -37,8 +37,8 @@ def micro_benchmarks(forecaster: Forecaster, rnn: SentimentRNN, texts: list[str]
                 ("lstm", forecaster, forecaster.predict_outputs, features),
                 ("rnn", rnn, rnn.score_ids, ids)):
             keras_model = predictor.model
-            reference = np.asarray(keras_model.predict(x, verbose=0)).reshape(-1)
-            diff = float(np.max(np.abs(reference - fast(x))))
+            reference = np.asarray(keras_model.predict(x, verbose=0)).reshape(len(x), -1)
+            diff = float(np.max(np.abs(reference - np.asarray(fast(x)).reshape(len(x), -1))))
             predict_s = _per_call(lambda m=keras_model, x=x: m.predict(x, verbose=0),
                                   max_calls=30)
             function_s = _per_call(lambda f=fast, x=x: f(x))

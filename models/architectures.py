@@ -11,23 +11,41 @@ import numpy as np
 
 from tickcast.models.backend import keras
 
-__all__ = ["build_char_lm", "build_forecaster", "build_sentiment_rnn"]
+__all__ = ["build_char_lm", "build_forecaster", "build_sentiment_rnn", "point_and_pinball_loss"]
 
 
 def build_forecaster(*, window: int, units: tuple[int, ...] = (64, 32),
-                     dropout: float = 0.2) -> Any:
+                     dropout: float = 0.2, quantiles: tuple[float, ...] = ()) -> Any:
     """Stacked LSTM with dropout between layers and a Dense head: W scaled log returns in,
-    the next scaled log return out."""
+    the next scaled log return out -- and, with ``quantiles``, those quantiles of it after
+    the point forecast (one output tensor ``(n, 1 + len(quantiles))``), trained with the
+    pinball loss beside the point forecast's squared error."""
     k = keras()
     inputs = k.Input(shape=(window, 1), name="window")
     x = inputs
     for i, n in enumerate(units):
         x = k.layers.LSTM(n, return_sequences=i < len(units) - 1, name=f"lstm_{i}")(x)
         x = k.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = k.layers.Dense(1, name="next_return")(x)
+    outputs = k.layers.Dense(1 + len(quantiles), name="next_return")(x)
     model = k.Model(inputs, outputs, name="gold_lstm")
-    model.compile(optimizer=k.optimizers.Adam(1e-3), loss="mse")
+    model.compile(optimizer=k.optimizers.Adam(1e-3),
+                  loss=point_and_pinball_loss(quantiles) if quantiles else "mse")
     return model
+
+
+def point_and_pinball_loss(quantiles: tuple[float, ...]) -> Any:
+    """Squared error of column 0 plus the mean pinball loss of the quantile columns."""
+    ops = keras().ops
+    tau = np.asarray(quantiles, dtype="float32")[None, :]
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        y = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
+        point, q = y_pred[:, :1], y_pred[:, 1:]
+        diff = y - q
+        pinball = ops.mean(ops.maximum(tau * diff, (tau - 1.0) * diff), axis=-1)
+        return ops.mean(ops.square(y - point), axis=-1) + pinball
+
+    return loss
 
 
 def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,12 +43,12 @@ from tickcast.models.fastpath import (
     onnx_forecaster,
     onnx_sentiment,
 )
-from tickcast.models.preprocessing import CharVocabulary, PriceScaler, Vocabulary
+from tickcast.models.preprocessing import SERVED_LEVELS, CharVocabulary, PriceScaler, Vocabulary
 from tickcast.models.registry import ModelStore, StoreError
 from tickcast.models.textgen import TextGenerator
 
-__all__ = ["BACKENDS", "Forecaster", "Predictor", "SentimentRNN", "load_keras_model",
-           "load_latest", "load_predictor"]
+__all__ = ["BACKENDS", "Forecaster", "Prediction", "Predictor", "SentimentRNN",
+           "load_keras_model", "load_latest", "load_predictor"]
 
 BACKENDS: Final = ("auto", "tf-function")
 """How a predictor runs its model (see the module docstring)."""
@@ -88,8 +89,22 @@ def _serving_call(model: Any, fast: tuple[tuple[str, Any], ...], shape: list[int
     return _compiled(model, shape, dtype), "tf-function"
 
 
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A batch of forecasts: the next close of each window and, from a forecaster with an
+    interval head, the central intervals at :data:`SERVED_LEVELS`."""
+
+    prices: np.ndarray
+    """``(n,)`` point forecasts."""
+    bounds: np.ndarray | None = None
+    """``(n, len(SERVED_LEVELS), 2)``: lower and upper bound per level, or ``None``."""
+    units: np.ndarray | None = None
+    """``(n,)``: each window's volatility unit, with ``bounds`` (online tracking moves the
+    bounds in it: :func:`tickcast.streams.evaluation.intervals.widen`)."""
+
+
 class Forecaster:
-    """Windows of closes -> next-close forecasts."""
+    """Windows of closes -> next-close forecasts (and intervals, if the model has a head)."""
 
     kind = "forecaster"
 
@@ -101,21 +116,39 @@ class Forecaster:
         self.name = manifest.name
         self.version = manifest.version
         self.window = scaler.window
+        spec = scaler.intervals
+        if spec is not None and not set(SERVED_LEVELS) <= set(spec.levels):
+            raise ValueError(f"the interval head has levels {spec.levels}; serving needs "
+                             f"{SERVED_LEVELS}")
+        self.intervals = spec is not None
         self._call, self.backend = _serving_call(
             model, (("onnx", onnx_forecaster), ("numpy", numpy_forecaster)),
             [None, scaler.window, 1], "float32", backend)
 
     def predict_outputs(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self._call(features)).reshape(-1)
+        """Model inputs -> its ``(n, 1 + Q)`` outputs (``(n, 1)`` without a head)."""
+        return np.asarray(self._call(features)).reshape(len(features), self.scaler.outputs)
 
-    def predict_prices(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, W)`` closes -> ``(n,)`` forecasts of the next close."""
+    def predict(self, windows: np.ndarray) -> Prediction:
+        """``(n, W)`` closes -> forecasts of the next close, with intervals if the model has
+        them: one model call for both."""
         windows = np.asarray(windows, dtype=np.float64)
         if windows.ndim != 2 or windows.shape[1] != self.window:
             raise ValueError(f"windows must have shape (n, {self.window}), got {windows.shape}")
         if len(windows) == 0:
-            return np.zeros(0)
-        return self.scaler.prices(windows, self.predict_outputs(self.scaler.inputs(windows)))
+            return Prediction(np.zeros(0), np.zeros((0, len(SERVED_LEVELS), 2))
+                              if self.intervals else None, np.zeros(0))
+        units = self.scaler.units(windows)
+        outputs = self.predict_outputs(self.scaler.inputs(windows, units))
+        prices = self.scaler.prices(windows, outputs, units)
+        if not self.intervals:
+            return Prediction(prices)
+        return Prediction(prices, self.scaler.bounds(windows, outputs, SERVED_LEVELS, units),
+                          units)
+
+    def predict_prices(self, windows: np.ndarray) -> np.ndarray:
+        """``(n, W)`` closes -> ``(n,)`` forecasts of the next close."""
+        return self.predict(windows).prices
 
 
 class SentimentRNN:
@@ -208,6 +241,13 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: s
         if manifest.kind == "forecaster":
             scaler = PriceScaler.from_dict(state)
             expected = (None, scaler.window, 1)
+            if tuple(model.output_shape) != (None, scaler.outputs):
+                raise ArtifactError(
+                    f"model output shape {model.output_shape} does not match the "
+                    f"preprocessing state (None, {scaler.outputs}): "
+                    + ("a point forecast and the interval head's "
+                       f"{scaler.outputs - 1} quantiles" if scaler.intervals
+                       else "a point forecast only"))
             predictor: Forecaster | SentimentRNN | TextGenerator = Forecaster(
                 model, scaler, manifest, backend=backend)
         elif manifest.kind == "textgen":

@@ -1,9 +1,14 @@
 """Preprocessing shared, byte for byte, by training and serving.
 
 * Prices: a window of the last ``W`` closes becomes log returns relative to the window's last
-  close, divided by ``scale`` (the standard deviation of daily log returns on the *training*
-  period). The target is the next log return, scaled the same way. Nothing depends on the price
-  level, so a model trained on gold serves any symbol; ``scale`` is the only fitted state.
+  close, divided by a *unit*; the target is the next log return in the same unit. With
+  ``normalize="window"`` the unit is each window's own volatility (the standard deviation of
+  its ``W - 1`` log returns), so the model sees every instrument at unit volatility and its
+  outputs -- the point forecast and the quantiles of the interval head -- scale back with the
+  volatility of the instrument it serves: a calmer or wilder symbol than the training one gets
+  intervals of its own width. With ``normalize="fixed"`` (artifacts without intervals) the unit
+  is ``scale``, the training period's standard deviation of daily log returns. Nothing depends
+  on the price level, so a model trained on gold serves any symbol.
 * Texts: a deterministic regex tokeniser and a frequency-ranked vocabulary fitted on training
   texts; ids 0 (padding) and 1 (out of vocabulary) are reserved.
 * Characters (the text generator): every character seen at least ``min_count`` times in the
@@ -17,14 +22,16 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final
 
 import numpy as np
 
 __all__ = [
+    "SERVED_LEVELS",
     "CharVocabulary",
+    "IntervalSpec",
     "PriceScaler",
     "Vocabulary",
     "make_windows",
@@ -38,15 +45,83 @@ _TOKEN_RE: Final = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|:\)|:\(|:d|<3", re.IG
 
 
 # -- prices --------------------------------------------------------------------------------------
+NORMALIZE: Final = ("fixed", "window")
+SERVED_LEVELS: Final = (0.8, 0.95)
+"""The central intervals a forecaster with an interval head serves on every forecast."""
+MIN_UNIT: Final = 1e-12
+"""Floor of a window's volatility (a flat window): its inputs are all zero whatever the unit."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSpec:
+    """The interval head: central intervals at ``levels`` (nominal coverage, ascending) from
+    the quantiles ``(1 - level) / 2`` and ``(1 + level) / 2`` of the next return, which the
+    model outputs after the point forecast, in :attr:`quantiles` order. ``offsets`` widen each
+    level's interval on both sides (in the normalized unit): the split-conformal correction
+    fitted on the validation period, so that a level covers what it claims there."""
+
+    levels: tuple[float, ...]
+    offsets: tuple[float, ...]
+    method: str = "quantile-head+conformal"
+
+    def __post_init__(self) -> None:
+        if not self.levels or list(self.levels) != sorted(set(self.levels)):
+            raise ValueError(f"interval levels must be ascending and distinct: {self.levels}")
+        if not all(0 < level < 1 for level in self.levels):
+            raise ValueError(f"interval levels must lie in (0, 1): {self.levels}")
+        if len(self.offsets) != len(self.levels):
+            raise ValueError(f"{len(self.offsets)} offsets for {len(self.levels)} levels")
+        if not all(math.isfinite(o) for o in self.offsets):
+            raise ValueError(f"interval offsets must be finite: {self.offsets}")
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        """The quantile levels the model outputs, ascending (lower bounds, then upper)."""
+        return tuple(sorted({q for level in self.levels for q in _tails(level)}))
+
+    def columns(self, level: float) -> tuple[int, int]:
+        """Indexes of ``level``'s lower and upper quantile among :attr:`quantiles`."""
+        lo, hi = _tails(level)
+        qs = self.quantiles
+        return qs.index(lo), qs.index(hi)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"levels": list(self.levels), "offsets": list(self.offsets),
+                "method": self.method}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> IntervalSpec:
+        return cls(levels=tuple(float(x) for x in state["levels"]),
+                   offsets=tuple(float(x) for x in state["offsets"]),
+                   method=str(state.get("method", "quantile-head+conformal")))
+
+
+def _tails(level: float) -> tuple[float, float]:
+    return round((1 - level) / 2, 6), round((1 + level) / 2, 6)
+
+
 @dataclass(frozen=True, slots=True)
 class PriceScaler:
-    """Windows -> model inputs and model outputs -> prices. ``scale`` is fitted on training data."""
+    """Windows -> model inputs and model outputs -> prices (see the module docstring)."""
 
     window: int
     scale: float
+    """Standard deviation of the training period's daily log returns."""
+    normalize: str = "fixed"
+    """The unit of inputs and outputs: ``fixed`` (``scale``) or ``window`` (each window's own
+    volatility)."""
+    intervals: IntervalSpec | None = None
+    """The interval head the model has, if any (its outputs follow the point forecast)."""
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, got {self.normalize!r}")
+        if self.intervals is not None and self.normalize != "window":
+            raise ValueError("an interval head needs normalize='window'")
 
     @classmethod
-    def fit(cls, train_closes: np.ndarray, *, window: int) -> PriceScaler:
+    def fit(cls, train_closes: np.ndarray, *, window: int, normalize: str = "fixed"
+            ) -> PriceScaler:
         closes = np.asarray(train_closes, dtype=np.float64)
         if closes.ndim != 1 or len(closes) < window + 2:
             raise ValueError(f"need at least {window + 2} training closes, got {closes.shape}")
@@ -55,35 +130,81 @@ class PriceScaler:
         scale = float(np.std(np.diff(np.log(closes))))
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"training closes have no variation (scale={scale})")
-        return cls(window=window, scale=scale)
+        return cls(window=window, scale=scale, normalize=normalize)
+
+    @property
+    def outputs(self) -> int:
+        """Model output columns: the point forecast, then the interval quantiles."""
+        return 1 + (len(self.intervals.quantiles) if self.intervals else 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        state: dict[str, Any] = {"window": self.window, "scale": self.scale}
+        if self.normalize != "fixed":
+            state["normalize"] = self.normalize
+        if self.intervals is not None:
+            state["intervals"] = self.intervals.to_dict()
+        return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> PriceScaler:
-        return cls(window=int(state["window"]), scale=float(state["scale"]))
+        raw = state.get("intervals")
+        return cls(window=int(state["window"]), scale=float(state["scale"]),
+                   normalize=str(state.get("normalize", "fixed")),
+                   intervals=IntervalSpec.from_dict(raw) if raw is not None else None)
 
-    def inputs(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, W)`` closes -> ``(n, W, 1)`` float32 features."""
-        return window_features(windows, self.scale)
+    def units(self, windows: np.ndarray) -> np.ndarray:
+        """``(n,)``: the unit each window's inputs and outputs are in."""
+        w = np.asarray(windows, dtype=np.float64)
+        if self.normalize == "fixed" or w.shape[1] < 3:
+            return np.full(len(w), self.scale)
+        return np.maximum(np.std(np.diff(np.log(w), axis=1), axis=1), MIN_UNIT)
+
+    def inputs(self, windows: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
+        """``(n, W)`` closes -> ``(n, W, 1)`` float32 features (``units``: precomputed)."""
+        return window_features(windows, self.units(windows) if units is None else units)
 
     def targets(self, windows: np.ndarray, next_closes: np.ndarray) -> np.ndarray:
-        last = np.asarray(windows, dtype=np.float64)[:, -1]
-        return (np.log(np.asarray(next_closes, dtype=np.float64) / last) / self.scale).astype(
-            np.float32)
+        w = np.asarray(windows, dtype=np.float64)
+        return (np.log(np.asarray(next_closes, dtype=np.float64) / w[:, -1])
+                / self.units(w)).astype(np.float32)
 
-    def prices(self, windows: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-        """Model outputs (scaled log returns) -> forecast prices."""
-        last = np.asarray(windows, dtype=np.float64)[:, -1]
-        return last * np.exp(np.asarray(outputs, dtype=np.float64).reshape(-1) * self.scale)
+    def prices(self, windows: np.ndarray, outputs: np.ndarray,
+               units: np.ndarray | None = None) -> np.ndarray:
+        """Point outputs (``(n,)`` or the model's ``(n, k)``, column 0 taken) -> forecasts."""
+        w = np.asarray(windows, dtype=np.float64)
+        out = np.asarray(outputs, dtype=np.float64)
+        point = out[:, 0] if out.ndim == 2 else out.reshape(-1)
+        return w[:, -1] * np.exp(point * (self.units(w) if units is None else units))
+
+    def bounds(self, windows: np.ndarray, outputs: np.ndarray, levels: Sequence[float],
+               units: np.ndarray | None = None) -> np.ndarray:
+        """The model's ``(n, 1 + Q)`` outputs -> ``(n, len(levels), 2)`` price bounds of the
+        central intervals at ``levels`` (each one of the head's levels), conformally widened.
+        Quantiles that cross are sorted first, so intervals nest."""
+        spec = self.intervals
+        if spec is None:
+            raise ValueError("this forecaster has no interval head")
+        w = np.asarray(windows, dtype=np.float64)
+        q = np.sort(np.asarray(outputs, dtype=np.float64)[:, 1:], axis=1)
+        if q.shape[1] != len(spec.quantiles):
+            raise ValueError(f"{q.shape[1]} quantile outputs for {len(spec.quantiles)} levels")
+        units, last = self.units(w) if units is None else units, w[:, -1]
+        out = np.empty((len(w), len(levels), 2))
+        for j, level in enumerate(levels):
+            lo, hi = spec.columns(level)
+            off = spec.offsets[spec.levels.index(level)]
+            out[:, j, 0] = last * np.exp((q[:, lo] - off) * units)
+            out[:, j, 1] = last * np.exp((q[:, hi] + off) * units)
+        return out
 
 
-def window_features(windows: np.ndarray, scale: float) -> np.ndarray:
+def window_features(windows: np.ndarray, unit: float | np.ndarray) -> np.ndarray:
+    """Log closes relative to the window's last, in ``unit`` (one, or one per window)."""
     w = np.asarray(windows, dtype=np.float64)
     if w.ndim != 2:
         raise ValueError(f"windows must be 2-D (n, W), got shape {w.shape}")
-    rel = np.log(w / w[:, -1:]) / scale
+    u = np.asarray(unit, dtype=np.float64)
+    rel = np.log(w / w[:, -1:]) / (u[:, np.newaxis] if u.ndim == 1 else u)
     return rel[..., np.newaxis].astype(np.float32)
 
 

@@ -95,7 +95,8 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
     )
     prices = PriceProcessor(metrics=metrics, max_event_bytes=settings.max_event_bytes,
                             eval_window=settings.forecast_window, symbol_cap=settings.symbol_cap,
-                            gate=gate)
+                            baseline_window=settings.interval_baseline_window,
+                            tracking_rate=settings.interval_tracking_rate, gate=gate)
     register_sentiment_agent(app, settings=settings, processor=sentiment, executor=executor)
     register_price_agent(app, settings=settings, processor=prices, models=models,
                          executor=executor)

@@ -390,7 +390,9 @@ class Forecast(_Output):
     """A value on ``forecasts``: the next price of ``symbol`` ``horizon`` ticks after ``ts``."""
 
     _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "processed_at", "latency_ms",
-                                                "challenger_version", "challenger_forecast")
+                                                "challenger_version", "challenger_forecast",
+                                                "lower_80", "upper_80", "lower_95",
+                                                "upper_95")
     symbol: str
     ts: int
     last_price: float
@@ -405,6 +407,12 @@ class Forecast(_Output):
     challenger_version: str | None = None
     """The challenger in shadow (``tickcast models shadow``), when one scored this tick."""
     challenger_forecast: float | None = None
+    lower_80: float | None = None
+    """The central 80 % interval of the next price (a forecaster with intervals only)."""
+    upper_80: float | None = None
+    lower_95: float | None = None
+    """The central 95 % interval of the next price."""
+    upper_95: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -140,6 +140,24 @@ class Metrics:
             "tickcast_forecast_dm", "Diebold-Mariano test of the LSTM against naive "
             "persistence on scaled squared errors over the window (HLN-corrected): "
             "value=stat (< 0: LSTM better) or p_value (two-sided).", ["value"], registry=r)
+        self.interval_coverage = Gauge(
+            "tickcast_forecast_interval_coverage_ratio", "Share of the window's next prices "
+            "inside the central interval at level=80|95 (%), for model=lstm (the forecaster's "
+            "intervals) and model=baseline (persistence with the empirical quantiles of the "
+            "symbol's recent returns). Honest intervals cover their level.",
+            ["model", "level"], registry=r)
+        self.interval_width = Gauge(
+            "tickcast_forecast_interval_width_ratio", "Mean width of the central interval "
+            "over the window, relative to the last price (0.02 = 2% of the price).",
+            ["model", "level"], registry=r)
+        self.interval_score = Gauge(
+            "tickcast_forecast_interval_score_ratio", "Mean interval (Winkler) score over the "
+            "window relative to the last price: the width plus 2/(1 - level) times any miss; "
+            "lower is better, and it cannot be gamed by claiming narrower or wider intervals.",
+            ["model", "level"], registry=r)
+        self.interval_window = Gauge(
+            "tickcast_forecast_interval_window", "Scored forecasts with intervals in the "
+            "rolling window (at most TICKCAST_FORECAST_WINDOW).", registry=r)
         self.challenger_dm = Gauge(
             "tickcast_challenger_forecast_dm", "Diebold-Mariano test of the challenger in "
             "shadow against the champion on the same ticks (scaled squared errors, "
@@ -230,6 +248,10 @@ class Metrics:
             gauge.set(math.nan)
         for value in ("stat", "p_value"):
             self.forecast_dm.labels(value=value).set(math.nan)
+        for model in ("lstm", "baseline"):
+            for level in ("80", "95"):
+                for gauge in (self.interval_coverage, self.interval_width, self.interval_score):
+                    gauge.labels(model=model, level=level).set(math.nan)
         for gauge in (self.forecast_rmse, self.forecast_mae, self.forecast_mape,
                       self.forecast_mase):
             gauge.labels(model="challenger").set(math.nan)

@@ -56,9 +56,13 @@ def smoke_test(predictor: Predictor) -> None:
     """One tiny inference that must give finite, in-range outputs before a model serves."""
     if isinstance(predictor, Forecaster):
         rising = np.linspace(100.0, 101.0, predictor.window)[None, :]
-        out = predictor.predict_prices(np.vstack([rising, rising[:, ::-1]]))
+        prediction = predictor.predict(np.vstack([rising, rising[:, ::-1]]))
+        out, bounds = prediction.prices, prediction.bounds
         if out.shape != (2,) or not np.all(np.isfinite(out)) or np.any(out <= 0):
             raise ArtifactError(f"smoke inference gave unusable forecasts {out.tolist()}")
+        if bounds is not None and (not np.all(np.isfinite(bounds)) or np.any(bounds <= 0)
+                                   or np.any(bounds[..., 0] > bounds[..., 1])):
+            raise ArtifactError(f"smoke inference gave unusable intervals {bounds.tolist()}")
     else:
         scores = predictor.score_batch(["what a wonderful day", "this is awful"])
         if len(scores) != 2 or not all(math.isfinite(s) and 0 <= s <= 1 for s in scores):

@@ -161,7 +161,17 @@ class Settings(EnvSettings):
     outputs may await the broker's acknowledgement while the next batch is processed, in at
     most 64 batches (1: wait for each full batch's delivery before the next)."""
     forecast_window: int = 500
-    """Number of most recent scored forecasts in the rolling RMSE/MAE/MAPE, skill and AUC."""
+    """Number of most recent scored forecasts in the rolling RMSE/MAE/MAPE, skill and AUC,
+    and in the interval coverage, width and score."""
+    interval_baseline_window: int = 250
+    """Recent log returns of a symbol behind the baseline intervals (persistence with their
+    empirical quantiles) that the forecaster's intervals are compared with; 20..768 (the
+    history a symbol keeps)."""
+    interval_tracking_rate: float = 0.05
+    """Step of the online tracking that keeps each symbol's forecast intervals at their
+    nominal coverage: after every outcome, a level's interval widens by this many window
+    volatility units times (missed - (1 - level)). 0 serves the model's intervals as they
+    are; larger adapts faster and jitters more; 0..1."""
     forecaster_model: str = "gold-lstm"
     """Model name (in the model store) of the forecaster this worker serves."""
     sentiment_model: str = "sentiment-rnn"
@@ -243,6 +253,10 @@ class Settings(EnvSettings):
         _require(self.forecast_window >= 2, "TICKCAST_FORECAST_WINDOW", self.forecast_window,
                  ">= 2")
         _require(self.symbol_cap >= 1, "TICKCAST_SYMBOL_CAP", self.symbol_cap, ">= 1")
+        _require(20 <= self.interval_baseline_window <= 768, "TICKCAST_INTERVAL_BASELINE_WINDOW",
+                 self.interval_baseline_window, "20..768")
+        _require(0 <= self.interval_tracking_rate <= 1, "TICKCAST_INTERVAL_TRACKING_RATE",
+                 self.interval_tracking_rate, "0..1")
         _require(self.inference_backend in {"auto", "tf-function"},
                  "TICKCAST_INFERENCE_BACKEND", self.inference_backend, "auto or tf-function")
         _require(self.log_level.lower() in {"debug", "info", "warning", "error"},

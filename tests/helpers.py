@@ -107,3 +107,20 @@ def biased_forecaster(store_root, source, *, bias: float, created_at: int | None
         created_at=created_at)
     json.dumps(manifest.to_dict())  # it serialises
     return manifest
+
+
+class PointForecaster:
+    """Mixin for test forecasters that define ``predict_prices``: the processor's ``predict``
+    contract, without intervals."""
+
+    intervals = False
+
+    def predict_prices(self, windows):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def predict(self, windows):
+        import numpy as np
+
+        from tickcast.models.predictors import Prediction
+
+        return Prediction(np.asarray(self.predict_prices(windows), dtype=np.float64), None)

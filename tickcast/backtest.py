@@ -248,6 +248,8 @@ class Backtest:
         s = self.settings
         processor = PriceProcessor(metrics=Metrics(), max_event_bytes=s.max_event_bytes,
                                    eval_window=s.forecast_window, symbol_cap=s.symbol_cap,
+                                   baseline_window=s.interval_baseline_window,
+                                   tracking_rate=s.interval_tracking_rate,
                                    clock=self.clock)
         run = _PriceRun(forecaster, processor)
 

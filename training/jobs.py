@@ -30,7 +30,10 @@ MIN_PER_LABEL: Final = 10
 """Rows of each label a labelled CSV needs, so that every split holds both classes."""
 _HEADLINE: Final[dict[Task, tuple[str, ...]]] = {
     "prices": ("lstm_rmse", "naive_rmse", "lstm_mae", "naive_mae", "lstm_mape", "naive_mape",
-               "skill_rmse", "direction_accuracy", "direction_auc"),
+               "skill_rmse", "lstm_mase", "dm_p_value", "direction_accuracy", "direction_auc",
+               "interval_lstm_80_coverage", "interval_lstm_95_coverage",
+               "interval_lstm_80_score", "interval_baseline_80_score",
+               "interval_lstm_95_score", "interval_baseline_95_score"),
     "textgen": ("test_ppl_lstm", "test_ppl_bigram", "test_ppl_unigram",
                 "gen_chars_per_s_batch1", "gen_chars_per_s_batch", "fit_seconds"),
 }
@@ -97,7 +100,8 @@ def train(request: TrainRequest, *, model_dir: Path, datasets_dir: Path,
     keys = _HEADLINE.get(request.task) or sorted(
         k for k in result.metrics if k.endswith(("_auc", "_auc_diff")))
     return TrainOutcome(name=name, path=result.path, manifest=result.manifest,
-                        seconds=result.seconds, headline={k: result.metrics[k] for k in keys},
+                        seconds=result.seconds, headline={k: result.metrics[k] for k in keys
+                                                          if k in result.metrics},
                         promoted=request.promote)
 
 

@@ -28,8 +28,17 @@ from typing import Any, Final
 import numpy as np
 
 from tickcast.models.predictors import Forecaster
+from tickcast.models.preprocessing import SERVED_LEVELS
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation.forecast_error import RollingForecastErrors, RollingLossPairs
+from tickcast.streams.evaluation.intervals import (
+    BASELINE_MIN_RETURNS,
+    TRACKING_RATE,
+    RollingIntervals,
+    empirical_bounds,
+    track,
+    widen,
+)
 from tickcast.streams.events import EventError, Forecast, PriceTick, decode_price
 from tickcast.streams.gate import DMEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
@@ -60,6 +69,8 @@ class SymbolState:
     """Ticks ever appended (the sequence number of the next one)."""
     written: int = 0
     """``seq`` when the state was last written to the table."""
+    track: list[float] | None = None
+    """The intervals' online tracking offsets, one per served level (``None``: not yet)."""
 
     def append(self, tick: PriceTick, *, keep: int) -> None:
         self.ts.append(tick.ts)
@@ -93,6 +104,9 @@ class Job:
     earlier job of this batch (known only after inference)."""
     shadow: np.ndarray | None = None
     """The challenger's window, when one is in shadow and the history is long enough."""
+    history: np.ndarray | None = None
+    """The closes behind the baseline intervals (up to ``B + 1``, ending with the window's),
+    when the forecaster has intervals."""
 
 
 @dataclass(slots=True)
@@ -115,12 +129,19 @@ class Plan:
     """Per job, the naive in-sample error of its window (set by :meth:`PriceProcessor.infer`)."""
     shadow: np.ndarray | None = None
     """Per job, the challenger's forecast (NaN where it made none)."""
+    bounds: np.ndarray | None = None
+    """Per job, the forecaster's intervals ``(len(SERVED_LEVELS), 2)``, if it has them."""
+    units: np.ndarray | None = None
+    """Per job, the window's volatility unit (with ``bounds``)."""
+    baseline: np.ndarray | None = None
+    """Per job, the baseline's intervals (NaN where the history is too short for them)."""
 
 
 class PriceProcessor:
     def __init__(self, *, metrics: Metrics, max_event_bytes: int, eval_window: int,
                  symbol_cap: int = 50, clock: Callable[[], float] = time.time,
-                 gate: Policy | None = None) -> None:
+                 gate: Policy | None = None, baseline_window: int = 250,
+                 tracking_rate: float = TRACKING_RATE) -> None:
         self.metrics = metrics
         self.clock = clock
         """Wall time for ``processed_at`` and latency (a backtest passes event time)."""
@@ -137,6 +158,11 @@ class PriceProcessor:
         self.challenger_pairs = RollingLossPairs(self.gate.max_events)
         self.symbol_cap = symbol_cap
         self._symbols: set[str] = set()
+        self.baseline_window = baseline_window
+        self.tracking_rate = tracking_rate
+        """Step of the intervals' online tracking per outcome (0: served as the model made
+        them)."""
+        self.intervals = RollingIntervals(eval_window)
 
     # -- 1. plan --------------------------------------------------------------------------
     def plan(self, batch: Sequence[InMessage], load: Callable[[str], SymbolState],
@@ -145,6 +171,9 @@ class PriceProcessor:
                     challenger=challenger if forecaster is not None else None)
         window = forecaster.window if forecaster is not None else None
         keep = history_keep_for(forecaster, challenger)
+        # Closes each job takes: the window, or the baseline's history when there are intervals.
+        span = (max(window, self.baseline_window + 1)
+                if window is not None and getattr(forecaster, "intervals", False) else window)
         for msg in batch:
             try:
                 tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
@@ -155,11 +184,11 @@ class PriceProcessor:
             if state is None:
                 state = plan.states[tick.symbol] = load(tick.symbol)
             plan.partitions[tick.symbol] = msg.partition
-            self._plan_tick(plan, msg, tick, state, window, keep)
+            self._plan_tick(plan, msg, tick, state, window, keep, span)
         return plan
 
     def _plan_tick(self, plan: Plan, msg: InMessage, tick: PriceTick, state: SymbolState,
-                   window: int | None, keep: int) -> None:
+                   window: int | None, keep: int, span: int | None) -> None:
         newest = state.ts[-1] if state.ts else None
         if newest is None or tick.ts > newest:
             pending: dict[str, Any] | Job | None = plan.last_job.pop(tick.symbol, None)
@@ -185,8 +214,11 @@ class PriceProcessor:
         if end < window:
             plan.outcomes["warming_up"] += 1
             return
-        closes = np.asarray(state.price[end - window:end], dtype=np.float64)
-        job = Job(msg, tick, closes, new, pending)
+        assert span is not None
+        closes = np.asarray(state.price[max(0, end - span):end], dtype=np.float64)
+        job = Job(msg, tick, closes[-window:], new, pending)
+        if span > window:
+            job.history = closes
         if plan.challenger is not None and end >= plan.challenger.window:
             job.shadow = np.asarray(state.price[end - plan.challenger.window:end],
                                     dtype=np.float64)
@@ -200,14 +232,30 @@ class PriceProcessor:
             return np.zeros(0)
         windows = np.stack([job.window for job in plan.jobs])
         started = time.perf_counter()
-        forecasts = plan.forecaster.predict_prices(windows)
+        prediction = plan.forecaster.predict(windows)
         self.metrics.inference_seconds.labels(model="lstm").observe(time.perf_counter() - started)
+        forecasts, plan.bounds, plan.units = prediction.prices, prediction.bounds, prediction.units
+        if plan.bounds is not None:
+            plan.baseline = self._baseline(plan)
         # MASE's scale: the naive one-step error within each window (0 for a flat one).
         plan.scales = (np.abs(np.diff(windows, axis=1)).mean(axis=1) if windows.shape[1] > 1
                        else np.zeros(len(windows)))
         if plan.challenger is not None:
             plan.shadow = self._infer_challenger(plan)
         return forecasts
+
+    def _baseline(self, plan: Plan) -> np.ndarray:
+        """The baseline's intervals per job, from the closes it has (rows of one length are
+        computed together; fewer than ``BASELINE_MIN_RETURNS`` returns give NaN)."""
+        out = np.full((len(plan.jobs), len(SERVED_LEVELS), 2), np.nan)
+        by_length: dict[int, list[int]] = {}
+        for i, job in enumerate(plan.jobs):
+            if job.history is not None and len(job.history) > BASELINE_MIN_RETURNS:
+                by_length.setdefault(len(job.history), []).append(i)
+        for index in by_length.values():
+            out[index] = empirical_bounds(np.stack([plan.jobs[i].history for i in index]),
+                                          SERVED_LEVELS)
+        return out
 
     def _infer_challenger(self, plan: Plan) -> np.ndarray | None:
         """The challenger's forecasts for the jobs it has a window for; a failure costs the
@@ -240,29 +288,49 @@ class PriceProcessor:
         if challenger != self.challenger_version:
             self._restart_challenger(challenger)
         shadow = plan.shadow.tolist() if plan.shadow is not None else [math.nan] * len(plan.jobs)
+        bounds = plan.bounds.tolist() if plan.bounds is not None else None
+        units = plan.units.tolist() if plan.units is not None else None
+        baseline = plan.baseline.tolist() if plan.baseline is not None else None
         shadowed = 0
         made: dict[int, dict[str, Any]] = {}
         latencies: list[float] = []
         newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
         failed = 0
-        for job, value, scale, rival in zip(plan.jobs, forecasts, scales, shadow, strict=True):
+        for i, (job, value, scale, rival) in enumerate(zip(plan.jobs, forecasts, scales, shadow,
+                                                           strict=True)):
             tick, last, forecast = job.tick, float(job.window[-1]), float(value)
+            interval = bounds[i] if bounds is not None else None
             if not math.isfinite(forecast):
                 out.append(self._reject(job.msg, EventError(
                     "scoring_failed", f"the forecaster returned {value} for this window")))
                 failed += 1
                 continue
+            if interval is not None and not _usable(interval):
+                out.append(self._reject(job.msg, EventError(
+                    "scoring_failed", f"the forecaster returned the intervals {interval} for "
+                    "this window")))
+                failed += 1
+                continue
             rival_ok = challenger is not None and math.isfinite(rival)
             shadowed += rival_ok
+            state = plan.states[tick.symbol]
             if job.new:
                 previous = job.previous
                 self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
-                            else previous)
+                            else previous, state)
+            if interval is not None and units is not None and state.track is not None:
+                interval = widen(interval, units[i], state.track)
+            if job.new:
                 pending = {"ts": tick.ts, "last": last, "forecast": forecast,
                            "version": version, "scale": scale}
+                if interval is not None:
+                    pending["bounds"] = interval
+                    assert baseline is not None
+                    if math.isfinite(baseline[i][0][0]):
+                        pending["baseline"] = baseline[i]
                 if rival_ok:
                     pending["challenger"] = {"version": challenger, "forecast": rival}
-                made[id(job)] = plan.states[tick.symbol].pending = pending
+                made[id(job)] = state.pending = pending
                 outcomes["forecast"] += 1
             else:
                 outcomes["replayed"] += 1
@@ -271,7 +339,8 @@ class PriceProcessor:
                               forecast=forecast, horizon=1, model_version=version,
                               id=tick.id, processed_at=now_ms, latency_ms=latency,
                               challenger_version=challenger if rival_ok else None,
-                              challenger_forecast=rival if rival_ok else None)
+                              challenger_forecast=rival if rival_ok else None,
+                              **(_bound_fields(interval) if interval is not None else {}))
             if latency is not None:
                 latencies.append(max(latency, 0) / 1000)
             newest[tick.symbol] = (tick.price, forecast)
@@ -289,6 +358,7 @@ class PriceProcessor:
         m.events_out.labels(topic="forecasts").inc(
             sum(1 for o in out if o.topic == "forecasts"))
         self._export_errors()
+        self._export_intervals()
         if challenger is not None:
             m.challenger_outputs.labels(model="lstm", outcome="scored").inc(shadowed)
             missed = sum(1 for job in plan.jobs if job.shadow is not None) - shadowed
@@ -300,14 +370,23 @@ class PriceProcessor:
         return out
 
     # -- scoring ----------------------------------------------------------------------------
-    def _score(self, tick: PriceTick, pending: dict[str, Any] | None) -> None:
-        """The forecast made at the previous tick meets the price it predicted."""
+    def _score(self, tick: PriceTick, pending: dict[str, Any] | None,
+               state: SymbolState | None = None) -> None:
+        """The forecast made at the previous tick meets the price it predicted (and moves the
+        symbol's interval tracking)."""
         if pending is None:
             return
         scale = pending.get("scale")  # absent from states written by older versions
         self.errors.update(last=float(pending["last"]), forecast=float(pending["forecast"]),
                            actual=tick.price, scale=float(scale) if scale else None)
         self.metrics.forecasts_scored.inc()
+        interval = pending.get("bounds")
+        if interval is not None:
+            self.intervals.update(last=float(pending["last"]), actual=tick.price,
+                                  bounds={"lstm": interval, "baseline": pending.get("baseline")})
+            if self.tracking_rate and state is not None:
+                state.track = track(state.track or [0.0] * len(SERVED_LEVELS), interval,
+                                    tick.price, SERVED_LEVELS, self.tracking_rate)
         rival = pending.get("challenger")
         if rival is not None and rival.get("version") == self.challenger_version and scale:
             last, actual = float(pending["last"]), tick.price
@@ -368,6 +447,15 @@ class PriceProcessor:
         m.forecast_dm.labels(value="p_value").set(values["dm_p_value"])
         m.forecast_window.set(len(self.errors))
 
+    def _export_intervals(self) -> None:
+        m = self.metrics
+        for (model, level), values in self.intervals.get().items():
+            labels = {"model": model, "level": f"{round(level * 100)}"}
+            m.interval_coverage.labels(**labels).set(values["coverage"])
+            m.interval_width.labels(**labels).set(values["width"])
+            m.interval_score.labels(**labels).set(values["score"])
+        m.interval_window.set(len(self.intervals))
+
     def _export_symbol(self, symbol: str, price: float, forecast: float) -> None:
         if symbol not in self._symbols and len(self._symbols) >= self.symbol_cap:
             symbol = "other"  # bounded label cardinality
@@ -383,6 +471,16 @@ class PriceProcessor:
         value = dead_letter(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
                             key=msg.key, raw=msg.value, error=error)
         return OutMessage("dead-letters", msg.topic.encode(), value)
+
+
+def _usable(interval: list[list[float]]) -> bool:
+    """Finite, positive bounds with lower <= upper at every level."""
+    return all(math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi for lo, hi in interval)
+
+
+def _bound_fields(interval: list[list[float]]) -> dict[str, float]:
+    (lo80, hi80), (lo95, hi95) = interval
+    return {"lower_80": lo80, "upper_80": hi80, "lower_95": lo95, "upper_95": hi95}
 
 
 def _replay_end(state: SymbolState, tick: PriceTick) -> int | None:

@@ -4,8 +4,9 @@ A symbol's history (its last ``W + REPLAY_ROOM`` ticks) is not rewritten whole o
 it is cut into fixed chunks of :data:`CHUNK` ticks by their sequence number (ticks ever
 appended to the symbol), so a batch writes only what changed:
 
-* key ``"<symbol>"`` -- the *head*: ``seq``, the pending forecast, and the ticks after the
-  last full chunk (fewer than ``CHUNK``); rewritten every batch;
+* key ``"<symbol>"`` -- the *head*: ``seq``, the pending forecast, the intervals' tracking
+  offsets, and the ticks after the last full chunk (fewer than ``CHUNK``); rewritten every
+  batch;
 * key ``"<symbol>#<k>"`` -- chunk ``k``: ticks ``k*CHUNK .. (k+1)*CHUNK - 1``; written once,
   when it fills, and deleted (a tombstone) once it is older than the history kept.
 
@@ -52,7 +53,7 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
     ts.extend(head["ts"])
     price.extend(head["price"])
     return SymbolState(ts=ts[-keep:], price=price[-keep:], pending=head.get("pending"),
-                       seq=seq, written=seq)
+                       seq=seq, written=seq, track=head.get("track"))
 
 
 def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Write]:
@@ -66,9 +67,12 @@ def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Writ
         start, end = max(0, k * CHUNK - first_held), (k + 1) * CHUNK - first_held
         yield chunk_key(symbol, k), {"ts": state.ts[start:end], "price": state.price[start:end]}
     tail = seq - (seq // CHUNK) * CHUNK
-    yield symbol, {"v": VERSION, "seq": seq, "pending": state.pending,
-                   "ts": state.ts[len(state.ts) - tail:] if tail else [],
-                   "price": state.price[len(state.price) - tail:] if tail else []}
+    head: dict[str, Any] = {"v": VERSION, "seq": seq, "pending": state.pending,
+                            "ts": state.ts[len(state.ts) - tail:] if tail else [],
+                            "price": state.price[len(state.price) - tail:] if tail else []}
+    if state.track is not None:
+        head["track"] = state.track
+    yield symbol, head
     if written:  # chunks no load needs any more (a state never written has none stored)
         for k in range(_first_needed(written, keep), _first_needed(seq, keep)):
             yield chunk_key(symbol, k), None

@@ -15,6 +15,7 @@ import pytest
 from tickcast_bench import quix
 from tickcast_bench.pipelines import Progress
 
+from tests.helpers import PointForecaster
 from tickcast.streams.events import PriceTick, TextEvent
 
 needs_quix = pytest.mark.skipif(
@@ -35,7 +36,7 @@ class DictState:
         self.values[key] = json.dumps(value)
 
 
-class FakeForecaster:
+class FakeForecaster(PointForecaster):
     """Forecasts the window's mean; records the shape of every call."""
 
     window, version = 3, "lstm-v1"

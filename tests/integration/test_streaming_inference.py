@@ -14,6 +14,7 @@ from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from tests.helpers import wait_for
 from tests.integration.conftest import consume, produce
 from tickcast.models.registry import ModelStore
+from tickcast.streams.evaluation.intervals import interval_score
 from tickcast.training.data import gold_closes, sample_texts
 from tickcast.training.publish import publish_update
 
@@ -64,6 +65,24 @@ def test_one_forecast_per_tick_and_errors_match_numpy(start_worker, store: Model
     moved = prices != last
     assert worker.value("tickcast_forecast_direction_auc") == pytest.approx(
         roc_auc_score(prices[moved] > last[moved], (made - last)[moved]))
+    # Every forecast carries nested intervals; the coverage, width and score gauges equal
+    # NumPy on the bounds the records carried and the prices that followed.
+    for f in out:
+        assert 0 < f["lower_95"] <= f["lower_80"] < f["upper_80"] <= f["upper_95"], f
+    for level in ("80", "95"):
+        lo = np.array([f[f"lower_{level}"] for f in out])[:-1]
+        hi = np.array([f[f"upper_{level}"] for f in out])[:-1]
+        labels = {"model": "lstm", "level": level}
+        assert worker.value("tickcast_forecast_interval_coverage_ratio", **labels
+                            ) == pytest.approx(np.mean((lo <= prices) & (prices <= hi)))
+        assert worker.value("tickcast_forecast_interval_width_ratio", **labels
+                            ) == pytest.approx(np.mean((hi - lo) / last))
+        assert worker.value("tickcast_forecast_interval_score_ratio", **labels
+                            ) == pytest.approx(np.mean(interval_score(lo, hi, prices,
+                                                                      int(level) / 100) / last))
+        assert 0 <= worker.value("tickcast_forecast_interval_coverage_ratio", model="baseline",
+                                 level=level) <= 1
+    assert worker.value("tickcast_forecast_interval_window") == len(out) - 1
 
 
 def test_rnn_scores_beside_vader_and_gauges_match_sklearn(start_worker, store: ModelStore

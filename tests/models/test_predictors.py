@@ -27,7 +27,7 @@ def test_forecaster_reloads_with_identical_predictions(tiny_forecaster: PriceRes
     # Reference: Keras' own predict on the model file, through the same preprocessing.
     reference_model = keras().saving.load_model(tiny_forecaster.path / "model.keras")
     slow = predictor.scaler.prices(windows, reference_model.predict(
-        predictor.scaler.inputs(windows), verbose=0).reshape(-1))
+        predictor.scaler.inputs(windows), verbose=0))
     assert np.max(np.abs(fast - slow)) <= 1e-4
     assert np.all(np.abs(fast / windows[:, -1] - 1) < 0.2)  # sane next-day moves
 

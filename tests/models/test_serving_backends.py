@@ -24,9 +24,11 @@ def test_forecaster_backends_match_keras_on_the_gold_series(tiny_forecaster: Pri
     w = predictor.window
     windows = np.lib.stride_tricks.sliding_window_view(closes, w)[::3]  # ~1/3 of the series
     features = predictor.scaler.inputs(windows)
-    reference = np.asarray(predictor.model(features, training=False)).reshape(-1)
+    reference = np.asarray(predictor.model(features, training=False))
+    assert reference.shape == (len(features), 1 + len(predictor.scaler.intervals.quantiles))
     for size in (1, 10, 256, len(features)):  # serving's batch sizes, and everything at once
-        got = predictor.predict_outputs(features[:size])
+        got = predictor.predict_outputs(features[:size])  # the point and every quantile
+        assert got.shape == reference[:size].shape
         assert np.max(np.abs(got - reference[:size])) <= TOLERANCE, size
 
 

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import PointForecaster
 from tickcast.scrape import Samples
 from tickcast.streams.gate import AUCEvidence, DMEvidence, Policy
 from tickcast.streams.messages import InMessage
@@ -21,7 +22,7 @@ def samples(metrics: Metrics) -> Samples:
                     for family in text_string_to_metric_families(text) for s in family.samples})
 
 
-class Scaled:
+class Scaled(PointForecaster):
     def __init__(self, factor: float, version: str, window: int = 3) -> None:
         self.factor, self.version, self.window = factor, version, window
 

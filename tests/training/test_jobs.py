@@ -25,6 +25,49 @@ def test_price_report_agrees_with_the_manifest(tiny_forecaster: PriceResult) -> 
     assert m["skill_rmse"] == 1 - m["lstm_rmse"] / m["naive_rmse"]
 
 
+def test_price_report_judges_the_intervals_and_the_point_forecast(
+        tiny_forecaster: PriceResult) -> None:
+    """Coverage, width and interval score per method and level, recomputed here from the
+    report's own reliability table; DM and MASE against naive; the reliability plot."""
+    report = json.loads((tiny_forecaster.path / "report.json").read_text())
+    m = report["metrics"]
+    for method in ("lstm", "lstm_static", "mc_dropout", "baseline"):
+        for level in ("80", "95"):
+            assert 0 <= m[f"interval_{method}_{level}_coverage"] <= 1
+            assert m[f"interval_{method}_{level}_width"] > 0
+            # The score is the width plus penalties for misses: never below the width.
+            assert m[f"interval_{method}_{level}_score"] >= m[f"interval_{method}_{level}_width"]
+        assert report["calibration"][method]["0.8"] == m[f"interval_{method}_80_coverage"]
+        assert len(report["calibration"][method]) == 10  # 10 %, ..., 90 %, 95 %
+    assert 0 <= m["dm_p_value"] <= 1
+    assert m["lstm_mase"] > 0
+    assert m["naive_mase"] > 0
+    md = (tiny_forecaster.path / "report.md").read_text()
+    assert "## Intervals, test period" in md
+    assert "Diebold–Mariano" in md
+    png = (tiny_forecaster.path / "interval_reliability.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    state = json.loads((tiny_forecaster.path / "preprocessing.json").read_text())
+    assert state["intervals"]["method"] == "quantile-head+conformal"
+    assert tiny_forecaster.manifest.input["intervals"] == state["intervals"]
+
+
+def test_a_point_only_forecaster_can_still_be_trained(tmp_path) -> None:
+    from tickcast.models.predictors import load_predictor
+    from tickcast.training.data import gold_closes
+    from tickcast.training.prices import DAILY_FROM, PriceConfig, train_prices
+
+    gold = gold_closes()
+    gold = gold[gold["date"] >= DAILY_FROM].tail(600).reset_index(drop=True)
+    result = train_prices(gold, store_dir=tmp_path, progress=False, config=PriceConfig(
+        window=10, units=(4,), epochs=1, patience=1, intervals=False))
+    predictor = load_predictor(result.path)
+    assert not predictor.intervals
+    assert "interval_lstm_80_coverage" not in result.metrics
+    assert json.loads((result.path / "preprocessing.json").read_text()).keys() == {
+        "window", "scale"}
+
+
 def test_sentiment_report_compares_both_models_on_the_same_texts(
         tiny_sentiment: SentimentResult) -> None:
     report = json.loads((tiny_sentiment.path / "report.json").read_text())

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import PointForecaster
 from tickcast.streams.messages import InMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.prices.processor import PriceProcessor, history_keep
 from tickcast.streams.prices.state import load_state, state_writes
 
 
-class DriftForecaster:
+class DriftForecaster(PointForecaster):
     """Predicts +1% on every window: simple enough to check every number by hand."""
 
     def __init__(self, window: int = 3, version: str = "v1") -> None:
@@ -194,7 +195,7 @@ def test_each_tick_has_one_outcome_and_the_batch_size_is_the_batch() -> None:
     assert h.value("tickcast_batch_size_sum", agent="prices") == 5
 
 
-class Persistence:
+class Persistence(PointForecaster):
     """Forecasts the last price: the naive forecast, as a challenger with its own window."""
 
     def __init__(self, window: int = 5, version: str = "naive-v1", fail: bool = False) -> None:

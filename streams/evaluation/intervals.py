@@ -1,0 +1,176 @@
+"""Are the intervals honest? Coverage, width and the interval score of central intervals, and
+the empirical-quantile baseline they are judged against.
+
+**Interval score** (Winkler 1972; Gneiting & Raftery 2007, eq. 43) of a central interval
+``[l, u]`` at nominal coverage ``1 - a``, for the outcome ``y``::
+
+    (u - l) + (2 / a) * (l - y) * [y < l] + (2 / a) * (y - u) * [y > u]
+
+Lower is better. It is *proper*: its expectation is smallest for the true quantiles, so a
+forecaster cannot improve it by claiming narrower (or wider) intervals than it believes --
+unlike coverage alone, which a uselessly wide interval always wins.
+
+**Online tracking** (quantile tracking, the "P" of conformal PID control: Angelopoulos,
+Candès & Tibshirani 2023; Gibbs & Candès 2021 adapt the level instead). A model calibrated on
+one instrument's history can still be a little too narrow or too wide for another (returns
+of another shape, a market that changed). Per symbol and level, an offset ``theta`` (in the
+window's volatility unit) widens the interval; after each outcome it moves by
+``rate * (missed - (1 - level))``. Whatever the returns, the long-run miss rate then equals
+``1 - level`` up to ``(theta_T - theta_0) / (rate * T)``: coverage is honest per symbol.
+
+**Baseline**: persistence with the empirical quantiles of the symbol's last ``B`` log
+returns: ``[last * exp(q_lo), last * exp(q_hi)]``. It knows the instrument's recent
+volatility but not how it clusters, which is what a model of the window can add.
+
+>>> interval_score(np.array([9.0]), np.array([11.0]), np.array([12.0]), 0.8).round(2)
+array([12.])
+>>> r = RollingIntervals(window_size=2, levels=(0.8,))
+>>> r.update(last=10.0, actual=10.5, bounds={"lstm": ((9.0, 11.0),), "baseline": ((9.5, 10.4),)})
+>>> g = r.get()
+>>> g["lstm", 0.8]["coverage"], g["baseline", 0.8]["coverage"]
+(1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import numpy as np
+
+from tickcast.models.preprocessing import SERVED_LEVELS
+from tickcast.streams.evaluation.forecast_error import RowRing
+
+__all__ = ["BASELINE_MIN_RETURNS", "MODELS", "THETA_RANGE", "TRACKING_RATE", "RollingIntervals",
+           "empirical_bounds", "interval_score", "track", "tracked", "widen"]
+
+MODELS: Final = ("lstm", "baseline")
+BASELINE_MIN_RETURNS: Final = 20
+"""Fewer recent returns than this give no empirical quantiles worth the name."""
+TRACKING_RATE: Final = 0.05
+"""Default step of the online tracking (``TICKCAST_INTERVAL_TRACKING_RATE``)."""
+THETA_RANGE: Final = (-2.0, 4.0)
+"""Bounds of a tracking offset, in window-volatility units (the guarantee needs bounded
+offsets; a symbol that needed more has intervals that mean nothing anyway)."""
+
+
+def widen(bounds: Sequence[Sequence[float]], unit: float, theta: Sequence[float]
+          ) -> list[list[float]]:
+    """Each level's ``(lower, upper)`` moved out by ``theta`` window-volatility units on
+    both sides (in by a negative one, never past each other)."""
+    out = []
+    for (lo, hi), t in zip(bounds, theta, strict=True):
+        if t:
+            factor = math.exp(t * unit)
+            lo, hi = lo / factor, hi * factor
+            if lo > hi:
+                lo = hi = math.sqrt(lo * hi)
+        out.append([lo, hi])
+    return out
+
+
+def track(theta: Sequence[float], bounds: Sequence[Sequence[float]], actual: float,
+          levels: Sequence[float], rate: float) -> list[float]:
+    """The offsets after ``actual`` met the intervals ``bounds`` served with ``theta``."""
+    lo_t, hi_t = THETA_RANGE
+    return [min(hi_t, max(lo_t, t + rate * (float(not lo <= actual <= hi) - (1.0 - level))))
+            for t, (lo, hi), level in zip(theta, bounds, levels, strict=True)]
+
+
+def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
+                   level: float) -> np.ndarray:
+    """The interval (Winkler) score of each central interval at nominal coverage ``level``."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    lo, hi, y = (np.asarray(v, dtype=np.float64) for v in (lower, upper, actual))
+    alpha = 1.0 - level
+    return ((hi - lo) + (2.0 / alpha) * np.maximum(lo - y, 0.0)
+            + (2.0 / alpha) * np.maximum(y - hi, 0.0))
+
+
+def empirical_bounds(history: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """``(n, B + 1)`` recent closes per row (the last is the forecast's base) ->
+    ``(n, len(levels), 2)`` baseline bounds: the last close moved by the empirical quantiles
+    of the row's ``B`` log returns."""
+    h = np.asarray(history, dtype=np.float64)
+    if h.ndim != 2 or h.shape[1] < BASELINE_MIN_RETURNS + 1:
+        raise ValueError(f"need rows of at least {BASELINE_MIN_RETURNS + 1} closes, got "
+                         f"shape {h.shape}")
+    returns = np.diff(np.log(h), axis=1)
+    tails = [q for level in levels for q in ((1 - level) / 2, (1 + level) / 2)]
+    quantiles = np.quantile(returns, tails, axis=1).T  # (n, 2 * len(levels))
+    return (h[:, -1:] * np.exp(quantiles)).reshape(len(h), len(levels), 2)
+
+
+class RollingIntervals:
+    """Over the last ``window_size`` scored forecasts, per model and level: coverage (the
+    share of outcomes inside the interval), mean width and mean interval score, both relative
+    to the last price (so instruments of different price levels weigh alike).
+
+    Rows where a model had no interval (``None``) count for the other models only.
+    """
+
+    def __init__(self, window_size: int, levels: Sequence[float] = SERVED_LEVELS,
+                 models: Sequence[str] = MODELS) -> None:
+        self.levels = tuple(levels)
+        self.models = tuple(models)
+        # Per model and level: covered, width / last, score / last.
+        self._rows = RowRing(window_size, 3 * len(self.levels) * len(self.models))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def update(self, *, last: float, actual: float,
+               bounds: Mapping[str, Sequence[Sequence[float]] | None]) -> None:
+        """``bounds[model]``: ``(lower, upper)`` per level, in :attr:`levels` order."""
+        if not (math.isfinite(last) and math.isfinite(actual)) or last <= 0:
+            raise ValueError(f"unusable interval row last={last} actual={actual}")
+        row: list[float] = []
+        for model in self.models:
+            pairs = bounds.get(model)
+            for j, level in enumerate(self.levels):
+                if pairs is None:
+                    row += [math.nan, math.nan, math.nan]
+                    continue
+                lo, hi = float(pairs[j][0]), float(pairs[j][1])
+                score = float(interval_score(np.array(lo), np.array(hi), np.array(actual),
+                                             level))
+                row += [float(lo <= actual <= hi), (hi - lo) / last, score / last]
+        self._rows.append(tuple(row))
+
+    def get(self) -> dict[tuple[str, float], dict[str, float]]:
+        """``{(model, level): {"coverage", "width", "score", "n"}}`` over the window."""
+        if not self._rows:
+            return {}
+        rows = self._rows.rows()
+        out: dict[tuple[str, float], dict[str, float]] = {}
+        col = 0
+        for model in self.models:
+            for level in self.levels:
+                block = rows[:, col:col + 3]
+                col += 3
+                held = block[np.isfinite(block[:, 0])]
+                if not len(held):
+                    continue
+                covered, width, score = held.mean(axis=0)
+                out[model, level] = {"coverage": float(covered), "width": float(width),
+                                     "score": float(score), "n": float(len(held))}
+        return out
+
+
+def tracked(bounds: np.ndarray, units: np.ndarray, actual: np.ndarray,
+            levels: Sequence[float], rate: float = TRACKING_RATE) -> np.ndarray:
+    """One symbol's ``(n, L, 2)`` intervals, in time order, as the worker serves them: each
+    widened by the offsets that the outcomes before it left (the worker's sequence of
+    :func:`widen` and :func:`track`)."""
+    out = np.array(bounds, dtype=np.float64, copy=True)
+    theta: list[float] | None = None
+    for t in range(len(out)):
+        served = out[t].tolist()
+        if theta is not None:
+            served = widen(served, float(units[t]), theta)
+            out[t] = served
+        if rate:
+            theta = track(theta or [0.0] * len(levels), served, float(actual[t]), levels, rate)
+    return out
