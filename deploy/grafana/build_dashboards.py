@@ -123,6 +123,23 @@ def forecaster() -> dict[str, Any]:
               "significantly smaller than persistence's over the window."),
         panel("Ticks by outcome", [("sum by (outcome) (rate(tickcast_ticks_total[1m]))",
                                     "{{outcome}}")], unit="short"),
+        panel("Are the intervals honest: coverage",
+              [("avg by (model, level) (tickcast_forecast_interval_coverage_ratio)",
+                "{{model}} {{level}} %"), ("vector(0.8)", "nominal 80 %"),
+               ("vector(0.95)", "nominal 95 %")], unit="percentunit", width=8,
+              description="Share of next prices inside each central interval over the "
+              "window, for the LSTM and the baseline (persistence with the empirical quantiles "
+              "of recent returns). Honest intervals sit on their nominal line."),
+        panel("Interval score (lower is better)",
+              [("avg by (model, level) (tickcast_forecast_interval_score_ratio)",
+                "{{model}} {{level}} %")], unit="percentunit", width=8,
+              description="Winkler score relative to the price: the width plus 2/(1 - level) "
+              "times any miss. The LSTM's intervals earn their place if they score below the "
+              "baseline's at the same level."),
+        panel("Interval width",
+              [("avg by (model, level) (tickcast_forecast_interval_width_ratio)",
+                "{{model}} {{level}} %")], unit="percentunit", width=8,
+              description="Mean width of the central interval, relative to the price."),
         *challenger_row("lstm", [
             panel("Champion vs challenger: rolling MASE",
                   [("avg(tickcast_forecast_mase{model=\"lstm\"})", "champion"),

@@ -40,7 +40,7 @@ def test_the_alerts_users_need_exist_and_have_one_threshold_each() -> None:
     assert names == {"TickcastSentimentAUCLow", "TickcastLSTMWorseThanNaive",
                      "TickcastConsumerLagGrowing", "TickcastDeadLetterSpike",
                      "TickcastModelSwapFailed", "TickcastChallengerWorse",
-                     "TickcastChallengerRefused"}
+                     "TickcastChallengerRefused", "TickcastIntervalsUndercover"}
     for rule in alert_rules():
         assert THRESHOLD.match(rule["expr"].strip()), rule["expr"]
         assert rule["annotations"]["summary"]

@@ -74,6 +74,6 @@ def test_every_dashboard_query_and_alert_rule_returns_data(prometheus_and_worker
     assert drawn >= 15
     assert out.read_bytes().startswith(b"\x89PNG")
     rules = prom.api("rules")["data"]["groups"][0]["rules"]
-    assert len(rules) == 7
+    assert len(rules) == 8
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError"))
                                                      for r in rules]
