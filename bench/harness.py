@@ -58,6 +58,7 @@ __all__ = [
     "local_broker",
     "local_gc_log",
     "machine",
+    "point_only_store",
     "produce_input",
     "quix_installed",
     "run_bench",
@@ -226,6 +227,60 @@ def challenger_store(target: Target, state: Path) -> Path:
         manifest["version"] = rival
         manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
         store.set_challenger(name, rival)
+    return root
+
+
+def point_only_store(target: Target, state: Path) -> Path:
+    """A model store with the served sentiment model and, as the forecaster, the served one's
+    *point-only twin*: the same network and weights with the Dense head cut to its first
+    (point) output and no interval head in its preprocessing. Its forecasts equal the
+    served model's; what a worker saves on it is exactly the intervals' cost."""
+    from tickcast.models.artifacts import MODEL_FILE, PREPROCESSING_FILE, write_artifact
+    from tickcast.models.backend import keras
+    from tickcast.models.predictors import load_keras_model
+    from tickcast.models.registry import ModelStore
+
+    source = ModelStore(target.model_dir)
+    root = state / "point-only-store"
+    shutil.rmtree(root, ignore_errors=True)
+    store = ModelStore(root)
+    version = source.latest(target.sentiment)
+    if version is None:
+        raise BenchError(f"no LATEST {target.sentiment} in {target.model_dir}")
+    shutil.copytree(source.path(target.sentiment, version), store.path(target.sentiment,
+                                                                        version))
+    store.promote(target.sentiment, version)
+    version = source.latest(target.forecaster)
+    if version is None:
+        raise BenchError(f"no LATEST {target.forecaster} in {target.model_dir}")
+    path = source.path(target.forecaster, version)
+    preprocessing = json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+    if "intervals" not in preprocessing:
+        raise BenchError(f"{target.forecaster}/{version} has no intervals to leave out")
+    del preprocessing["intervals"]
+    model = load_keras_model(path / MODEL_FILE)
+    config = model.get_config()
+    head = model.layers[-1]
+    for layer in config["layers"]:
+        if layer["config"]["name"] == head.name:
+            layer["config"]["units"] = 1
+    twin = keras().Model.from_config(config)
+    for layer, original in zip(twin.layers, model.layers, strict=True):
+        weights = original.get_weights()
+        if original is head:
+            weights = [weights[0][:, :1], weights[1][:1]]
+        layer.set_weights(weights)
+
+    def write_files(folder: Path) -> None:
+        twin.save(folder / MODEL_FILE)
+        (folder / PREPROCESSING_FILE).write_text(json.dumps(preprocessing), encoding="utf-8")
+
+    twin_version = f"{version}-point"
+    write_artifact(root / target.forecaster, name=target.forecaster, kind="forecaster",
+                   version=twin_version, write_files=write_files, metrics={},
+                   input_spec={"window": preprocessing["window"]},
+                   data={"point_only_twin_of": version})
+    store.promote(target.forecaster, twin_version)
     return root
 
 
@@ -562,6 +617,10 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
     shadowed = replace(target, model_dir=challenger_store(target, state))
     results["tickcast_challenger"] = run_tickcast(shadowed, prefix, expected, workers=1,
                                                   state=state, partitions=config.partitions)
+    log("tickcast, 1 worker, the forecaster's point-only twin (no intervals) ...")
+    point_only = replace(target, model_dir=point_only_store(target, state))
+    results["tickcast_point_only"] = run_tickcast(point_only, prefix, expected, workers=1,
+                                                  state=state, partitions=config.partitions)
     log("backtest: the same input through tickcast backtest's engine, no broker ...")
     results["backtest"] = run_backtest(config, target, state=state)
     if config.texts_only:
@@ -621,6 +680,9 @@ def _ratios(results: dict[str, Any], *, two_workers: bool) -> dict[str, float]:
     }
     if "tickcast_challenger" in results:
         ratios["challenger_over_tickcast"] = results["tickcast_challenger"]["events_per_s"] / tc
+    if "tickcast_point_only" in results:
+        ratios["intervals_over_point_only"] = (
+            tc / results["tickcast_point_only"]["events_per_s"])
     if "backtest" in results:
         ratios["backtest_over_tickcast"] = results["backtest"]["events_per_s"] / tc
     if "quix_pipeline" in results:
@@ -643,7 +705,8 @@ def table(results: dict[str, Any]) -> str:
     """The run as Markdown tables (what ``tickcast bench`` prints)."""
     rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events",
              "worker cores", "machine cores busy")]
-    for name in ("tickcast", "tickcast_2_workers", "tickcast_challenger", "tickcast_texts_only",
+    for name in ("tickcast", "tickcast_2_workers", "tickcast_challenger", "tickcast_point_only",
+                 "tickcast_texts_only",
                  "backtest", "ceiling", "faust_passthrough", "quix_passthrough",
                  "quix_pipeline", "baseline"):
         r = results.get(name)

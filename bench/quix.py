@@ -11,9 +11,10 @@
   symbol's last ``W`` closes in Quix state (keyed by the message key, the symbol) and emits
   the window once full; VADER scores each text in an ``apply``. Inference is batched in
   ``BatchingSink`` subclasses: at every checkpoint each topic partition's batch becomes one
-  ``Forecaster.predict_prices`` call (or one ``SentimentRNN.score_batch`` call), and the
-  records go to ``bench-quix-forecasts`` / ``bench-quix-sentiment``, delivered before the
-  checkpoint commits the input offsets. Same models, loaded through ``load_latest``.
+  ``Forecaster.predict`` call, forecasts with their intervals (or one
+  ``SentimentRNN.score_batch`` call), and the records go to ``bench-quix-forecasts`` /
+  ``bench-quix-sentiment``, delivered before the checkpoint commits the input offsets. Same
+  models, loaded through ``load_latest``.
 
 Quix runs everything, inference included, in its one poll loop: consumption waits while a
 checkpoint's batches are scored. ``--commit-interval`` (0.2 s) sets how long a batch fills.
@@ -160,7 +161,8 @@ SendRecord = Callable[[bytes, bytes], None]
 
 
 class ForecastWriter:
-    """A batch of full windows -> one ``predict_prices`` call -> one Forecast record each."""
+    """A batch of full windows -> one ``predict`` call -> one Forecast record each, with the
+    model's intervals (as served before tickcast's per-symbol tracking)."""
 
     def __init__(self, forecaster: Forecaster, send: SendRecord) -> None:
         self.forecaster, self.send = forecaster, send
@@ -174,9 +176,12 @@ class ForecastWriter:
         if not items:
             return 0
         windows = np.asarray([w.closes for w, _ in items], dtype=np.float64)
-        forecasts = self.forecaster.predict_prices(windows)
+        prediction = self.forecaster.predict(windows)
+        bounds = (prediction.bounds.tolist() if prediction.bounds is not None
+                  else [None] * len(items))
         now_ms, version, sent = int(time.time() * 1000), self.forecaster.version, 0
-        for (item, timestamp_ms), value in zip(items, forecasts, strict=True):
+        for (item, timestamp_ms), value, interval in zip(items, prediction.prices, bounds,
+                                                         strict=True):
             forecast = float(value)
             if not math.isfinite(forecast):  # tickcast dead-letters these
                 log.warning("non-finite forecast for %s ts=%d", item.tick.symbol, item.tick.ts)
@@ -185,10 +190,16 @@ class ForecastWriter:
             record = Forecast(symbol=tick.symbol, ts=tick.ts, last_price=float(item.closes[-1]),
                               forecast=forecast, horizon=1, model_version=version, id=tick.id,
                               processed_at=now_ms,
-                              latency_ms=now_ms - timestamp_ms if timestamp_ms else None)
+                              latency_ms=now_ms - timestamp_ms if timestamp_ms else None,
+                              **(_bounds(interval) if interval is not None else {}))
             self.send(tick.symbol.encode(), record.to_bytes())
             sent += 1
         return sent
+
+
+def _bounds(interval: list[list[float]]) -> dict[str, float]:
+    (lo80, hi80), (lo95, hi95) = interval
+    return {"lower_80": lo80, "upper_80": hi80, "lower_95": lo95, "upper_95": hi95}
 
 
 RNN_THRESHOLD: Final = 0.5

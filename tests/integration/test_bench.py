@@ -64,7 +64,10 @@ def test_quick_bench_measures_every_pipeline(kafka_bootstrap: str, tmp_path: Pat
     assert results["tickcast_challenger"]["events_per_s"] > 0
     assert results["backtest"]["events"] == 1000 + 300
     assert results["latency_challenger"]["forecasts"] > 0
-    assert {"challenger_over_tickcast", "backtest_over_tickcast"} <= set(results["ratios"])
+    assert {"challenger_over_tickcast", "backtest_over_tickcast",
+            "intervals_over_point_only"} <= set(results["ratios"])
+    # The forecaster's point-only twin: the same outputs, none of the intervals' work.
+    assert results["tickcast_point_only"]["events"] == results["expected_outputs"]
     assert "With a challenger in shadow" in table(results)
     assert all(row["max_abs_diff"] <= 1e-4 for row in results["micro"])
     assert "tickcast over baseline" in table(results)
