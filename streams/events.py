@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Literal, get_args
 
+import orjson
+
 from tickcast.errors import TickcastError
 
 __all__ = [
@@ -329,13 +331,24 @@ def _decision_fields(obj: Mapping[str, Any], role: str) -> dict[str, Any]:
 
 
 # -- output events -----------------------------------------------------------------------------
-# Built once: ``json.dumps``/``json.loads`` with options construct a new coder on every call.
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def encode(value: Mapping[str, Any]) -> bytes:
-    """The one serializer for output events: compact UTF-8 JSON, NaN refused."""
-    return _ENCODER.encode(value).encode("utf-8")
+    """The one serializer for output events: compact UTF-8 JSON (orjson), NaN and infinities
+    refused with a ``ValueError`` (orjson alone would write them as ``null``)."""
+    if not _finite(value):
+        raise ValueError(f"out of range float values are not JSON compliant: {value!r:.300}")
+    return orjson.dumps(value)
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in ``value`` (dicts, lists and tuples walked)."""
+    for v in value.values() if isinstance(value, Mapping) else value:
+        kind = type(v)
+        if kind is float:
+            if v - v != 0.0:  # NaN and infinities only (inf - inf is NaN)
+                return False
+        elif (kind is dict or kind is list or kind is tuple) and not _finite(v):
+            return False
+    return True
 
 
 class _Output:

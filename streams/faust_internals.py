@@ -60,13 +60,13 @@ Private attributes read or written:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import types
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 import faust
+import orjson
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
@@ -484,5 +484,6 @@ class ChangelogTable:
 
 
 def _json(value: Any) -> bytes:
-    # Compact, so a key always encodes to the same bytes and compaction keeps one per key.
-    return json.dumps(value, separators=(",", ":")).encode()
+    # Compact, so a key always encodes to the same bytes and compaction keeps one per key
+    # (the same bytes json.dumps with these separators writes for a string key).
+    return orjson.dumps(value)

@@ -25,7 +25,7 @@ volatility but not how it clusters, which is what a model of the window can add.
 >>> interval_score(np.array([9.0]), np.array([11.0]), np.array([12.0]), 0.8).round(2)
 array([12.])
 >>> r = RollingIntervals(window_size=2, levels=(0.8,))
->>> r.update(last=10.0, actual=10.5, bounds={"lstm": ((9.0, 11.0),), "baseline": ((9.5, 10.4),)})
+>>> r.update(last=10.0, actual=10.5, bounds={"lstm": [9.0, 11.0], "baseline": [9.5, 10.4]})
 >>> g = r.get()
 >>> g["lstm", 0.8]["coverage"], g["baseline", 0.8]["coverage"]
 (1.0, 0.0)
@@ -55,27 +55,31 @@ THETA_RANGE: Final = (-2.0, 4.0)
 offsets; a symbol that needed more has intervals that mean nothing anyway)."""
 
 
-def widen(bounds: Sequence[Sequence[float]], unit: float, theta: Sequence[float]
-          ) -> list[list[float]]:
-    """Each level's ``(lower, upper)`` moved out by ``theta`` window-volatility units on
-    both sides (in by a negative one, never past each other)."""
-    out = []
-    for (lo, hi), t in zip(bounds, theta, strict=True):
+def widen(bounds: Sequence[float], unit: float, theta: Sequence[float]) -> list[float]:
+    """``[lower_1, upper_1, lower_2, upper_2, ...]`` (one pair per level) moved out by each
+    level's ``theta`` window-volatility units on both sides (in by a negative one, never past
+    each other)."""
+    out = list(bounds)
+    for j, t in enumerate(theta):
         if t:
             factor = math.exp(t * unit)
-            lo, hi = lo / factor, hi * factor
+            lo, hi = out[2 * j] / factor, out[2 * j + 1] * factor
             if lo > hi:
                 lo = hi = math.sqrt(lo * hi)
-        out.append([lo, hi])
+            out[2 * j], out[2 * j + 1] = lo, hi
     return out
 
 
-def track(theta: Sequence[float], bounds: Sequence[Sequence[float]], actual: float,
+def track(theta: Sequence[float], bounds: Sequence[float], actual: float,
           levels: Sequence[float], rate: float) -> list[float]:
-    """The offsets after ``actual`` met the intervals ``bounds`` served with ``theta``."""
+    """The offsets after ``actual`` met the intervals ``bounds`` (flat, as :func:`widen`'s)
+    served with ``theta``."""
     lo_t, hi_t = THETA_RANGE
-    return [min(hi_t, max(lo_t, t + rate * (float(not lo <= actual <= hi) - (1.0 - level))))
-            for t, (lo, hi), level in zip(theta, bounds, levels, strict=True)]
+    out = []
+    for j, level in enumerate(levels):
+        missed = 0.0 if bounds[2 * j] <= actual <= bounds[2 * j + 1] else 1.0
+        out.append(min(hi_t, max(lo_t, theta[j] + rate * (missed - (1.0 - level)))))
+    return out
 
 
 def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
@@ -108,54 +112,53 @@ class RollingIntervals:
     share of outcomes inside the interval), mean width and mean interval score, both relative
     to the last price (so instruments of different price levels weigh alike).
 
-    Rows where a model had no interval (``None``) count for the other models only.
+    A row keeps the last price, the outcome and every model's bounds; the statistics are
+    computed over the window when read (once per batch), not per row. Rows where a model had
+    no interval (``None``) count for the other models only.
     """
 
     def __init__(self, window_size: int, levels: Sequence[float] = SERVED_LEVELS,
                  models: Sequence[str] = MODELS) -> None:
         self.levels = tuple(levels)
         self.models = tuple(models)
-        # Per model and level: covered, width / last, score / last.
-        self._rows = RowRing(window_size, 3 * len(self.levels) * len(self.models))
+        self._nan = (math.nan,) * (2 * len(self.levels))
+        self._rows = RowRing(window_size, 2 + 2 * len(self.levels) * len(self.models))
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def update(self, *, last: float, actual: float,
-               bounds: Mapping[str, Sequence[Sequence[float]] | None]) -> None:
-        """``bounds[model]``: ``(lower, upper)`` per level, in :attr:`levels` order."""
+               bounds: Mapping[str, Sequence[float] | None]) -> None:
+        """``bounds[model]``: ``[lower, upper]`` per level in :attr:`levels` order, flat."""
         if not (math.isfinite(last) and math.isfinite(actual)) or last <= 0:
             raise ValueError(f"unusable interval row last={last} actual={actual}")
-        row: list[float] = []
+        row: tuple[float, ...] = (last, actual)
         for model in self.models:
             pairs = bounds.get(model)
-            for j, level in enumerate(self.levels):
-                if pairs is None:
-                    row += [math.nan, math.nan, math.nan]
-                    continue
-                lo, hi = float(pairs[j][0]), float(pairs[j][1])
-                score = float(interval_score(np.array(lo), np.array(hi), np.array(actual),
-                                             level))
-                row += [float(lo <= actual <= hi), (hi - lo) / last, score / last]
-        self._rows.append(tuple(row))
+            row += self._nan if pairs is None else tuple(pairs)
+        self._rows.append(row)
 
     def get(self) -> dict[tuple[str, float], dict[str, float]]:
         """``{(model, level): {"coverage", "width", "score", "n"}}`` over the window."""
         if not self._rows:
             return {}
         rows = self._rows.rows()
+        last, actual = rows[:, 0], rows[:, 1]
         out: dict[tuple[str, float], dict[str, float]] = {}
-        col = 0
+        col = 2
         for model in self.models:
             for level in self.levels:
-                block = rows[:, col:col + 3]
-                col += 3
-                held = block[np.isfinite(block[:, 0])]
-                if not len(held):
+                lo, hi = rows[:, col], rows[:, col + 1]
+                col += 2
+                held = np.isfinite(lo)
+                if not held.any():
                     continue
-                covered, width, score = held.mean(axis=0)
-                out[model, level] = {"coverage": float(covered), "width": float(width),
-                                     "score": float(score), "n": float(len(held))}
+                lo, hi, y, base = lo[held], hi[held], actual[held], last[held]
+                out[model, level] = {
+                    "coverage": float(np.mean((lo <= y) & (y <= hi))),
+                    "width": float(np.mean((hi - lo) / base)),
+                    "score": float(np.mean(interval_score(lo, hi, y, level) / base)),
+                    "n": float(held.sum())}
         return out
 
 
@@ -164,7 +167,7 @@ def tracked(bounds: np.ndarray, units: np.ndarray, actual: np.ndarray,
     """One symbol's ``(n, L, 2)`` intervals, in time order, as the worker serves them: each
     widened by the offsets that the outcomes before it left (the worker's sequence of
     :func:`widen` and :func:`track`)."""
-    out = np.array(bounds, dtype=np.float64, copy=True)
+    out = np.array(bounds, dtype=np.float64, copy=True).reshape(len(bounds), -1)
     theta: list[float] | None = None
     for t in range(len(out)):
         served = out[t].tolist()
@@ -173,4 +176,4 @@ def tracked(bounds: np.ndarray, units: np.ndarray, actual: np.ndarray,
             out[t] = served
         if rate:
             theta = track(theta or [0.0] * len(levels), served, float(actual[t]), levels, rate)
-    return out
+    return out.reshape(np.shape(bounds))

@@ -104,7 +104,7 @@ class Job:
     earlier job of this batch (known only after inference)."""
     shadow: np.ndarray | None = None
     """The challenger's window, when one is in shadow and the history is long enough."""
-    history: np.ndarray | None = None
+    history: list[float] | None = None
     """The closes behind the baseline intervals (up to ``B + 1``, ending with the window's),
     when the forecaster has intervals."""
 
@@ -214,11 +214,11 @@ class PriceProcessor:
         if end < window:
             plan.outcomes["warming_up"] += 1
             return
-        assert span is not None
-        closes = np.asarray(state.price[max(0, end - span):end], dtype=np.float64)
-        job = Job(msg, tick, closes[-window:], new, pending)
-        if span > window:
-            job.history = closes
+        job = Job(msg, tick, np.asarray(state.price[end - window:end], dtype=np.float64), new,
+                  pending)
+        if span is not None and span > window:
+            # A list slice here; the array is built with the batch's in the worker thread.
+            job.history = state.price[max(0, end - span):end]
         if plan.challenger is not None and end >= plan.challenger.window:
             job.shadow = np.asarray(state.price[end - plan.challenger.window:end],
                                     dtype=np.float64)
@@ -253,8 +253,8 @@ class PriceProcessor:
             if job.history is not None and len(job.history) > BASELINE_MIN_RETURNS:
                 by_length.setdefault(len(job.history), []).append(i)
         for index in by_length.values():
-            out[index] = empirical_bounds(np.stack([plan.jobs[i].history for i in index]),
-                                          SERVED_LEVELS)
+            out[index] = empirical_bounds(np.array([plan.jobs[i].history for i in index],
+                                                   dtype=np.float64), SERVED_LEVELS)
         return out
 
     def _infer_challenger(self, plan: Plan) -> np.ndarray | None:
@@ -288,9 +288,11 @@ class PriceProcessor:
         if challenger != self.challenger_version:
             self._restart_challenger(challenger)
         shadow = plan.shadow.tolist() if plan.shadow is not None else [math.nan] * len(plan.jobs)
-        bounds = plan.bounds.tolist() if plan.bounds is not None else None
+        # Intervals as flat [lower_80, upper_80, lower_95, upper_95] per job.
+        n = len(plan.jobs)
+        bounds = plan.bounds.reshape(n, -1).tolist() if plan.bounds is not None else None
         units = plan.units.tolist() if plan.units is not None else None
-        baseline = plan.baseline.tolist() if plan.baseline is not None else None
+        baseline = plan.baseline.reshape(n, -1).tolist() if plan.baseline is not None else None
         shadowed = 0
         made: dict[int, dict[str, Any]] = {}
         latencies: list[float] = []
@@ -326,7 +328,7 @@ class PriceProcessor:
                 if interval is not None:
                     pending["bounds"] = interval
                     assert baseline is not None
-                    if math.isfinite(baseline[i][0][0]):
+                    if math.isfinite(baseline[i][0]):
                         pending["baseline"] = baseline[i]
                 if rival_ok:
                     pending["challenger"] = {"version": challenger, "forecast": rival}
@@ -473,13 +475,14 @@ class PriceProcessor:
         return OutMessage("dead-letters", msg.topic.encode(), value)
 
 
-def _usable(interval: list[list[float]]) -> bool:
-    """Finite, positive bounds with lower <= upper at every level."""
-    return all(math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi for lo, hi in interval)
+def _usable(interval: list[float]) -> bool:
+    """Finite, positive bounds with lower <= upper at every level (``interval`` is flat)."""
+    return all(math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi
+               for lo, hi in zip(interval[::2], interval[1::2], strict=True))
 
 
-def _bound_fields(interval: list[list[float]]) -> dict[str, float]:
-    (lo80, hi80), (lo95, hi95) = interval
+def _bound_fields(interval: list[float]) -> dict[str, float]:
+    lo80, hi80, lo95, hi95 = interval
     return {"lower_80": lo80, "upper_80": hi80, "lower_95": lo95, "upper_95": hi95}
 
 

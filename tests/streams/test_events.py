@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -153,3 +154,18 @@ def test_model_update_round_trip_and_rejections() -> None:
         with pytest.raises(EventError) as info:
             decode_model_update(_j({**good, **change}), max_bytes=MAX)
         assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_output_records_refuse_non_finite_numbers_anywhere(value: float) -> None:
+    """orjson would write NaN as null: the encoder refuses it at any depth instead."""
+    from tickcast.streams.events import Forecast, encode
+
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        Forecast(symbol="XAU", ts=1, last_price=10.0, forecast=value, horizon=1,
+                 model_version="v1").to_bytes()
+    for nested in ({"a": {"b": value}}, {"a": [1.0, value]}, {"a": ({"b": value},)}):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            encode(nested)
+    assert encode({"a": 1.5, "b": [1, 2.0], "c": {"d": None}, "e": "ü"}) == (
+        '{"a":1.5,"b":[1,2.0],"c":{"d":null},"e":"ü"}'.encode())

@@ -62,8 +62,8 @@ def test_rolling_intervals_equal_numpy_over_the_last_rows() -> None:
         last = 100 + rng.normal()
         actual = last * math.exp(rng.normal(0, 0.01))
         lstm = sorted(last * np.exp(rng.normal(0, 0.01, 4)))
-        model = ((lstm[1], lstm[2]), (lstm[0], lstm[3]))
-        base = None if t % 7 == 0 else ((last * 0.99, last * 1.01), (last * 0.98, last * 1.02))
+        model = [lstm[1], lstm[2], lstm[0], lstm[3]]
+        base = None if t % 7 == 0 else [last * 0.99, last * 1.01, last * 0.98, last * 1.02]
         r.update(last=last, actual=actual, bounds={"lstm": model, "baseline": base})
         rows.append((last, actual, model, base))
     assert len(r) == window
@@ -72,8 +72,8 @@ def test_rolling_intervals_equal_numpy_over_the_last_rows() -> None:
     for name, pick in (("lstm", lambda row: row[2]), ("baseline", lambda row: row[3])):
         held = [row for row in recent if pick(row) is not None]
         for j, level in enumerate((0.8, 0.95)):
-            lo = np.array([pick(row)[j][0] for row in held])
-            hi = np.array([pick(row)[j][1] for row in held])
+            lo = np.array([pick(row)[2 * j] for row in held])
+            hi = np.array([pick(row)[2 * j + 1] for row in held])
             last = np.array([row[0] for row in held])
             y = np.array([row[1] for row in held])
             expect = got[name, level]
@@ -85,17 +85,17 @@ def test_rolling_intervals_equal_numpy_over_the_last_rows() -> None:
 
 
 def test_widen_moves_both_bounds_out_in_volatility_units_and_never_crosses() -> None:
-    out = widen([[99.0, 101.0], [98.0, 102.0]], 0.01, [1.0, 0.0])
-    assert out[0] == pytest.approx([99.0 * math.exp(-0.01), 101.0 * math.exp(0.01)])
-    assert out[1] == [98.0, 102.0]
-    narrowed = widen([[99.9, 100.1]], 0.01, [-2.0])
-    assert narrowed[0][0] == narrowed[0][1] == pytest.approx(math.sqrt(99.9 * 100.1))
+    out = widen([99.0, 101.0, 98.0, 102.0], 0.01, [1.0, 0.0])
+    assert out[:2] == pytest.approx([99.0 * math.exp(-0.01), 101.0 * math.exp(0.01)])
+    assert out[2:] == [98.0, 102.0]
+    narrowed = widen([99.9, 100.1], 0.01, [-2.0])
+    assert narrowed[0] == narrowed[1] == pytest.approx(math.sqrt(99.9 * 100.1))
 
 
 def test_track_steps_by_the_miss_minus_its_nominal_rate_within_range() -> None:
-    theta = track([0.0, 0.0], [[99.0, 101.0], [98.0, 102.0]], 101.5, (0.8, 0.95), 0.1)
+    theta = track([0.0, 0.0], [99.0, 101.0, 98.0, 102.0], 101.5, (0.8, 0.95), 0.1)
     assert theta == pytest.approx([0.1 * (1 - 0.2), 0.1 * (0 - 0.05)])
-    assert track([THETA_RANGE[1]], [[1.0, 2.0]], 3.0, (0.8,), 1.0) == [THETA_RANGE[1]]
+    assert track([THETA_RANGE[1]], [1.0, 2.0], 3.0, (0.8,), 1.0) == [THETA_RANGE[1]]
 
 
 @pytest.mark.parametrize("factor", [0.6, 1.0, 1.8])
