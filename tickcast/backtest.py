@@ -41,6 +41,7 @@ import numpy as np
 from tickcast.errors import UsageError
 from tickcast.models.predictors import Forecaster, SentimentRNN
 from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
+from tickcast.streams.evaluation.intervals import RollingIntervals
 from tickcast.streams.evaluation.paired_auc import AUCComparison, delong
 from tickcast.streams.events import PriceTick
 from tickcast.streams.messages import InMessage, OutMessage
@@ -209,6 +210,8 @@ class _PriceRun:
     scored: dict[tuple[str, int], tuple[float, float, float, float]] = field(
         default_factory=dict)
     """(symbol, ts of the scored tick) -> (last, forecast, actual, scale), in scoring order."""
+    intervals: list[tuple[float, float, Any, Any]] = field(default_factory=list)
+    """Per scored forecast with intervals: (last, actual, its bounds, the baseline's)."""
 
 
 @dataclass(slots=True)
@@ -257,6 +260,9 @@ class Backtest:
             scale = pending.get("scale") or math.nan
             run.scored[(tick.symbol, int(pending["ts"]))] = (
                 float(pending["last"]), float(pending["forecast"]), tick.price, float(scale))
+            if pending.get("bounds") is not None:
+                run.intervals.append((float(pending["last"]), tick.price, pending["bounds"],
+                                      pending.get("baseline")))
 
         processor.on_scored = scored
         return run
@@ -451,11 +457,27 @@ def _forecast_summary(runs: Sequence[_PriceRun]) -> dict[str, Any]:
         q_model = ((forecast - actual)[usable] / scale[usable]) ** 2
         q_naive = ((last - actual)[usable] / scale[usable]) ** 2
         entry["dm_vs_naive"] = _dm(diebold_mariano(q_model, q_naive))
+        if run.intervals:
+            entry["intervals"] = _interval_summary(run.intervals)
         if run is not champion:
             entry["dm_vs_champion"] = _dm(_paired_dm(run, champion))
         models.append(entry)
     return {"champion": models[0]["model"], "models": models,
             "loss": "squared error / (naive in-sample MAE of the window)^2"}
+
+
+def _interval_summary(rows: Sequence[tuple[float, float, Any, Any]]) -> dict[str, Any]:
+    """Whole-run coverage, width and interval score (relative to the last price) per model
+    and level, computed as the worker's gauges are."""
+    window = RollingIntervals(len(rows))
+    for last, actual, bounds, baseline in rows:
+        window.update(last=last, actual=actual, bounds={"lstm": bounds, "baseline": baseline})
+    out: dict[str, Any] = {}
+    for (model, level), values in window.get().items():
+        out.setdefault(model, {})[f"{round(level * 100)}"] = {
+            "coverage": values["coverage"], "width_ratio": values["width"],
+            "score_ratio": values["score"], "n": int(values["n"])}
+    return out
 
 
 def _paired_dm(challenger: _PriceRun, champion: _PriceRun) -> DMResult | None:

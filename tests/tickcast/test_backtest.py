@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,37 @@ def test_live_metrics_in_the_series_are_the_processors(
     assert steps == [256, 512, 700]  # at each multiple crossed, and at the end
     metrics = {r.split(",")[4] for r in rows[1:]}
     assert {"model_rmse", "naive_rmse", "skill", "model_mase", "dm_stat"} <= metrics
+
+
+def test_interval_coverage_in_the_summary_is_that_of_the_records(
+        env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole-run coverage and score equal NumPy on the bounds the forecast records
+    carried and the prices that followed (the baseline's are reported beside them)."""
+    from tickcast.streams.evaluation.intervals import interval_score
+
+    rows = _gold_rows(500)
+    prices = _prices_jsonl(tmp_path / "p.jsonl", rows)
+    code, printed, _ = _run(["--prices", str(prices), "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, printed
+    assert "forecast intervals (whole run" in printed
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    got = summary["forecasts"]["models"][0]["intervals"]
+    records = _lines(next((tmp_path / "o").glob("forecasts-*.jsonl")))
+    by_ts = {r["ts"]: r["price"] for r in rows}
+    ts = sorted(by_ts)
+    after = {a: by_ts[b] for a, b in pairwise(ts)}
+    scored = [r for r in records if r["ts"] in after]
+    actual = np.array([after[r["ts"]] for r in scored])
+    last = np.array([r["last_price"] for r in scored])
+    for level in ("80", "95"):
+        lo = np.array([r[f"lower_{level}"] for r in scored])
+        hi = np.array([r[f"upper_{level}"] for r in scored])
+        assert got["lstm"][level]["n"] == len(scored)
+        assert got["lstm"][level]["coverage"] == pytest.approx(
+            np.mean((lo <= actual) & (actual <= hi)))
+        assert got["lstm"][level]["score_ratio"] == pytest.approx(
+            np.mean(interval_score(lo, hi, actual, int(level) / 100) / last))
+        assert 0 < got["baseline"][level]["n"] <= len(scored)
 
 
 def test_a_challenger_is_tested_against_the_champion_on_the_same_ticks(

@@ -154,6 +154,21 @@ def render(summary: dict[str, Any]) -> str:
                 f"{_num(m['naive_rmse'], '.3f'):>9} {_num(m['model_mase'], '.3f'):>6} "
                 f"{_num(m['naive_mase'], '.3f'):>6}  {_dm_text(m['dm_vs_naive']):<18} "
                 f"{_dm_text(m.get('dm_vs_champion')) if 'dm_vs_champion' in m else 'champion'}")
+    with_intervals = [m for m in (forecasts or {}).get("models", []) if m.get("intervals")]
+    if with_intervals:
+        lines.append("\nforecast intervals (whole run; score: interval score / price, lower is "
+                     "better)")
+        lines.append(f"  {'model':<40} {'80% covers':>10} {'score':>8} {'baseline':>8} "
+                     f"{'95% covers':>10} {'score':>8} {'baseline':>8}")
+        for m in with_intervals:
+            lstm, base = m["intervals"].get("lstm", {}), m["intervals"].get("baseline", {})
+            cells = []
+            for level in ("80", "95"):
+                own, ref = lstm.get(level, {}), base.get(level, {})
+                cells += [f"{_num(own.get('coverage'), '.3f'):>10}",
+                          f"{_num(own.get('score_ratio'), '.5f'):>8}",
+                          f"{_num(ref.get('score_ratio'), '.5f'):>8}"]
+            lines.append(f"  {m['model']:<40} " + " ".join(cells))
     sentiment = summary.get("sentiment")
     if sentiment:
         lines.append("\nsentiment (whole run; differences with their 95% DeLong interval)")
