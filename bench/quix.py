@@ -183,7 +183,9 @@ class ForecastWriter:
         for (item, timestamp_ms), value, interval in zip(items, prediction.prices, bounds,
                                                          strict=True):
             forecast = float(value)
-            if not math.isfinite(forecast):  # tickcast dead-letters these
+            if not math.isfinite(forecast) or (interval is not None and not all(
+                    math.isfinite(b) for pair in interval for b in pair)):
+                # tickcast dead-letters these
                 log.warning("non-finite forecast for %s ts=%d", item.tick.symbol, item.tick.ts)
                 continue
             tick = item.tick

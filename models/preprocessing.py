@@ -48,8 +48,10 @@ _TOKEN_RE: Final = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|:\)|:\(|:d|<3", re.IG
 NORMALIZE: Final = ("fixed", "window")
 SERVED_LEVELS: Final = (0.8, 0.95)
 """The central intervals a forecaster with an interval head serves on every forecast."""
-MIN_UNIT: Final = 1e-12
-"""Floor of a window's volatility (a flat window): its inputs are all zero whatever the unit."""
+MIN_UNIT: Final = 1e-3
+"""Floor of a window's volatility, as a share of the training period's ``scale``: a flat
+window's inputs are all zero whatever the unit, and its outputs keep a width that online
+tracking can still move."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ class PriceScaler:
         w = np.asarray(windows, dtype=np.float64)
         if self.normalize == "fixed" or w.shape[1] < 3:
             return np.full(len(w), self.scale)
-        return np.maximum(np.std(np.diff(np.log(w), axis=1), axis=1), MIN_UNIT)
+        return np.maximum(np.std(np.diff(np.log(w), axis=1), axis=1), MIN_UNIT * self.scale)
 
     def inputs(self, windows: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
         """``(n, W)`` closes -> ``(n, W, 1)`` float32 features (``units``: precomputed)."""
@@ -179,8 +181,10 @@ class PriceScaler:
     def bounds(self, windows: np.ndarray, outputs: np.ndarray, levels: Sequence[float],
                units: np.ndarray | None = None) -> np.ndarray:
         """The model's ``(n, 1 + Q)`` outputs -> ``(n, len(levels), 2)`` price bounds of the
-        central intervals at ``levels`` (each one of the head's levels), conformally widened.
-        Quantiles that cross are sorted first, so intervals nest."""
+        central intervals at ``levels`` (ascending, each one of the head's levels),
+        conformally widened. Quantiles that cross are sorted first; an interval that a
+        negative offset would turn inside out collapses to its midpoint; each level's interval
+        contains the one below it."""
         spec = self.intervals
         if spec is None:
             raise ValueError("this forecaster has no interval head")
@@ -190,11 +194,19 @@ class PriceScaler:
             raise ValueError(f"{q.shape[1]} quantile outputs for {len(spec.quantiles)} levels")
         units, last = self.units(w) if units is None else units, w[:, -1]
         out = np.empty((len(w), len(levels), 2))
+        inner = (np.zeros(len(w)), np.zeros(len(w)))
         for j, level in enumerate(levels):
             lo, hi = spec.columns(level)
             off = spec.offsets[spec.levels.index(level)]
-            out[:, j, 0] = last * np.exp((q[:, lo] - off) * units)
-            out[:, j, 1] = last * np.exp((q[:, hi] + off) * units)
+            low, high = q[:, lo] - off, q[:, hi] + off
+            mid = (low + high) / 2
+            low, high = np.minimum(low, mid), np.maximum(high, mid)
+            if j:  # nested: never inside the level below
+                low = np.minimum(low, inner[0])
+                high = np.maximum(high, inner[1])
+            inner = (low, high)
+            out[:, j, 0] = last * np.exp(low * units)
+            out[:, j, 1] = last * np.exp(high * units)
         return out
 
 

@@ -334,19 +334,19 @@ def _decision_fields(obj: Mapping[str, Any], role: str) -> dict[str, Any]:
 def encode(value: Mapping[str, Any]) -> bytes:
     """The one serializer for output events: compact UTF-8 JSON (orjson), NaN and infinities
     refused with a ``ValueError`` (orjson alone would write them as ``null``)."""
-    if not _finite(value):
+    if not finite(value):
         raise ValueError(f"out of range float values are not JSON compliant: {value!r:.300}")
     return orjson.dumps(value)
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     """No NaN or infinity anywhere in ``value`` (dicts, lists and tuples walked)."""
     for v in value.values() if isinstance(value, Mapping) else value:
         kind = type(v)
         if kind is float:
             if v - v != 0.0:  # NaN and infinities only (inf - inf is NaN)
                 return False
-        elif (kind is dict or kind is list or kind is tuple) and not _finite(v):
+        elif (kind is dict or kind is list or kind is tuple) and not finite(v):
             return False
     return True
 

@@ -73,6 +73,7 @@ from faust.types import TP, EventT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from tickcast.streams.events import finite
 from tickcast.streams.messages import Record
 
 __all__ = ["FETCH_MAX_WAIT_MS", "ChangelogTable", "DeliverWithoutTasks", "KeepFetchedOnResume",
@@ -485,5 +486,8 @@ class ChangelogTable:
 
 def _json(value: Any) -> bytes:
     # Compact, so a key always encodes to the same bytes and compaction keeps one per key
-    # (the same bytes json.dumps with these separators writes for a string key).
+    # (the same bytes json.dumps with these separators writes for a string key). orjson
+    # would write NaN as null: refused, as for output records.
+    if isinstance(value, dict) and not finite(value):
+        raise ValueError(f"state with a non-finite number: {value!r:.300}")
     return orjson.dumps(value)

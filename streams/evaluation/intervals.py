@@ -56,17 +56,21 @@ offsets; a symbol that needed more has intervals that mean nothing anyway)."""
 
 
 def widen(bounds: Sequence[float], unit: float, theta: Sequence[float]) -> list[float]:
-    """``[lower_1, upper_1, lower_2, upper_2, ...]`` (one pair per level) moved out by each
-    level's ``theta`` window-volatility units on both sides (in by a negative one, never past
-    each other)."""
+    """``[lower_1, upper_1, lower_2, upper_2, ...]`` (one pair per level, levels ascending)
+    moved out by each level's ``theta`` window-volatility units on both sides (in by a
+    negative one, never past each other); each level's interval still contains the one
+    below it."""
     out = list(bounds)
     for j, t in enumerate(theta):
+        lo, hi = out[2 * j], out[2 * j + 1]
         if t:
             factor = math.exp(t * unit)
-            lo, hi = out[2 * j] / factor, out[2 * j + 1] * factor
+            lo, hi = lo / factor, hi * factor
             if lo > hi:
                 lo = hi = math.sqrt(lo * hi)
-            out[2 * j], out[2 * j + 1] = lo, hi
+        if j:
+            lo, hi = min(lo, out[2 * j - 2]), max(hi, out[2 * j - 1])
+        out[2 * j], out[2 * j + 1] = lo, hi
     return out
 
 

@@ -69,8 +69,9 @@ class SymbolState:
     """Ticks ever appended (the sequence number of the next one)."""
     written: int = 0
     """``seq`` when the state was last written to the table."""
-    track: list[float] | None = None
-    """The intervals' online tracking offsets, one per served level (``None``: not yet)."""
+    track: dict[str, Any] | None = None
+    """The intervals' online tracking: ``{"version": model version, "theta": one offset per
+    served level}`` (``None``: not yet)."""
 
     def append(self, tick: PriceTick, *, keep: int) -> None:
         self.ts.append(tick.ts)
@@ -171,9 +172,9 @@ class PriceProcessor:
                     challenger=challenger if forecaster is not None else None)
         window = forecaster.window if forecaster is not None else None
         keep = history_keep_for(forecaster, challenger)
-        # Closes each job takes: the window, or the baseline's history when there are intervals.
-        span = (max(window, self.baseline_window + 1)
-                if window is not None and getattr(forecaster, "intervals", False) else window)
+        # With intervals, each job also takes the baseline's history: its last B + 1 closes.
+        span = (self.baseline_window + 1
+                if window is not None and getattr(forecaster, "intervals", False) else None)
         for msg in batch:
             try:
                 tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
@@ -216,7 +217,7 @@ class PriceProcessor:
             return
         job = Job(msg, tick, np.asarray(state.price[end - window:end], dtype=np.float64), new,
                   pending)
-        if span is not None and span > window:
+        if span is not None:
             # A list slice here; the array is built with the batch's in the worker thread.
             job.history = state.price[max(0, end - span):end]
         if plan.challenger is not None and end >= plan.challenger.window:
@@ -320,8 +321,9 @@ class PriceProcessor:
                 previous = job.previous
                 self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
                             else previous, state)
-            if interval is not None and units is not None and state.track is not None:
-                interval = widen(interval, units[i], state.track)
+            theta = self._theta(state, version)
+            if interval is not None and units is not None and theta is not None:
+                interval = widen(interval, units[i], theta)
             if job.new:
                 pending = {"ts": tick.ts, "last": last, "forecast": forecast,
                            "version": version, "scale": scale}
@@ -386,9 +388,11 @@ class PriceProcessor:
         if interval is not None:
             self.intervals.update(last=float(pending["last"]), actual=tick.price,
                                   bounds={"lstm": interval, "baseline": pending.get("baseline")})
+            made_by = str(pending.get("version", ""))
             if self.tracking_rate and state is not None:
-                state.track = track(state.track or [0.0] * len(SERVED_LEVELS), interval,
-                                    tick.price, SERVED_LEVELS, self.tracking_rate)
+                theta = self._theta(state, made_by) or [0.0] * len(SERVED_LEVELS)
+                state.track = {"version": made_by, "theta": track(
+                    theta, interval, tick.price, SERVED_LEVELS, self.tracking_rate)}
         rival = pending.get("challenger")
         if rival is not None and rival.get("version") == self.challenger_version and scale:
             last, actual = float(pending["last"]), tick.price
@@ -399,6 +403,14 @@ class PriceProcessor:
                 ((float(pending["forecast"]) - actual) / scale) ** 2)
         if self.on_scored is not None:
             self.on_scored(tick, pending)
+
+    def _theta(self, state: SymbolState, version: str) -> list[float] | None:
+        """The symbol's tracking offsets for ``version``'s intervals: none while tracking is
+        off, and none learnt on another model version (they start again with each model)."""
+        t = state.track
+        if not self.tracking_rate or not isinstance(t, dict) or t.get("version") != version:
+            return None
+        return list(t["theta"])
 
     def _restart_challenger(self, version: str | None) -> None:
         """A new challenger (or none): its evidence starts again; forecasts still pending from

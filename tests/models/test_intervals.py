@@ -103,3 +103,22 @@ def test_an_interval_spec_that_does_not_fit_the_model_is_refused(
                                                   0.95]}}
     with pytest.raises(ArtifactError, match="serving needs"):
         load_predictor(_rewrite(tiny_forecaster.path, tmp_path / "unserved", unserved))
+
+
+def test_bounds_never_cross_and_always_nest_whatever_the_offsets() -> None:
+    """A negative offset larger than the head's half-width collapses the interval to its
+    midpoint; a level's interval contains the one below it even if the offsets disagree."""
+    spec = IntervalSpec(levels=(0.8, 0.95), offsets=(0.5, -3.0))
+    scaler = PriceScaler(window=4, scale=0.01, normalize="window", intervals=spec)
+    windows = np.array([[100.0, 101.0, 99.5, 100.5], [50.0, 50.5, 50.2, 50.1]])
+    # point, then the quantiles 0.025, 0.1, 0.9, 0.975 (the last two crossed on purpose)
+    outputs = np.array([[0.0, -2.0, -1.3, 1.3, 2.0], [0.1, -1.9, -1.2, 1.4, 1.2]])
+    b = scaler.bounds(windows, outputs, (0.8, 0.95))
+    assert np.all(b[..., 0] <= b[..., 1])
+    assert np.all(b[:, 1, 0] <= b[:, 0, 0])
+    assert np.all(b[:, 0, 1] <= b[:, 1, 1])
+    units = scaler.units(windows)
+    assert b[0, 0].tolist() == pytest.approx([100.5 * np.exp(-1.8 * units[0]),
+                                              100.5 * np.exp(1.8 * units[0])])
+    flat = np.full((1, 4), 7.0)
+    assert scaler.units(flat)[0] > 0  # a flat window keeps a positive unit

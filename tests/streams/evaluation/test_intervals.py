@@ -85,11 +85,15 @@ def test_rolling_intervals_equal_numpy_over_the_last_rows() -> None:
 
 
 def test_widen_moves_both_bounds_out_in_volatility_units_and_never_crosses() -> None:
-    out = widen([99.0, 101.0, 98.0, 102.0], 0.01, [1.0, 0.0])
+    out = widen([99.0, 101.0, 98.0, 103.0], 0.01, [1.0, 0.0])
     assert out[:2] == pytest.approx([99.0 * math.exp(-0.01), 101.0 * math.exp(0.01)])
-    assert out[2:] == [98.0, 102.0]
+    assert out[2:] == [98.0, 103.0]
     narrowed = widen([99.9, 100.1], 0.01, [-2.0])
     assert narrowed[0] == narrowed[1] == pytest.approx(math.sqrt(99.9 * 100.1))
+    # The 80 % interval widened past the 95 % one: the 95 % one still contains it.
+    nested = widen([99.0, 101.0, 98.5, 101.5], 0.01, [1.0, 0.0])
+    assert nested[2] == nested[0]
+    assert nested[3] == nested[1]
 
 
 def test_track_steps_by_the_miss_minus_its_nominal_rate_within_range() -> None:

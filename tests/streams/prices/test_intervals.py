@@ -46,10 +46,12 @@ def harness(rate: float, window: int = 3) -> Harness:
     return h
 
 
-def feed(h: Harness, prices: list[float], batch: int, symbol: str = "XAU") -> list[dict]:
+def feed(h: Harness, prices: list[float], batch: int, symbol: str = "XAU", start: int = 0
+         ) -> list[dict]:
+    """Ticks ``start + 1, start + 2, ...`` in batches; the forecast records."""
     out: list[dict] = []
     for k in range(0, len(prices), batch):
-        out += [o for topic, o in h.run(*[tick(symbol, t + 1, p) for t, p in
+        out += [o for topic, o in h.run(*[tick(symbol, start + t + 1, p) for t, p in
                                           enumerate(prices[k:k + batch], start=k)])
                 if topic == "forecasts"]
     return out
@@ -125,9 +127,42 @@ def test_tracking_serves_what_the_training_report_replays(batch: int) -> None:
 def test_tracking_offsets_survive_a_restart_through_the_table() -> None:
     h = harness(rate=0.05)
     feed(h, walk(50, seed=3), batch=10)
-    assert "track" in h.states["XAU"]
-    assert len(h.states["XAU"]["track"]) == len(SERVED_LEVELS)
-    assert any(t != 0 for t in h.states["XAU"]["track"])
+    track = h.states["XAU"]["track"]
+    assert track["version"] == "band-v1"
+    assert len(track["theta"]) == len(SERVED_LEVELS)
+    assert any(t != 0 for t in track["theta"])
+
+
+def test_tracking_off_serves_the_models_intervals_whatever_was_learnt() -> None:
+    """Rate 0 ignores offsets stored while it was on; a new model version starts its own."""
+    prices = walk(200, seed=4, sigma=0.015)
+    h = harness(rate=0.05)
+    feed(h, prices[:150], batch=25)
+    assert any(h.states["XAU"]["track"]["theta"])
+    h.processor.tracking_rate = 0.0
+    later = feed(h, prices[150:], batch=25, start=150)
+    last = np.array([r["last_price"] for r in later])
+    assert bounds_of(later)[:, 0] == pytest.approx(np.stack([last * 0.99, last * 1.01], axis=1))
+    h.processor.tracking_rate = 0.05
+    h.forecaster.version = "band-v2"  # a new champion: the old offsets are not its own
+    swapped = feed(h, [p * 1.001 for p in prices[-3:]], batch=3, start=200)
+    assert len(swapped) == 3
+    last = swapped[0]["last_price"]
+    assert [swapped[0]["lower_80"], swapped[0]["upper_80"]] == pytest.approx(
+        [last * 0.99, last * 1.01])
+    track = h.states["XAU"]["track"]  # two outcomes of v2's own: two steps from zero
+    assert track["version"] == "band-v2"
+    assert all(abs(t) <= 2 * 0.05 for t in track["theta"])
+
+
+def test_a_short_baseline_window_still_gives_a_baseline() -> None:
+    h = harness(rate=0.0, window=30)
+    h.processor.baseline_window = 20  # fewer returns than the model's window holds
+    feed(h, walk(120, seed=5), batch=40)
+    assert h.value("tickcast_forecast_interval_coverage_ratio", model="baseline",
+                   level="95") is not None
+    assert not math.isnan(h.value("tickcast_forecast_interval_coverage_ratio",
+                                  model="baseline", level="95"))
 
 
 def test_unusable_bounds_are_a_dead_letter_with_one_outcome() -> None:
