@@ -171,20 +171,20 @@ class ForecastWriter:
         """``items``: ``(window, Kafka timestamp of its tick in ms)``; returns records sent."""
         import numpy as np
 
-        from tickcast.streams.events import Forecast
+        from tickcast.streams.events import Forecast, interval_fields
 
         if not items:
             return 0
         windows = np.asarray([w.closes for w, _ in items], dtype=np.float64)
         prediction = self.forecaster.predict(windows)
-        bounds = (prediction.bounds.tolist() if prediction.bounds is not None
-                  else [None] * len(items))
+        bounds = (prediction.bounds.reshape(len(items), -1).tolist()
+                  if prediction.bounds is not None else [None] * len(items))
         now_ms, version, sent = int(time.time() * 1000), self.forecaster.version, 0
         for (item, timestamp_ms), value, interval in zip(items, prediction.prices, bounds,
                                                          strict=True):
             forecast = float(value)
             if not math.isfinite(forecast) or (interval is not None and not all(
-                    math.isfinite(b) for pair in interval for b in pair)):
+                    math.isfinite(b) for b in interval)):
                 # tickcast dead-letters these
                 log.warning("non-finite forecast for %s ts=%d", item.tick.symbol, item.tick.ts)
                 continue
@@ -193,15 +193,10 @@ class ForecastWriter:
                               forecast=forecast, horizon=1, model_version=version, id=tick.id,
                               processed_at=now_ms,
                               latency_ms=now_ms - timestamp_ms if timestamp_ms else None,
-                              **(_bounds(interval) if interval is not None else {}))
+                              **(interval_fields(interval) if interval is not None else {}))
             self.send(tick.symbol.encode(), record.to_bytes())
             sent += 1
         return sent
-
-
-def _bounds(interval: list[list[float]]) -> dict[str, float]:
-    (lo80, hi80), (lo95, hi95) = interval
-    return {"lower_80": lo80, "upper_80": hi80, "lower_95": lo95, "upper_95": hi95}
 
 
 RNN_THRESHOLD: Final = 0.5

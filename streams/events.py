@@ -16,7 +16,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Literal, get_args
 
@@ -42,6 +42,8 @@ __all__ = [
     "decode_price",
     "decode_text",
     "encode",
+    "finite",
+    "interval_fields",
 ]
 
 Reason = Literal[
@@ -426,6 +428,12 @@ class Forecast(_Output):
     lower_95: float | None = None
     """The central 95 % interval of the next price."""
     upper_95: float | None = None
+
+
+def interval_fields(bounds: Sequence[float]) -> dict[str, float]:
+    """``[lower_80, upper_80, lower_95, upper_95]`` -> a :class:`Forecast`'s bound fields."""
+    lo80, hi80, lo95, hi95 = bounds
+    return {"lower_80": lo80, "upper_80": hi80, "lower_95": lo95, "upper_95": hi95}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

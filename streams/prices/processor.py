@@ -39,7 +39,13 @@ from tickcast.streams.evaluation.intervals import (
     track,
     widen,
 )
-from tickcast.streams.events import EventError, Forecast, PriceTick, decode_price
+from tickcast.streams.events import (
+    EventError,
+    Forecast,
+    PriceTick,
+    decode_price,
+    interval_fields,
+)
 from tickcast.streams.gate import DMEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
@@ -174,7 +180,7 @@ class PriceProcessor:
         keep = history_keep_for(forecaster, challenger)
         # With intervals, each job also takes the baseline's history: its last B + 1 closes.
         span = (self.baseline_window + 1
-                if window is not None and getattr(forecaster, "intervals", False) else None)
+                if forecaster is not None and forecaster.intervals else None)
         for msg in batch:
             try:
                 tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
@@ -321,9 +327,10 @@ class PriceProcessor:
                 previous = job.previous
                 self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
                             else previous, state)
-            theta = self._theta(state, version)
-            if interval is not None and units is not None and theta is not None:
-                interval = widen(interval, units[i], theta)
+            if interval is not None and units is not None:
+                theta = self._theta(state, version)
+                if theta is not None:
+                    interval = widen(interval, units[i], theta)
             if job.new:
                 pending = {"ts": tick.ts, "last": last, "forecast": forecast,
                            "version": version, "scale": scale}
@@ -344,7 +351,7 @@ class PriceProcessor:
                               id=tick.id, processed_at=now_ms, latency_ms=latency,
                               challenger_version=challenger if rival_ok else None,
                               challenger_forecast=rival if rival_ok else None,
-                              **(_bound_fields(interval) if interval is not None else {}))
+                              **(interval_fields(interval) if interval is not None else {}))
             if latency is not None:
                 latencies.append(max(latency, 0) / 1000)
             newest[tick.symbol] = (tick.price, forecast)
@@ -491,11 +498,6 @@ def _usable(interval: list[float]) -> bool:
     """Finite, positive bounds with lower <= upper at every level (``interval`` is flat)."""
     return all(math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi
                for lo, hi in zip(interval[::2], interval[1::2], strict=True))
-
-
-def _bound_fields(interval: list[float]) -> dict[str, float]:
-    lo80, hi80, lo95, hi95 = interval
-    return {"lower_80": lo80, "upper_80": hi80, "lower_95": lo95, "upper_95": hi95}
 
 
 def _replay_end(state: SymbolState, tick: PriceTick) -> int | None:
