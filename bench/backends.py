@@ -1,7 +1,9 @@
 """Inference backends for the two serving models, per call and per batch size.
 
 For the forecaster (``lstm``) and the sentiment RNN (``rnn``) of a model store, each backend
-is built from the loaded Keras model and timed at each batch size:
+is built from the loaded Keras model and timed at each batch size (for an RNN with side
+inputs, its text encoder: the backends serve that part, the head that joins VADER's scores
+runs in NumPy after it):
 
 * ``tf_function`` — what serving runs today (``predictors._compiled``): a ``tf.function`` with
   a fixed signature around ``model(x, training=False)``. The baseline.
@@ -276,7 +278,7 @@ def measure(store: Path, *, models: Sequence[str] = MODELS,
     """Build and time every backend on every model; a backend that fails to build or run is
     reported (``ok=False`` and why), not raised. ``cut``: the RNN's batches are cut to their
     longest text, as serving cuts them (the Keras reference still runs the full width)."""
-    from tickcast.models.predictors import load_latest
+    from tickcast.models.predictors import load_latest, text_encoder
     from tickcast.models.registry import ModelStore
     from tickcast.training.data import sample_texts
 
@@ -286,7 +288,8 @@ def measure(store: Path, *, models: Sequence[str] = MODELS,
     texts = [str(t) for t in sample_texts()["text"]]
     summaries: list[BackendSummary] = []
     for kind in models:
-        model = forecaster.model if kind == "lstm" else rnn.model
+        # The RNN's text encoder: what the backends serve (side inputs join after it).
+        model = forecaster.model if kind == "lstm" else text_encoder(rnn.model)
         rng = np.random.default_rng(0)
         xs = {b: _inputs(kind, forecaster, rnn, texts, b, rng) for b in batches}
         refs = {b: np.asarray(model(x, training=False)) for b, x in xs.items()}

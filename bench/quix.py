@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from tickcast_bench.pipelines import Progress, add_run_arguments
 
 if TYPE_CHECKING:
+    import numpy as np
     from quixstreams import Application
     from quixstreams.kafka import Producer
 
@@ -204,21 +205,29 @@ VADER_THRESHOLD: Final = 0.05
 
 
 class SentimentWriter:
-    """A batch of VADER-scored texts -> one ``score_batch`` RNN call -> a sentiment record
-    each, field for field as tickcast's ``SentimentProcessor`` writes them."""
+    """A batch of VADER-scored texts -> one RNN call (given the VADER scores, as the worker
+    does) -> a sentiment record each, field for field as tickcast's ``SentimentProcessor``
+    writes them."""
 
     def __init__(self, rnn: SentimentRNN, vader_version: str, send: SendRecord) -> None:
         self.rnn, self.vader_version, self.send = rnn, vader_version, send
 
-    def __call__(self, items: Sequence[tuple[tuple[TextEvent, float], int | None]]) -> int:
-        """``items``: ``((text, VADER score in [0, 1]), Kafka timestamp)``; returns records."""
+    def __call__(self, items: Sequence[tuple[tuple[TextEvent, np.ndarray], int | None]]
+                 ) -> int:
+        """``items``: ``((text, VADER's (4,) scores), Kafka timestamp)``; returns records."""
+        import numpy as np
+
         from tickcast.streams.events import SentimentScore
+        from tickcast.streams.sentiment.scoring import VaderScorer
 
         if not items:
             return 0
-        rnn_scores = self.rnn.score_batch([text.text for (text, _), _ in items])
+        vader = np.vstack([row for (_, row), _ in items])
+        rnn_scores = self.rnn.score_with_vader([text.text for (text, _), _ in items], vader)
         now_ms = int(time.time() * 1000)
-        for ((text, vader_score), _), rnn_score in zip(items, rnn_scores, strict=True):
+        vader_scores = VaderScorer.probabilities(vader)
+        for ((text, _), _), vader_score, rnn_score in zip(items, vader_scores, rnn_scores,
+                                                          strict=True):
             compound = round(vader_score * 2.0 - 1.0, 4)
             record = SentimentScore(
                 id=text.id, ts=text.ts, vader_compound=compound, vader_score=vader_score,
@@ -248,8 +257,8 @@ def price_step(window: int, max_bytes: int
 
 
 def text_step(vader: VaderScorer, max_bytes: int
-              ) -> Callable[[bytes], tuple[TextEvent, float] | None]:
-    """The ``apply`` of ``texts``: raw value -> ``(text, VADER score)``, or None."""
+              ) -> Callable[[bytes], tuple[TextEvent, np.ndarray] | None]:
+    """The ``apply`` of ``texts``: raw value -> ``(text, VADER's (4,) scores)``, or None."""
     from tickcast.streams.events import EventError, decode_text
 
     def step(value: bytes) -> tuple[TextEvent, float] | None:
@@ -258,7 +267,7 @@ def text_step(vader: VaderScorer, max_bytes: int
         except EventError as exc:
             log.warning("dropped a text: %s", exc.message)
             return None
-        return text, vader.score_batch([text.text])[0]
+        return text, vader.scores_batch([text.text])[0]
 
     return step
 

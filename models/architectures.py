@@ -50,12 +50,19 @@ def point_and_pinball_loss(quantiles: tuple[float, ...]) -> Any:
 
 def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
                         units: int = 48, dropout: float = 0.3,
-                        lexicon: np.ndarray | None = None) -> Any:
+                        lexicon: np.ndarray | None = None, side_inputs: int = 0,
+                        head_units: int = 16) -> Any:
     """Embedding -> bidirectional LSTM with dropout -> P(positive).
 
     ``lexicon`` (``(vocab_size, d)``), when given, adds frozen per-token features beside the
     learned embedding — prior knowledge such as VADER's human-rated word valences, which a
     corpus of 20k snippets cannot learn for rare words. It is stored as ordinary weights.
+
+    ``side_inputs`` > 0 adds a second input, ``side_inputs`` sentence-level features per text
+    (VADER's scores: what its rules make of the valences), joined after the recurrent layer:
+    the LSTM's features and the side inputs go through a ``head_units`` ReLU layer to the
+    output. The layer names ``text_features`` (the recurrent part's output) and
+    ``side_inputs`` are the serving contract (:class:`tickcast.models.predictors.SentimentRNN`).
     """
     k = keras()
     inputs = k.Input(shape=(max_len,), dtype="int32", name="token_ids")
@@ -70,9 +77,15 @@ def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
         x = k.layers.Concatenate(name="embedding_and_lexicon")([x, prior(inputs)])
     x = k.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
     x = k.layers.Bidirectional(k.layers.LSTM(units), name="bilstm")(x)
-    x = k.layers.Dropout(dropout, name="dropout")(x)
+    x = k.layers.Dropout(dropout, name="text_features")(x)
+    model_inputs = [inputs]
+    if side_inputs:
+        side = k.Input(shape=(side_inputs,), dtype="float32", name="side_inputs")
+        model_inputs.append(side)
+        x = k.layers.Concatenate(name="text_and_side")([x, side])
+        x = k.layers.Dense(head_units, activation="relu", name="head")(x)
     outputs = k.layers.Dense(1, activation="sigmoid", name="p_positive")(x)
-    model = k.Model(inputs, outputs, name="sentiment_rnn")
+    model = k.Model(model_inputs if side_inputs else inputs, outputs, name="sentiment_rnn")
     model.compile(optimizer=k.optimizers.Adam(2e-3), loss="binary_crossentropy",
                   metrics=[k.metrics.AUC(name="auc")])
     return model

@@ -32,9 +32,14 @@ path takes chains of these, narrower where its docstring says):
   ``zero_output_for_mask``), as ``keras.src.backend.tensorflow.rnn`` does.
 
 Anything else (other layers or options, ``stateful``, ``return_state``, initial states, non
-float32 dtype policies, quantized or LoRA layers, nested models, several inputs or outputs)
-raises :class:`UnsupportedModelError` (a ``ValueError``) naming the layer, so serving can
-fall back to the next path, and finally to ``tf.function``.
+float32 dtype policies, quantized or LoRA layers, nested models, several outputs, several
+inputs other than through :func:`numpy_head`) raises :class:`UnsupportedModelError` (a
+``ValueError``) naming the layer, so serving can fall back to the next path, and finally to
+``tf.function``.
+
+:func:`numpy_head` runs the part of a graph after given tensors, as a function of their
+values: the sentiment model's head, which joins VADER's scores to the text encoder's
+features, runs there while the encoder runs on ONNX Runtime.
 
 NumPy speed: the sigmoid gates' weight columns are pre-scaled by 1/2 so one ``tanh`` serves
 all of a step's gates (``sigmoid(x) = tanh(x/2)/2 + 1/2``); the directions of a
@@ -57,7 +62,7 @@ from typing import Any, Final
 import numpy as np
 
 __all__ = ["FOLD_LIMIT_BYTES", "UnsupportedModelError", "numpy_forecaster", "numpy_forward",
-           "numpy_sentiment"]
+           "numpy_head", "numpy_sentiment"]
 
 FOLD_LIMIT_BYTES: Final = 64 * 2**20
 """Largest embedding-times-kernel table (all directions) precomputed for an RNN fed by an
@@ -405,11 +410,14 @@ class _Planner:
         self.steps: list[_Planned] = []
         self.done: set[int] = set()
         self.vocab: dict[int, int] = {}  # id slot -> smallest vocabulary reading it
+        self.stop: set[int] = set()  # ids of the tensors the program is given, not computes
 
     def slot(self, tensor: Any) -> int:
         return self.slots.setdefault(id(tensor), len(self.slots))
 
     def plan(self, tensor: Any) -> None:
+        if id(tensor) in self.stop:
+            return
         operation, node = _history(tensor)
         if id(node) in self.done:
             return
@@ -581,10 +589,26 @@ def numpy_forward(model: Any, *, fold_limit_bytes: int = FOLD_LIMIT_BYTES) -> Fo
     """The model's forward pass at ``training=False`` as a NumPy function of its one input;
     :class:`UnsupportedModelError` if the model holds anything this module does not support."""
     inputs, outputs = _io(model)
+    return _program(model, inputs, outputs[0], fold_limit_bytes)
+
+
+def numpy_head(model: Any, inputs: Sequence[Any], *,
+               fold_limit_bytes: int = FOLD_LIMIT_BYTES) -> Callable[..., np.ndarray]:
+    """The part of a model's graph from ``inputs`` (symbolic tensors inside it: an inner
+    layer's output, a model input) to its one output, as a NumPy function of those tensors'
+    values in order. The head of a model whose first part runs elsewhere: the text encoder
+    on a fast path, the side inputs joined after it here."""
+    _, outputs = _io(model, n_inputs=None)
+    return _program(model, list(inputs), outputs[0], fold_limit_bytes)
+
+
+def _program(model: Any, inputs: list[Any], output: Any,
+             fold_limit_bytes: int) -> Callable[..., np.ndarray]:
     planner = _Planner(model, fold_limit_bytes)
-    input_slot = planner.slot(inputs[0])
-    planner.plan(outputs[0])
-    output_slot = planner.slot(outputs[0])
+    input_slots = [planner.slot(t) for t in inputs]
+    planner.stop.update(id(t) for t in inputs)
+    planner.plan(output)
+    output_slot = planner.slot(output)
     needed = {output_slot}
     steps: list[_Planned] = []
     for planned in reversed(planner.steps):  # keep only the steps the output needs
@@ -592,19 +616,20 @@ def numpy_forward(model: Any, *, fold_limit_bytes: int = FOLD_LIMIT_BYTES) -> Fo
             steps.append(planned)
             needed.update(planned.inputs)
     steps.reverse()
-    if needed - {p.output for p in steps} - {input_slot}:
+    if needed - {p.output for p in steps} - set(input_slots):
         raise UnsupportedModelError("the model's output depends on a tensor that is not "
                                     "computed from its input")
     program = [(p.output, p.run) for p in steps]
     n_slots = len(planner.slots)
-    dtype = np.dtype(str(getattr(inputs[0], "dtype", "float32")))
-    vocab = planner.vocab.get(input_slot)
-    shape = tuple(inputs[0].shape)
+    specs = [(slot, np.dtype(str(getattr(t, "dtype", "float32"))), tuple(t.shape),
+              planner.vocab.get(slot)) for slot, t in zip(input_slots, inputs, strict=True)]
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        x = _standardize(x, dtype, shape, vocab)
+    def forward(*xs: np.ndarray) -> np.ndarray:
+        if len(xs) != len(specs):
+            raise ValueError(f"expected {len(specs)} inputs, got {len(xs)}")
         env: _Env = [None] * n_slots
-        env[input_slot] = x
+        for x, (slot, dtype, shape, vocab) in zip(xs, specs, strict=True):
+            env[slot] = _standardize(x, dtype, shape, vocab)
         for out, run in program:
             env[out] = run(env)
         return np.asarray(env[output_slot], dtype=np.float32)
@@ -612,13 +637,15 @@ def numpy_forward(model: Any, *, fold_limit_bytes: int = FOLD_LIMIT_BYTES) -> Fo
     return forward
 
 
-def _io(model: Any) -> tuple[list[Any], list[Any]]:
+def _io(model: Any, *, n_inputs: int | None = 1) -> tuple[list[Any], list[Any]]:
+    """The model's symbolic inputs and outputs: one output, and ``n_inputs`` inputs (any
+    number with ``None``)."""
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, TypeError, ValueError):
         raise UnsupportedModelError(f"model {getattr(model, 'name', model)!r} has no symbolic "
                                     "inputs and outputs (build it on a keras.Input)") from None
-    if len(inputs) != 1 or len(outputs) != 1:
+    if (n_inputs is not None and len(inputs) != n_inputs) or len(outputs) != 1:
         raise UnsupportedModelError(f"model {model.name!r} has {len(inputs)} inputs and "
                                     f"{len(outputs)} outputs; one of each is supported")
     return inputs, outputs

@@ -39,16 +39,24 @@ from tickcast.models.backend import keras, tensorflow
 from tickcast.models.fastpath import (
     UnsupportedModelError,
     numpy_forecaster,
+    numpy_head,
     numpy_sentiment,
     onnx_forecaster,
     onnx_sentiment,
 )
-from tickcast.models.preprocessing import SERVED_LEVELS, CharVocabulary, PriceScaler, Vocabulary
+from tickcast.models.preprocessing import (
+    SERVED_LEVELS,
+    VADER_SIDE_INPUTS,
+    CharVocabulary,
+    PriceScaler,
+    Vocabulary,
+    vader_scores,
+)
 from tickcast.models.registry import ModelStore, StoreError
 from tickcast.models.textgen import TextGenerator
 
 __all__ = ["BACKENDS", "Forecaster", "Prediction", "Predictor", "SentimentRNN",
-           "load_keras_model", "load_latest", "load_predictor"]
+           "load_keras_model", "load_latest", "load_predictor", "text_encoder"]
 
 BACKENDS: Final = ("auto", "tf-function")
 """How a predictor runs its model (see the module docstring)."""
@@ -70,6 +78,20 @@ def _compiled(model: Any, shape: list[int | None], dtype: str) -> Any:
     @tf.function(input_signature=[spec], autograph=False)
     def call(x: Any) -> Any:
         return model(x, training=False)
+
+    return call
+
+
+def _compiled_pair(model: Any, shapes: tuple[list[int | None], list[int | None]],
+                   dtypes: tuple[str, str]) -> Any:
+    """A two-input model (token ids, side inputs) in a ``tf.function``."""
+    tf = tensorflow()
+    specs = [tf.TensorSpec(shape=s, dtype=getattr(tf, d))
+             for s, d in zip(shapes, dtypes, strict=True)]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def call(x: Any, side: Any) -> Any:
+        return model([x, side], training=False)
 
     return call
 
@@ -152,7 +174,12 @@ class Forecaster:
 
 
 class SentimentRNN:
-    """Texts -> P(positive); implements the stream's ``TextScorer`` contract as ``rnn``."""
+    """Texts -> P(positive); implements the stream's ``TextScorer`` contract as ``rnn``.
+
+    A model trained with side inputs (``vocabulary.side_inputs``: VADER's scores of the text)
+    takes them beside the tokens: :meth:`score_with_vader` is given the scores the worker
+    already computed for its VADER column, :meth:`score_batch` computes them itself.
+    """
 
     kind = "sentiment"
     name = "rnn"
@@ -163,14 +190,28 @@ class SentimentRNN:
         self.vocabulary = vocabulary
         self.manifest = manifest
         self.version = manifest.version
-        # Any sequence length: a batch is cut to the tokens its texts have (see score_ids).
-        self._call, self.backend = _serving_call(
-            model, (("onnx", onnx_sentiment), ("numpy", numpy_sentiment)), [None, None],
-            "int32", backend)
+        self.side_inputs = vocabulary.side_inputs
+        self._side_columns = vocabulary.side_columns
+        self._vader: Any = None
         self.buckets = _length_buckets(vocabulary.max_len)
+        if not self.side_inputs:
+            # Any sequence length: a batch is cut to the tokens its texts have (score_ids).
+            call, self.backend = _serving_call(
+                model, (("onnx", onnx_sentiment), ("numpy", numpy_sentiment)), [None, None],
+                "int32", backend)
+            self._call = lambda ids, side: call(ids)
+            return
+        self._call, self.backend = _side_input_call(model, backend)
 
-    def score_ids(self, ids: np.ndarray) -> np.ndarray:
-        """``(n, max_len)`` left-padded ids -> ``(n,)`` P(positive).
+    @property
+    def needs_vader(self) -> bool:
+        """Whether the model takes VADER's scores beside the tokens."""
+        return bool(self.side_inputs)
+
+    def score_ids(self, ids: np.ndarray, vader: np.ndarray | None = None) -> np.ndarray:
+        """``(n, max_len)`` left-padded ids (and, for a model with side inputs, the texts'
+        ``(n, 4)`` :func:`~tickcast.models.preprocessing.vader_scores`) -> ``(n,)``
+        P(positive).
 
         The embedding masks padding (``mask_zero``), so the LSTM skips padded steps and a text
         scores the same under any amount of left padding. So a batch is cut to the longest
@@ -183,6 +224,7 @@ class SentimentRNN:
         out = np.empty(len(ids), dtype=np.float64)
         if len(ids) == 0:
             return out
+        side = self._side(len(ids), vader)
         lengths = np.count_nonzero(ids, axis=1)
         groups: list[np.ndarray] = []
         low = -1
@@ -202,13 +244,75 @@ class SentimentRNN:
                     continue
             carried = np.zeros(0, dtype=np.intp)
             cut = np.ascontiguousarray(ids[rows, ids.shape[1] - width:])
-            out[rows] = np.asarray(self._call(cut)).reshape(-1)
+            out[rows] = np.asarray(self._call(
+                cut, None if side is None else side[rows])).reshape(-1)
         return out
+
+    def _side(self, n: int, vader: np.ndarray | None) -> np.ndarray | None:
+        if not self.side_inputs:
+            return None
+        if vader is None:
+            raise ValueError(f"this model takes VADER's scores beside the tokens "
+                             f"({', '.join(self.side_inputs)}); pass vader=")
+        vader = np.asarray(vader, dtype=np.float32)
+        if vader.shape != (n, len(VADER_SIDE_INPUTS)):
+            raise ValueError(f"vader scores must have shape ({n}, {len(VADER_SIDE_INPUTS)}), "
+                             f"got {vader.shape}")
+        if not np.isfinite(vader).all():
+            raise ValueError("vader scores must be finite")
+        return np.ascontiguousarray(vader[:, self._side_columns])
+
+    def score_with_vader(self, texts: Sequence[str], vader: np.ndarray) -> list[float]:
+        """:meth:`score_batch` given the texts' VADER scores (``(n, 4)``, from
+        :func:`~tickcast.models.preprocessing.vader_scores`), so VADER runs once per text."""
+        if len(texts) == 0:
+            return []
+        return self.score_ids(self.vocabulary.encode_batch(texts),
+                              vader if self.side_inputs else None).tolist()
 
     def score_batch(self, texts: Sequence[str]) -> list[float]:
         if len(texts) == 0:
             return []
-        return self.score_ids(self.vocabulary.encode_batch(texts)).tolist()
+        vader = None
+        if self.side_inputs:
+            if self._vader is None:
+                from tickcast.streams.sentiment.vader import FastVader
+
+                self._vader = FastVader()
+            vader = vader_scores(texts, self._vader)
+        return self.score_ids(self.vocabulary.encode_batch(texts), vader).tolist()
+
+
+def text_encoder(model: Any) -> Any:
+    """The recurrent part of a sentiment model: token ids -> its ``text_features`` (for a
+    model with side inputs, what runs before they join; else the model itself)."""
+    if len(model.inputs) == 1:
+        return model
+    return keras().Model(model.inputs[0], model.get_layer("text_features").output,
+                         name="text_encoder")
+
+
+def _side_input_call(model: Any, backend: str) -> tuple[Any, str]:
+    """``(call(ids, side) -> P(positive), backend)`` for a model with side inputs: with
+    ``auto``, its text part (``token_ids`` -> ``text_features``) on the first fast path that
+    supports it and the head after it in NumPy; else the whole model in a ``tf.function``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    side_input = model.inputs[1]
+    if backend == "auto":
+        try:
+            encoder = text_encoder(model)
+            head = numpy_head(model, [encoder.outputs[0], side_input])
+            call, name = _serving_call(
+                encoder, (("onnx", onnx_sentiment), ("numpy", numpy_sentiment)),
+                [None, None], "int32", "auto")
+            if name != "tf-function":
+                return (lambda ids, side: head(call(ids), side)), name
+        except UnsupportedModelError:
+            pass
+    full = _compiled_pair(model, ([None, None], [None, int(side_input.shape[-1])]),
+                          ("int32", "float32"))
+    return full, "tf-function"
 
 
 CALL_ROW_STEPS: Final = 1600
@@ -255,15 +359,41 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: s
             predictor = TextGenerator(model, CharVocabulary.from_dict(state), manifest)
         else:
             vocabulary = Vocabulary.from_dict(state)
-            expected = (None, vocabulary.max_len)
+            expected = _sentiment_inputs(model, vocabulary)
             predictor = SentimentRNN(model, vocabulary, manifest, backend=backend)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{PREPROCESSING_FILE} does not fit a {manifest.kind}: {exc}"
                             ) from None
-    if tuple(model.input_shape) != expected:
+    if _input_shape(model) != expected:
         raise ArtifactError(f"model input shape {model.input_shape} does not match the "
                             f"preprocessing state {expected}")
     return predictor
+
+
+def _input_shape(model: Any) -> Any:
+    shape = model.input_shape
+    return tuple(tuple(s) for s in shape) if isinstance(shape, list) else tuple(shape)
+
+
+def _sentiment_inputs(model: Any, vocabulary: Vocabulary) -> Any:
+    """The input shape(s) the preprocessing state says the model must have; an
+    :class:`ArtifactError` when its side inputs and the model's disagree."""
+    ids = (None, vocabulary.max_len)
+    if not vocabulary.side_inputs:
+        if len(model.inputs) != 1:
+            raise ArtifactError(f"the model takes {len(model.inputs)} inputs but "
+                                f"{PREPROCESSING_FILE} names no side inputs")
+        return ids
+    names = [t.name for t in model.inputs]
+    if len(model.inputs) != 2 or "side_inputs" not in names[1]:
+        raise ArtifactError(f"{PREPROCESSING_FILE} names side inputs "
+                            f"{list(vocabulary.side_inputs)} but the model's inputs are {names}")
+    try:
+        model.get_layer("text_features")
+    except ValueError:
+        raise ArtifactError("a model with side inputs must name its recurrent part's output "
+                            "layer text_features") from None
+    return (ids, (None, len(vocabulary.side_inputs)))
 
 
 Predictor = Forecaster | SentimentRNN | TextGenerator

@@ -30,6 +30,7 @@ import numpy as np
 
 __all__ = [
     "SERVED_LEVELS",
+    "VADER_SIDE_INPUTS",
     "CharVocabulary",
     "IntervalSpec",
     "PriceScaler",
@@ -37,6 +38,7 @@ __all__ = [
     "make_windows",
     "normalize_text",
     "tokenize",
+    "vader_scores",
     "window_features",
 ]
 
@@ -235,11 +237,43 @@ def tokenize(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN_RE.findall(text)]
 
 
+VADER_SIDE_INPUTS: Final = ("vader_neg", "vader_neu", "vader_pos", "vader_compound")
+"""Sentence-level features a sentiment model may take beside its tokens, in this order: VADER's
+``polarity_scores`` of the text (what its rules -- negation, boosters, "but", capitals,
+punctuation, emoticons -- make of the word valences). :func:`vader_scores` computes them."""
+
+
+def vader_scores(texts: Sequence[str], analyzer: Any) -> np.ndarray:
+    """``(n, 4)`` float64: each text's VADER ``neg, neu, pos, compound``
+    (:data:`VADER_SIDE_INPUTS`), from ``analyzer.polarity_scores`` -- the one function
+    training and serving both call."""
+    out = np.empty((len(texts), len(VADER_SIDE_INPUTS)), dtype=np.float64)
+    polarity = analyzer.polarity_scores
+    for row, text in enumerate(texts):
+        s = polarity(text)
+        out[row] = (s["neg"], s["neu"], s["pos"], s["compound"])
+    return out
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     tokens: tuple[str, ...]
     """Index ``i + 2`` is ``tokens[i]``; 0 pads, 1 is out of vocabulary."""
     max_len: int
+    side_inputs: tuple[str, ...] = ()
+    """Names (from :data:`VADER_SIDE_INPUTS`) of the features the model takes beside the
+    tokens, in its input's column order; empty for a tokens-only model."""
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.side_inputs if n not in VADER_SIDE_INPUTS]
+        if unknown or len(set(self.side_inputs)) != len(self.side_inputs):
+            raise ValueError(f"side inputs must be distinct names from {VADER_SIDE_INPUTS}, "
+                             f"got {list(self.side_inputs)}")
+
+    @property
+    def side_columns(self) -> np.ndarray:
+        """Columns of :func:`vader_scores`' matrix the model takes, in its order."""
+        return np.array([VADER_SIDE_INPUTS.index(n) for n in self.side_inputs], dtype=np.intp)
 
     @classmethod
     def fit(cls, texts: Iterable[str], *, max_tokens: int = 20_000, min_count: int = 2,
@@ -281,11 +315,15 @@ class Vocabulary:
         return features
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokens": list(self.tokens), "max_len": self.max_len}
+        state: dict[str, Any] = {"tokens": list(self.tokens), "max_len": self.max_len}
+        if self.side_inputs:
+            state["side_inputs"] = list(self.side_inputs)
+        return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Vocabulary:
-        return cls(tokens=tuple(state["tokens"]), max_len=int(state["max_len"]))
+        return cls(tokens=tuple(state["tokens"]), max_len=int(state["max_len"]),
+                   side_inputs=tuple(state.get("side_inputs", ())))
 
 
 # -- characters ----------------------------------------------------------------------------------

@@ -7,6 +7,11 @@
   ``vaderSentiment`` 3.3.2. :func:`fetch_sentiment_corpus` downloads that sdist from the package
   index with pip, checks both archives' sha256 and unpacks the ratings into a cache directory.
   A labelled sample of 1,200 texts ships with tickcast (``fixtures/sentiment_sample.csv``).
+* Held out from training entirely: the Sentiment Labelled Sentences of Kotzias et al. (KDD
+  2015) -- 1,000 sentences each from Amazon, IMDb and Yelp reviews, labelled 0/1 -- as the npm
+  package ``sentiment`` 5.0.2 (MIT) ships them in its test fixtures.
+  :func:`fetch_external_texts` downloads that package from the npm registry, checks its
+  sha256 and unpacks the three files; a model is checked on them, never trained on them.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ if TYPE_CHECKING:  # pandas loads with the data, not with every importer of Data
     import pandas as pd
 
 __all__ = [
+    "EXTERNAL_SOURCES",
     "SENTIMENT_SOURCES",
     "DataError",
     "build_sentiment_sample",
+    "fetch_external_texts",
     "fetch_sentiment_corpus",
     "gold_closes",
+    "load_external_texts",
     "load_rated_texts",
     "sample_texts",
 ]
@@ -48,6 +56,11 @@ SENTIMENT_SOURCES: Final = {
     "amazon": "amazonReviewSnippets_GroundTruth.txt",
 }
 SAMPLE_COLUMNS: Final = ["id", "source", "rating", "label", "text"]
+EXTERNAL_PACKAGE: Final = "sentiment-5.0.2.tgz"
+EXTERNAL_URL: Final = "https://registry.npmjs.org/sentiment/-/sentiment-5.0.2.tgz"
+EXTERNAL_SHA256: Final = "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f"
+EXTERNAL_SOURCES: Final = {"uci-amazon": "amazon.json", "uci-imdb": "imdb.json",
+                           "uci-yelp": "yelp.json"}
 
 
 class DataError(TickcastError):
@@ -161,6 +174,60 @@ def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
     parts = [group.sample(n=min(per_source, len(group)), random_state=seed)
              for _, group in frame.groupby("source", sort=True)]
     return pd.concat(parts, ignore_index=True)[SAMPLE_COLUMNS]
+
+
+def _download_external(target: Path) -> None:
+    import urllib.request
+
+    partial = target.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(EXTERNAL_URL, timeout=60) as response:
+            partial.write_bytes(response.read())
+    except OSError as exc:
+        raise DataError(f"could not download {EXTERNAL_URL} (needs the npm registry): "
+                        f"{gist(exc)}") from None
+    partial.replace(target)
+
+
+def fetch_external_texts(cache_dir: Path, *,
+                         download: Callable[[Path], None] = _download_external,
+                         sha256: str = EXTERNAL_SHA256) -> Path:
+    """The directory holding the three labelled-sentence files (downloaded and checked once,
+    then cached); ``download(path)`` must write the package tarball to ``path``."""
+    target = cache_dir / "sentiment-5.0.2"
+    if all((target / name).is_file() for name in EXTERNAL_SOURCES.values()):
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    package = cache_dir / EXTERNAL_PACKAGE
+    if not package.is_file():
+        download(package)
+    _verify(package, sha256)
+    with tarfile.open(package) as archive:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in EXTERNAL_SOURCES.values():
+            try:
+                member = archive.extractfile(f"package/test/fixtures/{name}")
+            except KeyError:
+                member = None
+            if member is None:
+                raise DataError(f"{EXTERNAL_PACKAGE} has no test/fixtures/{name}")
+            (target / name).write_bytes(member.read())
+    return target
+
+
+def load_external_texts(folder: Path) -> pd.DataFrame:
+    """The labelled sentences: ``id`` (``source-n``), ``source``, ``label``, ``text``."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for source, name in EXTERNAL_SOURCES.items():
+        for n, item in enumerate(json.loads((folder / name).read_text(encoding="utf-8"))):
+            text = str(item.get("text", "")).strip()
+            if text and item.get("class") in (0, 1):
+                rows.append((f"{source}-{n}", source, int(item["class"]), text))
+    return pd.DataFrame(rows, columns=["id", "source", "label", "text"])
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -88,7 +88,8 @@ def train(request: TrainRequest, *, model_dir: Path, datasets_dir: Path,
 
         frame, source = _texts(request, datasets_dir, log, labelled=True)
         result = train_sentiment(frame, config=_config(SentimentConfig, request),
-                                 source=source, **common)
+                                 source=source, external=_external_texts(
+                                     request, datasets_dir, log), **common)
     else:
         from tickcast.training.textgen import TextGenConfig, train_textgen
 
@@ -133,6 +134,18 @@ def _texts(request: TrainRequest, datasets_dir: Path, log: Callable[[str], None]
     log("fetching the human-rated sentiment sets (vaderSentiment 3.3.2 sdist, "
         "checksum-verified, cached) ...")
     return load_rated_texts(fetch_sentiment_corpus(datasets_dir)), "hutto_ICWSM_2014"
+
+
+def _external_texts(request: TrainRequest, datasets_dir: Path,
+                    log: Callable[[str], None]) -> pd.DataFrame | None:
+    """Labelled sentences from sources outside the training corpus, for the full run only."""
+    from tickcast.training.data import fetch_external_texts, load_external_texts
+
+    if request.csv is not None or request.quick:
+        return None
+    log("fetching labelled sentences the model never trains on (npm sentiment 5.0.2, "
+        "checksum-verified, cached) ...")
+    return load_external_texts(fetch_external_texts(datasets_dir))
 
 
 def read_csv(path: Path) -> pd.DataFrame:

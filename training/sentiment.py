@@ -1,16 +1,24 @@
 """``tickcast train sentiment``: the RNN sentiment classifier, evaluated beside VADER.
 
 Split stratified by source set and label (train / validation / test); the vocabulary is fitted
-on the training texts only and saved in the artifact. The test texts of every source are scored
-by the RNN and by VADER (compound), and both are evaluated on exactly the same texts.
+on the training texts only and saved in the artifact. The RNN reads the tokens (with VADER's
+word valences as frozen features) and, joined after the recurrent layer, VADER's scores of the
+whole text (``neg, neu, pos, compound``: what VADER's rules make of those valences). The test
+texts of every source are scored by the RNN and by VADER (compound), and both are evaluated on
+exactly the same texts: ROC AUC with the DeLong interval of the difference, the confusion
+matrix, and calibration (reliability diagram, Brier score; VADER's compound rescaled to
+``(c + 1) / 2``). With ``external`` texts (labelled sentences from sources the model never
+trained on), the same comparison is made on them.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +32,8 @@ from tickcast.models.artifacts import (
     write_artifact,
 )
 from tickcast.models.backend import keras, set_seed
-from tickcast.models.preprocessing import Vocabulary
+from tickcast.models.preprocessing import VADER_SIDE_INPUTS, Vocabulary, vader_scores
+from tickcast.streams.evaluation.paired_auc import delong
 from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import confusion, roc_auc, roc_curve
 from tickcast.training.progress import keras_verbose
@@ -34,8 +43,12 @@ __all__ = [
     "VADER_THRESHOLD",
     "SentimentConfig",
     "SentimentResult",
+    "brier",
+    "model_inputs",
+    "reliability",
     "split_texts",
     "train_sentiment",
+    "vader_probability",
 ]
 
 VADER_THRESHOLD = 0.05  # VADER's documented cut-off: compound >= 0.05 is positive
@@ -60,6 +73,10 @@ class SentimentConfig:
     """Feed VADER's word valences to the RNN as frozen features beside its embedding."""
     balance_sources: bool = True
     """Weight training texts so each source set counts equally (movies would dominate)."""
+    side_inputs: tuple[str, ...] = VADER_SIDE_INPUTS
+    """VADER's scores of the text joined after the recurrent layer (empty: tokens only)."""
+    head_units: int = 16
+    """Width of the ReLU layer over the recurrent features and the side inputs."""
 
     @classmethod
     def quick(cls) -> SentimentConfig:
@@ -91,73 +108,139 @@ class SentimentResult:
     seconds: float
 
 
-def _vader_compound(texts: list[str]) -> np.ndarray:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    analyzer = SentimentIntensityAnalyzer()
-    return np.array([analyzer.polarity_scores(t)["compound"] for t in texts])
+def model_inputs(vocab: Vocabulary, texts: Sequence[str], analyzer: Any
+                 ) -> tuple[Any, np.ndarray]:
+    """``(model inputs, VADER's (n, 4) scores)`` of ``texts`` for training and evaluation: the
+    token ids, and VADER's scores in the columns ``vocab.side_inputs`` names (the serving path
+    builds the same from the same :func:`~tickcast.models.preprocessing.vader_scores`)."""
+    vader = vader_scores(texts, analyzer)
+    ids = vocab.encode_batch(texts)
+    return ([ids, vader[:, vocab.side_columns]] if vocab.side_inputs else ids), vader
 
 
 def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentiment-rnn",
                     config: SentimentConfig = SentimentConfig(), source: str = "hutto_ICWSM_2014",
-                    progress: bool = True) -> SentimentResult:
-    """Train, evaluate against VADER and write one versioned artifact under ``store_dir/name``."""
+                    progress: bool = True, external: pd.DataFrame | None = None
+                    ) -> SentimentResult:
+    """Train, evaluate against VADER and write one versioned artifact under ``store_dir/name``.
+
+    ``external``: labelled texts (``source, text, label``) from sources not in ``frame``,
+    scored by both models after training; a text that also appears in ``frame`` (same words,
+    case and spacing aside) is left out, so the check is on texts the model never saw.
+    """
+    from tickcast.streams.sentiment.vader import FastVader  # the scores the worker computes
+
     started = time.monotonic()
     if "source" not in frame.columns:
         frame = frame.assign(source="csv")
     frame = frame[["id", "source", "text", "label"]].dropna()
     split = split_texts(frame, val_frac=config.val_frac, test_frac=config.test_frac,
                         seed=config.seed)
-    train = split["train"]
     if config.max_train_texts:
-        train = train.head(config.max_train_texts)
-    vocab = Vocabulary.fit(train["text"], max_tokens=config.max_tokens, max_len=config.max_len)
+        split["train"] = split["train"].head(config.max_train_texts)
+    train, val = split["train"], split["val"]
+    vocab = replace(Vocabulary.fit(train["text"], max_tokens=config.max_tokens,
+                                   max_len=config.max_len),
+                    side_inputs=tuple(config.side_inputs))
+    analyzer = FastVader()
+
+    def inputs(texts: list[str]) -> tuple[Any, np.ndarray]:
+        return model_inputs(vocab, texts, analyzer)
 
     set_seed(config.seed)
     model = build_sentiment_rnn(vocab_size=vocab.size, max_len=vocab.max_len,
                                 embed_dim=config.embed_dim, units=config.units,
                                 dropout=config.dropout,
                                 lexicon=vocab.lexicon_features() if config.vader_lexicon
-                                else None)
+                                else None, side_inputs=len(vocab.side_inputs),
+                                head_units=config.head_units)
     k = keras()
-    val = split["val"]
     counts = train["source"].map(train["source"].value_counts())
     weights = (len(train) / (counts * train["source"].nunique())).to_numpy(np.float32)
     history = model.fit(
-        vocab.encode_batch(list(train["text"])), train["label"].to_numpy(np.float32),
+        inputs(list(train["text"]))[0], train["label"].to_numpy(np.float32),
         sample_weight=weights if config.balance_sources else None,
-        validation_data=(vocab.encode_batch(list(val["text"])),
-                         val["label"].to_numpy(np.float32)),
+        validation_data=(inputs(list(val["text"]))[0], val["label"].to_numpy(np.float32)),
         epochs=config.epochs, batch_size=config.batch_size, verbose=keras_verbose(progress),
         callbacks=[k.callbacks.EarlyStopping(monitor="val_auc", mode="max",
                                              patience=config.patience,
                                              restore_best_weights=True)])
-    test = split["test"].copy()
-    test["rnn"] = np.asarray(model.predict(vocab.encode_batch(list(test["text"])),
-                                           batch_size=512, verbose=0)).reshape(-1)
-    test["vader"] = _vader_compound(list(test["text"]))
+
+    def scored(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = rows.copy()
+        x, vader = inputs(list(rows["text"]))
+        rows["rnn"] = np.asarray(model.predict(x, batch_size=512, verbose=0)).reshape(-1)
+        rows["vader"] = vader[:, VADER_SIDE_INPUTS.index("vader_compound")].astype(np.float64)
+        return rows
+
+    test = scored(split["test"])
     per_source = _evaluate(test, config.threshold)
     metrics = {f"{group}_{key}": value for group, row in per_source.items()
                for key, value in row.items() if isinstance(value, float)}
+    outside: pd.DataFrame | None = None
+    per_external: dict[str, dict[str, float | int]] = {}
+    if external is not None:
+        seen = set(frame["text"].map(_normalized))
+        kept = external[~external["text"].map(_normalized).isin(seen)]
+        outside = scored(kept[["source", "text", "label"]].reset_index(drop=True))
+        per_external = _evaluate(outside, config.threshold)
+        per_external.get("pooled", {})["left_out_seen"] = len(external) - len(kept)
+        metrics |= {f"external_{group}_{key}": value for group, row in per_external.items()
+                    for key, value in row.items() if isinstance(value, float)}
     metrics["epochs_run"] = float(len(history.history["loss"]))
     metrics["vocab_size"] = float(vocab.size)
 
     def write_files(folder: Path) -> None:
         model.save(folder / MODEL_FILE)
         (folder / PREPROCESSING_FILE).write_text(json.dumps(vocab.to_dict()), encoding="utf-8")
-        _sentiment_report(folder, test=test, per_source=per_source, config=config)
+        _sentiment_report(folder, test=test, per_source=per_source, config=config,
+                          outside=outside, per_external=per_external)
 
     path, manifest = write_artifact(
         store_dir / name, name=name, kind="sentiment", version=new_version(),
         write_files=write_files, metrics=metrics,
         input_spec={"shape": [None, vocab.max_len], "dtype": "int32",
                     "tokenizer": "tickcast.models.preprocessing.tokenize",
-                    "vocab_size": vocab.size},
+                    "vocab_size": vocab.size, "side_inputs": list(vocab.side_inputs)},
         data={"source": source, "rows": len(frame),
               "fingerprint": fingerprint(frame), "split_seed": config.seed,
               "sizes": {k_: len(v) for k_, v in split.items()},
+              "external": None if outside is None else {
+                  "sources": sorted(outside["source"].unique()), "rows": len(outside),
+                  "fingerprint": fingerprint(outside)},
               "config": asdict(config)})
     return SentimentResult(path, manifest, metrics, time.monotonic() - started)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean squared difference between the predicted probability and the 0/1 outcome."""
+    y = np.asarray(labels, dtype=np.float64)
+    return float(np.mean((np.asarray(probabilities, dtype=np.float64) - y) ** 2))
+
+
+def reliability(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10
+                ) -> list[dict[str, float | int]]:
+    """Per equal-width probability bin: the texts in it, their mean predicted probability and
+    the share of them that is positive (empty bins left out)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    which = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)
+    out: list[dict[str, float | int]] = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            out.append({"bin": b, "n": int(inside.sum()), "predicted": float(p[inside].mean()),
+                        "observed": float(y[inside].mean())})
+    return out
+
+
+def vader_probability(compound: np.ndarray) -> np.ndarray:
+    """VADER's compound in ``[-1, 1]`` rescaled to ``[0, 1]``, as the worker reports it."""
+    return (np.asarray(compound, dtype=np.float64) + 1.0) / 2.0
 
 
 def _evaluate(test: pd.DataFrame, threshold: float) -> dict[str, dict[str, float | int]]:
@@ -165,13 +248,17 @@ def _evaluate(test: pd.DataFrame, threshold: float) -> dict[str, dict[str, float
     out: dict[str, dict[str, float | int]] = {}
     for group, rows in groups.items():
         y = rows["label"].to_numpy()
-        if len(set(y)) < 2:
+        if min(int(y.sum()), int(len(y) - y.sum())) < 2:
             continue
-        rnn_auc, vader_auc = roc_auc(y, rows["rnn"]), roc_auc(y, rows["vader"])
-        rnn_cm = confusion(y, rows["rnn"].to_numpy(), threshold)
-        vader_cm = confusion(y, rows["vader"].to_numpy(), VADER_THRESHOLD)
-        out[group] = {"n": len(rows), "rnn_auc": rnn_auc, "vader_auc": vader_auc,
-                      "auc_diff": rnn_auc - vader_auc, "rnn_tpr": rnn_cm.tpr,
+        rnn, vader = rows["rnn"].to_numpy(), rows["vader"].to_numpy()
+        paired = delong(rnn, vader, y)
+        rnn_cm = confusion(y, rnn, threshold)
+        vader_cm = confusion(y, vader, VADER_THRESHOLD)
+        out[group] = {"n": len(rows), "rnn_auc": roc_auc(y, rnn), "vader_auc": roc_auc(y, vader),
+                      "auc_diff": paired.diff, "auc_diff_low": paired.low,
+                      "auc_diff_high": paired.high,
+                      "rnn_brier": brier(y, rnn), "vader_brier": brier(y, vader_probability(vader)),
+                      "rnn_tpr": rnn_cm.tpr,
                       "rnn_fpr": rnn_cm.fpr, "rnn_accuracy": rnn_cm.accuracy,
                       "vader_tpr": vader_cm.tpr, "vader_fpr": vader_cm.fpr,
                       "vader_accuracy": vader_cm.accuracy,
@@ -180,9 +267,20 @@ def _evaluate(test: pd.DataFrame, threshold: float) -> dict[str, dict[str, float
     return out
 
 
+def _auc_rows(per_source: dict[str, dict[str, float | int]]) -> list[dict[str, Any]]:
+    return [{"set": g, "n": r["n"], "RNN AUC": r["rnn_auc"], "VADER AUC": r["vader_auc"],
+             "RNN - VADER": r["auc_diff"],
+             "95 % interval (DeLong)": f"[{r['auc_diff_low']:+.3f}, {r['auc_diff_high']:+.3f}]"}
+            for g, r in per_source.items()]
+
+
+_AUC_COLUMNS = ["set", "n", "RNN AUC", "VADER AUC", "RNN - VADER", "95 % interval (DeLong)"]
+
+
 def _sentiment_report(folder: Path, *, test: pd.DataFrame,
                       per_source: dict[str, dict[str, float | int]],
-                      config: SentimentConfig) -> None:
+                      config: SentimentConfig, outside: pd.DataFrame | None = None,
+                      per_external: dict[str, dict[str, float | int]] | None = None) -> None:
     groups = list(per_source)
     fig, axes = figure(3, 2, size=(13, 8.5))
     for ax, group in zip(axes.flat, groups, strict=False):
@@ -201,22 +299,49 @@ def _sentiment_report(folder: Path, *, test: pd.DataFrame,
     fig.suptitle("ROC curves on the same held-out texts: RNN vs VADER")
     fig.tight_layout()
     fig.savefig(folder / "roc_curves.png", dpi=90)
-    auc_rows = [{"set": g, "n": r["n"], "RNN AUC": r["rnn_auc"], "VADER AUC": r["vader_auc"],
-                 "RNN - VADER": r["auc_diff"]} for g, r in per_source.items()]
+
+    y = test["label"].to_numpy()
+    curves = {"RNN": reliability(y, test["rnn"].to_numpy()),
+              "VADER (compound + 1) / 2": reliability(y, vader_probability(test["vader"]))}
+    fig, axes = figure(1, 1, size=(6.5, 6))
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8, label="calibrated")
+    for (label, curve), color in zip(curves.items(), ("tab:orange", "tab:blue"), strict=True):
+        ax.plot([b["predicted"] for b in curve], [b["observed"] for b in curve], marker="o",
+                color=color, label=f"{label}, Brier "
+                f"{per_source['pooled']['rnn_brier' if label == 'RNN' else 'vader_brier']:.3f}")
+    ax.set_xlabel("predicted P(positive), 10 bins")
+    ax.set_ylabel("share of texts that are positive")
+    ax.set_title(f"Reliability on the held-out texts (n={len(test)})")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(folder / "reliability.png", dpi=90)
+
     cm_rows = [{"set": g, "TP": r["rnn_tp"], "FP": r["rnn_fp"], "TN": r["rnn_tn"],
                 "FN": r["rnn_fn"], "TPR": r["rnn_tpr"], "FPR": r["rnn_fpr"],
                 "accuracy": r["rnn_accuracy"], "VADER TPR": r["vader_tpr"],
                 "VADER FPR": r["vader_fpr"]} for g, r in per_source.items()]
+    brier_rows = [{"set": g, "n": r["n"], "RNN Brier": r["rnn_brier"],
+                   "VADER Brier": r["vader_brier"]} for g, r in per_source.items()]
+    sections = [
+        ("ROC AUC on the same texts", markdown_table(_auc_rows(per_source), _AUC_COLUMNS)),
+        (f"Confusion matrix of the RNN at P(positive) >= {config.threshold} "
+         f"(VADER at compound >= {VADER_THRESHOLD})", markdown_table(
+             cm_rows, ["set", "TP", "FP", "TN", "FN", "TPR", "FPR", "accuracy",
+                       "VADER TPR", "VADER FPR"])),
+        ("Calibration: Brier score (lower is better; VADER as (compound + 1) / 2)",
+         markdown_table(brier_rows, ["set", "n", "RNN Brier", "VADER Brier"])),
+    ]
+    if per_external:
+        left_out = per_external.get("pooled", {}).get("left_out_seen", 0)
+        sections.append((
+            "Texts from sources the model never trained on (Kotzias et al. 2015: Amazon, "
+            f"IMDb, Yelp sentences; {left_out} that also appear in the training corpus left "
+            "out)", markdown_table(_auc_rows(per_external), _AUC_COLUMNS)))
     write_report(
         folder, title="Sentiment RNN vs VADER — held-out texts",
-        summary={"per_source": per_source, "threshold": config.threshold,
-                 "vader_threshold": VADER_THRESHOLD, "config": asdict(config)},
-        sections=[
-            ("ROC AUC on the same texts", markdown_table(
-                auc_rows, ["set", "n", "RNN AUC", "VADER AUC", "RNN - VADER"])),
-            (f"Confusion matrix of the RNN at P(positive) >= {config.threshold} "
-             f"(VADER at compound >= {VADER_THRESHOLD})", markdown_table(
-                 cm_rows, ["set", "TP", "FP", "TN", "FN", "TPR", "FPR", "accuracy",
-                           "VADER TPR", "VADER FPR"])),
-        ],
-        images=["roc_curves.png"])
+        summary={"per_source": per_source, "external": per_external or None,
+                 "reliability": curves, "threshold": config.threshold,
+                 "vader_threshold": VADER_THRESHOLD, "side_inputs": list(config.side_inputs),
+                 "config": asdict(config)},
+        sections=sections, images=["roc_curves.png", "reliability.png"])

@@ -13,6 +13,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+
+from tickcast.models.preprocessing import VADER_SIDE_INPUTS
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation import PairedAUC, RollingAgreement
 from tickcast.streams.events import (
@@ -27,7 +30,7 @@ from tickcast.streams.gate import AUCEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.sentiment.join import LabelJoin
-from tickcast.streams.sentiment.scoring import TextScorer, VaderScorer
+from tickcast.streams.sentiment.scoring import TextScorer, VaderInformedScorer, VaderScorer
 
 __all__ = ["SentimentProcessor"]
 
@@ -86,8 +89,8 @@ class SentimentProcessor:
         decoded: list[TextEvent | LabelEvent | OutMessage] = [self._decode(m) for m in batch]
         self._outcomes.clear()
         texts = [(i, d) for i, d in enumerate(decoded) if isinstance(d, TextEvent)]
-        scores = self._score([t for _, t in texts])
-        self._score_challenger(rival, [t for _, t in texts], scores)
+        scores, vader = self._score([t for _, t in texts])
+        self._score_challenger(rival, [t for _, t in texts], scores, vader)
         out: list[OutMessage] = []
         for (i, text), text_scores in zip(texts, scores, strict=True):
             if isinstance(text_scores, EventError):
@@ -147,24 +150,61 @@ class SentimentProcessor:
         return OutMessage("dead-letters", msg.topic.encode(), value)
 
     # -- scoring ----------------------------------------------------------------------------
-    def _score(self, texts: Sequence[TextEvent]) -> list[dict[str, float] | EventError]:
-        """Per text, ``{model: probability}`` from every scorer, or why it could not be scored."""
+    def _score(self, texts: Sequence[TextEvent]
+               ) -> tuple[list[dict[str, float] | EventError], np.ndarray]:
+        """Per text, ``{model: probability}`` from every scorer, or why it could not be scored;
+        and VADER's ``(n, 4)`` scores of the texts (NaN where VADER failed), computed once and
+        handed to the scorers that read them."""
         results: list[dict[str, float] | EventError] = [{} for _ in texts]
         if not texts:
-            return results
+            return results, np.zeros((0, len(VADER_SIDE_INPUTS)))
         bodies = [t.text for t in texts]
-        for scorer in self.scorers:
-            for i, value in enumerate(self._score_with(scorer, bodies)):
-                current = results[i]
-                if isinstance(current, dict):
-                    results[i] = value if isinstance(value, EventError) else {
-                        **current, scorer.name: value}
-            self.metrics.scored.labels(model=scorer.name).inc(
-                sum(1 for r in results if isinstance(r, dict)))
-        return results
+        vader, values = self._score_vader(bodies)
+        self._merge(results, self.vader.name, values)
+        ok = [i for i, v in enumerate(values) if not isinstance(v, EventError)]
+        for scorer in self.scorers[1:]:
+            if isinstance(scorer, VaderInformedScorer):
+                # A text VADER could not score is a dead letter already: skip it here.
+                scored = self._score_with(scorer, [bodies[i] for i in ok], vader[ok])
+                values = [EventError("scoring_failed", "no VADER scores")] * len(bodies)
+                for i, value in zip(ok, scored, strict=True):
+                    values[i] = value
+            else:
+                values = self._score_with(scorer, bodies)
+            self._merge(results, scorer.name, values)
+        return results, vader
+
+    def _merge(self, results: list[dict[str, float] | EventError], name: str,
+               values: Sequence[float | EventError]) -> None:
+        for i, value in enumerate(values):
+            current = results[i]
+            if isinstance(current, dict):
+                results[i] = value if isinstance(value, EventError) else {
+                    **current, name: value}
+        self.metrics.scored.labels(model=name).inc(sum(1 for r in results
+                                                       if isinstance(r, dict)))
+
+    def _score_vader(self, bodies: list[str]) -> tuple[np.ndarray, list[float | EventError]]:
+        """VADER's scores of each text (a NaN row where it fails) and its probability."""
+        try:
+            vader = self.vader.scores_batch(bodies)
+            return vader, list(_checked(self.vader, bodies, VaderScorer.probabilities(vader)))
+        except Exception:
+            log.exception("vader failed on a batch of %d; retrying one by one", len(bodies))
+        vader = np.full((len(bodies), len(VADER_SIDE_INPUTS)), np.nan)
+        singles: list[float | EventError] = []
+        for i, body in enumerate(bodies):
+            try:
+                row = self.vader.scores_batch([body])
+                singles.extend(_checked(self.vader, [body], VaderScorer.probabilities(row)))
+                vader[i] = row[0]
+            except Exception as exc:  # noqa: BLE001
+                singles.append(_scoring_failed(self.vader, exc))
+        return vader, singles
 
     def _score_challenger(self, rival: TextScorer | None, texts: Sequence[TextEvent],
-                          scores: list[dict[str, float] | EventError]) -> None:
+                          scores: list[dict[str, float] | EventError],
+                          vader: np.ndarray) -> None:
         """Add the challenger's score under its own key to each text the champion scored; a
         text the challenger cannot score only lacks that score."""
         if rival is None:
@@ -172,7 +212,7 @@ class SentimentProcessor:
         index = [i for i, s in enumerate(scores) if isinstance(s, dict)]
         if not index:
             return
-        values = self._score_with(rival, [texts[i].text for i in index])
+        values = self._score_with(rival, [texts[i].text for i in index], vader[index])
         key, scored = self._challenger_key(), 0
         for i, value in zip(index, values, strict=True):
             if not isinstance(value, EventError):
@@ -196,19 +236,22 @@ class SentimentProcessor:
         self._export_challenger()
         self.metrics.export_evidence_version("rnn", old, version)
 
-    def _score_with(self, scorer: TextScorer, bodies: list[str]) -> list[float | EventError]:
+    def _score_with(self, scorer: TextScorer, bodies: list[str],
+                    vader: np.ndarray | None = None) -> list[float | EventError]:
+        """``scorer``'s probability per text (given ``vader``, the texts' VADER scores, when
+        it reads them); on a failed batch, text by text, with the failures as errors."""
         try:
-            return _checked(scorer, bodies, scorer.score_batch(bodies))
+            return _checked(scorer, bodies, _call(scorer, bodies, vader))
         except Exception:
             log.exception("%s failed on a batch of %d; retrying one by one", scorer.name,
                           len(bodies))
         singles: list[float | EventError] = []
-        for body in bodies:
+        for i, body in enumerate(bodies):
             try:
-                singles.extend(_checked(scorer, [body], scorer.score_batch([body])))
+                singles.extend(_checked(scorer, [body], _call(
+                    scorer, [body], None if vader is None else vader[i:i + 1])))
             except Exception as exc:  # noqa: BLE001
-                singles.append(EventError("scoring_failed", f"{scorer.name} could not score "
-                                          f"this text: {type(exc).__name__}: {exc}"[:300]))
+                singles.append(_scoring_failed(scorer, exc))
         return singles
 
     # -- outputs and evaluation -------------------------------------------------------------
@@ -301,6 +344,17 @@ class SentimentProcessor:
         if self.join.expired > self._expired_exported:
             m.labels.labels(outcome="expired").inc(self.join.expired - self._expired_exported)
             self._expired_exported = self.join.expired
+
+
+def _call(scorer: TextScorer, bodies: list[str], vader: np.ndarray | None) -> Sequence[float]:
+    if vader is not None and isinstance(scorer, VaderInformedScorer):
+        return scorer.score_with_vader(bodies, vader)
+    return scorer.score_batch(bodies)
+
+
+def _scoring_failed(scorer: TextScorer, exc: Exception) -> EventError:
+    return EventError("scoring_failed", f"{scorer.name} could not score this text: "
+                      f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _checked(scorer: TextScorer, bodies: list[str], scores: Sequence[float]) -> list[float]:

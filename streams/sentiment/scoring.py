@@ -2,7 +2,9 @@
 
 A scorer turns a batch of texts into probabilities of the positive class in ``[0, 1]``. VADER
 is always present; the RNN classifier (trained offline, loaded from the model store) is added
-beside it by the model-update path, and the agent scores every text with every scorer.
+beside it by the model-update path, and the agent scores every text with every scorer. A
+scorer that reads VADER's scores as side inputs (:class:`VaderInformedScorer`) is handed the
+ones the agent computed for the VADER column: VADER runs once per text.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Scores", "TextScorer", "VaderScorer"]
+import numpy as np
+
+from tickcast.models.preprocessing import VADER_SIDE_INPUTS, vader_scores
+
+__all__ = ["Scores", "TextScorer", "VaderInformedScorer", "VaderScorer"]
+
+_COMPOUND = VADER_SIDE_INPUTS.index("vader_compound")
 
 
 class Scores(Protocol):
@@ -37,6 +45,15 @@ class TextScorer(Protocol):
     def score_batch(self, texts: Sequence[str]) -> Sequence[float]: ...
 
 
+@runtime_checkable
+class VaderInformedScorer(TextScorer, Protocol):
+    """A :class:`TextScorer` that can take the texts' VADER scores instead of computing them:
+    ``vader`` is :meth:`VaderScorer.scores_batch` of the same texts (``(n, 4)``)."""
+
+    def score_with_vader(self, texts: Sequence[str], vader: np.ndarray
+                         ) -> Sequence[float]: ...
+
+
 class VaderScorer:
     """VADER (Hutto & Gilbert, 2014): lexicon and rules, no training.
 
@@ -54,9 +71,19 @@ class VaderScorer:
         self._analyzer = FastVader()  # the library's rules and scores, a faster walk
         self.version = metadata.version("vaderSentiment")
 
+    def scores_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, 4)``: each text's ``neg, neu, pos, compound``
+        (:func:`tickcast.models.preprocessing.vader_scores`)."""
+        return vader_scores(texts, self._analyzer)
+
     def compound_batch(self, texts: Sequence[str]) -> list[float]:
         polarity = self._analyzer.polarity_scores
         return [float(polarity(t)["compound"]) for t in texts]
 
     def score_batch(self, texts: Sequence[str]) -> list[float]:
         return [(c + 1.0) / 2.0 for c in self.compound_batch(texts)]
+
+    @staticmethod
+    def probabilities(scores: np.ndarray) -> list[float]:
+        """:meth:`score_batch` from :meth:`scores_batch`' matrix: ``(compound + 1) / 2``."""
+        return [(float(c) + 1.0) / 2.0 for c in scores[:, _COMPOUND].tolist()]

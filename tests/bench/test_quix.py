@@ -61,6 +61,11 @@ class FakeRNN:
         self.calls.append(list(texts))
         return [0.9 if "good" in t else 0.2 for t in texts]
 
+    def score_with_vader(self, texts: Sequence[str], vader: np.ndarray) -> list[float]:
+        assert vader.shape == (len(texts), 4)
+        self.vader = vader
+        return self.score_batch(texts)
+
 
 def tick(ts: int, price: float, symbol: str = "S001") -> PriceTick:
     return PriceTick(symbol=symbol, ts=ts, price=price)
@@ -119,10 +124,11 @@ def test_a_batch_of_windows_is_one_forecaster_call_and_one_record_each() -> None
 def test_a_batch_of_texts_is_one_rnn_call_and_a_sentiment_record_each() -> None:
     rnn, sent = FakeRNN(), []
     write = quix.SentimentWriter(rnn, "3.3.2", lambda k, v: sent.append((k, v)))  # type: ignore[arg-type]
-    texts = [(TextEvent(id="a", ts=1, text="good stuff", label=1), 0.8),
-             (TextEvent(id="b", ts=2, text="meh", symbol="S1"), 0.5)]
+    texts = [(TextEvent(id="a", ts=1, text="good stuff", label=1), np.array([0, 0.4, 0.6, 0.6])),
+             (TextEvent(id="b", ts=2, text="meh", symbol="S1"), np.array([0, 1.0, 0, 0.0]))]
     assert write([(t, 7) for t in texts]) == 2
     assert rnn.calls == [["good stuff", "meh"]]
+    assert rnn.vader[:, 3].tolist() == [0.6, 0.0]  # VADER's scores handed over, not rerun
     first, second = (json.loads(v) for _, v in sent)
     assert [k for k, _ in sent] == [b"a", b"b"]
     assert first == {"id": "a", "ts": 1, "vader_compound": 0.6, "vader_score": 0.8,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tickcast.models.predictors import Forecaster, SentimentRNN, load_predictor
 from tickcast.training.data import gold_closes, sample_texts
 from tickcast.training.prices import PriceResult
-from tickcast.training.sentiment import SentimentResult
+from tickcast.training.sentiment import SentimentResult, model_inputs
 
 TOLERANCE = 1e-5
 
@@ -39,10 +40,11 @@ def test_sentiment_backends_match_keras_on_every_sample_text(tiny_sentiment: Sen
     assert isinstance(predictor, SentimentRNN)
     assert predictor.backend == ("onnx" if backend == "auto" else "tf-function")
     texts = list(sample_texts()["text"])
+    inputs, vader = model_inputs(predictor.vocabulary, texts, SentimentIntensityAnalyzer())
+    reference = np.asarray(predictor.model(inputs, training=False)).reshape(-1)
     ids = predictor.vocabulary.encode_batch(texts)
-    reference = np.asarray(predictor.model(ids, training=False)).reshape(-1)
     for size in (1, 10, 256, len(ids)):
-        got = predictor.score_ids(ids[:size])
+        got = predictor.score_ids(ids[:size], vader[:size])
         assert np.max(np.abs(got - reference[:size])) <= TOLERANCE, size
 
 

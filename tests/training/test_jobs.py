@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from tickcast.models.preprocessing import VADER_SIDE_INPUTS
 from tickcast.training.prices import PriceResult
 from tickcast.training.sentiment import SentimentResult, split_texts
 
@@ -97,3 +100,66 @@ def test_split_is_stratified_by_source_and_label_and_disjoint() -> None:
     test = parts["test"]
     assert test.groupby("source").size().tolist() == [40, 40]
     assert test.groupby("source")["label"].mean().tolist() == [0.75, 0.75]
+
+
+def test_sentiment_report_has_calibration_and_the_difference_with_its_interval(
+        tiny_sentiment: SentimentResult) -> None:
+    """Brier scores and the reliability diagram match scikit-learn on the same held-out
+    texts; every AUC difference comes with a DeLong interval around it."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
+    from tickcast.models.predictors import load_predictor
+    from tickcast.training.data import sample_texts
+
+    report = json.loads((tiny_sentiment.path / "report.json").read_text())
+    test = split_texts(sample_texts(), val_frac=0.1, test_frac=0.2, seed=42)["test"]
+    rnn = np.array(load_predictor(tiny_sentiment.path).score_batch(list(test["text"])))
+    analyzer = SentimentIntensityAnalyzer()
+    vader = np.array([(analyzer.polarity_scores(t)["compound"] + 1) / 2 for t in test["text"]])
+    pooled = report["per_source"]["pooled"]
+    assert pooled["rnn_brier"] == pytest.approx(brier_score_loss(test["label"], rnn), abs=1e-6)
+    assert pooled["vader_brier"] == pytest.approx(brier_score_loss(test["label"], vader),
+                                                  abs=1e-9)
+    observed, predicted = calibration_curve(test["label"], rnn, n_bins=10)
+    curve = report["reliability"]["RNN"]
+    assert [b["observed"] for b in curve] == pytest.approx(observed.tolist())
+    assert [b["predicted"] for b in curve] == pytest.approx(predicted.tolist(), abs=1e-6)
+    assert sum(b["n"] for b in curve) == len(test)
+    for row in report["per_source"].values():
+        assert row["auc_diff"] == pytest.approx(row["rnn_auc"] - row["vader_auc"])
+        assert row["auc_diff_low"] < row["auc_diff"] < row["auc_diff_high"]
+    assert (tiny_sentiment.path / "reliability.png").read_bytes().startswith(b"\x89PNG")
+    assert report["side_inputs"] == list(VADER_SIDE_INPUTS)
+
+
+def test_external_texts_are_scored_and_the_ones_seen_in_training_left_out(
+        tmp_path: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from tickcast.models.predictors import load_predictor
+    from tickcast.training.data import sample_texts
+    from tickcast.training.sentiment import SentimentConfig, train_sentiment
+
+    sample = sample_texts()
+    rng = np.random.default_rng(5)
+    new = pd.DataFrame({"source": np.repeat(["x-a", "x-b"], 20),
+                        "text": [f"{w} thing number {i}" for i, w in
+                                 enumerate(rng.choice(["great", "awful", "fine", "bad"], 40))],
+                        "label": np.tile([1, 0], 20)})
+    seen = sample.head(3)[["source", "text", "label"]].assign(
+        source="x-a", text=lambda f: "  " + f["text"].str.upper() + " ")
+    external = pd.concat([new, seen], ignore_index=True)
+    result = train_sentiment(sample, store_dir=tmp_path, progress=False, external=external,
+                             config=SentimentConfig(max_tokens=500, max_len=16, embed_dim=4,
+                                                    units=2, epochs=1, patience=1))
+    report = json.loads((result.path / "report.json").read_text())
+    assert report["external"]["pooled"]["left_out_seen"] == 3
+    assert report["external"]["pooled"]["n"] == 40
+    scores = np.array(load_predictor(result.path).score_batch(list(new["text"])))
+    part = new["source"] == "x-b"
+    assert report["external"]["x-b"]["rnn_auc"] == pytest.approx(
+        roc_auc_score(new["label"][part], scores[part.to_numpy()]), abs=1e-6)
+    assert result.metrics["external_pooled_auc_diff"] == pytest.approx(
+        report["external"]["pooled"]["auc_diff"])
+    assert "never trained on" in (result.path / "report.md").read_text()

@@ -15,6 +15,7 @@ from tickcast.streams.metrics import Metrics
 from tickcast.streams.sentiment.join import LabelJoin
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.sentiment.scoring import VaderScorer
+from tickcast.training.sentiment import SentimentResult
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +240,59 @@ def test_a_challenger_in_shadow_leaves_the_champions_outputs_alone(vader: VaderS
     assert math.isnan(sample(metrics, "tickcast_sentiment_auc", model="challenger"))
     assert sample(metrics, "tickcast_challenger_window_size", model="rnn") == 0
     assert not [k for k in shadowed.join.aucs if k.startswith("challenger")]
+
+
+def test_the_rnn_reads_the_vader_scores_the_worker_computed_once(
+        tiny_sentiment: SentimentResult) -> None:
+    """A model trained with VADER's scores as side inputs gets them from the worker's VADER
+    pass: VADER runs once per text, the RNN's score equals the predictor scoring the text on
+    its own and Keras on the inputs training builds, and the live AUC equals sklearn's on the
+    same labelled texts. A text VADER fails on is a dead letter; the others are scored."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from tickcast.models.backend import keras
+    from tickcast.models.predictors import SentimentRNN, load_predictor
+    from tickcast.training.data import sample_texts
+    from tickcast.training.sentiment import model_inputs
+
+    rnn = load_predictor(tiny_sentiment.path)
+    assert isinstance(rnn, SentimentRNN)
+    assert rnn.needs_vader
+    scorer = VaderScorer()
+    calls: list[str] = []
+    polarity = scorer._analyzer.polarity_scores
+
+    def counted(text: str) -> dict[str, float]:
+        calls.append(text)
+        if text == "VADER fails on this one":
+            raise RuntimeError("boom")
+        return polarity(text)
+
+    scorer._analyzer.polarity_scores = counted  # type: ignore[method-assign]
+    processor, metrics = make(scorer, rnn)
+    rows = sample_texts().head(200)
+    texts = list(rows["text"])
+    batch = [msg("texts", i, {"id": f"t{i}", "ts": i, "text": t, "label": int(y)})
+             for i, (t, y) in enumerate(zip(texts, rows["label"], strict=True))]
+    out = processor.process(batch)
+    assert len(calls) == len(texts)  # once per text, for both models
+    records = [json.loads(o.value) for o in out]
+    assert all(o.topic == "sentiment" for o in out)
+    served = np.array([r["rnn_score"] for r in records])
+    assert np.array_equal(served, np.array(rnn.score_batch(texts)))
+    inputs, _ = model_inputs(rnn.vocabulary, texts, SentimentIntensityAnalyzer())
+    reference = keras().saving.load_model(tiny_sentiment.path / "model.keras").predict(
+        inputs, verbose=0).reshape(-1)
+    assert np.max(np.abs(served - reference)) <= 1e-5
+    window = 50  # make()'s rolling window: the last 50 labelled texts
+    assert sample(metrics, "tickcast_sentiment_auc", model="rnn") == pytest.approx(
+        roc_auc_score(rows["label"][-window:], served[-window:]), abs=1e-12)
+
+    out = processor.process([msg("texts", 900, {"id": "x", "ts": 1, "text": "lovely"}),
+                             msg("texts", 901, {"id": "y", "ts": 2,
+                                                "text": "VADER fails on this one"})])
+    assert [o.topic for o in out] == ["sentiment", "dead-letters"]
+    assert json.loads(out[0].value)["rnn_score"] == pytest.approx(
+        rnn.score_batch(["lovely"])[0], abs=1e-12)
+    assert json.loads(out[1].value)["reason"] == "scoring_failed"
