@@ -68,6 +68,7 @@ __all__ = [
     "run_topic_specs",
     "table",
     "text_ids",
+    "tokens_only_store",
 ]
 
 PIPELINE_TIMEOUT_S = 900.0
@@ -230,6 +231,19 @@ def challenger_store(target: Target, state: Path) -> Path:
     return root
 
 
+def _has_side_inputs(target: Target) -> bool:
+    from tickcast.models.artifacts import PREPROCESSING_FILE
+    from tickcast.models.registry import ModelStore
+
+    store = ModelStore(target.model_dir)
+    version = store.latest(target.sentiment)
+    if version is None:
+        return False
+    state = json.loads((store.path(target.sentiment, version) / PREPROCESSING_FILE)
+                       .read_text(encoding="utf-8"))
+    return bool(state.get("side_inputs"))
+
+
 def point_only_store(target: Target, state: Path) -> Path:
     """A model store with the served sentiment model and, as the forecaster, the served one's
     *point-only twin*: the same network and weights with the Dense head cut to its first
@@ -281,6 +295,60 @@ def point_only_store(target: Target, state: Path) -> Path:
                    input_spec={"window": preprocessing["window"]},
                    data={"point_only_twin_of": version})
     store.promote(target.forecaster, twin_version)
+    return root
+
+
+def tokens_only_store(target: Target, state: Path) -> Path:
+    """A model store with the served forecaster and, as the sentiment model, a *tokens-only
+    twin* of the served one: the same embedding, lexicon and LSTM weights, without the side
+    inputs and the head that joins them (the output layer reads the LSTM's features, as a
+    model without side inputs does). Its scores are not the served model's; its cost per
+    text is that of the tokens-only shape, so the texts/s it reaches against the served
+    model's is what the side inputs cost."""
+    from tickcast.models.architectures import build_sentiment_rnn
+    from tickcast.models.artifacts import MODEL_FILE, PREPROCESSING_FILE, write_artifact
+    from tickcast.models.predictors import load_keras_model
+    from tickcast.models.registry import ModelStore
+
+    source = ModelStore(target.model_dir)
+    root = state / "tokens-only-store"
+    shutil.rmtree(root, ignore_errors=True)
+    store = ModelStore(root)
+    version = source.latest(target.forecaster)
+    if version is None:
+        raise BenchError(f"no LATEST {target.forecaster} in {target.model_dir}")
+    shutil.copytree(source.path(target.forecaster, version),
+                    store.path(target.forecaster, version))
+    store.promote(target.forecaster, version)
+    version = source.latest(target.sentiment)
+    if version is None:
+        raise BenchError(f"no LATEST {target.sentiment} in {target.model_dir}")
+    path = source.path(target.sentiment, version)
+    preprocessing = json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+    if not preprocessing.get("side_inputs"):
+        raise BenchError(f"{target.sentiment}/{version} has no side inputs to leave out")
+    del preprocessing["side_inputs"]
+    model = load_keras_model(path / MODEL_FILE)
+    embedding = model.get_layer("embedding")
+    twin = build_sentiment_rnn(
+        vocab_size=int(embedding.input_dim), max_len=int(preprocessing["max_len"]),
+        embed_dim=int(embedding.output_dim),
+        units=int(model.get_layer("bilstm").forward_layer.units),
+        lexicon=model.get_layer("lexicon").get_weights()[0])
+    for layer in twin.layers:
+        if layer.weights and layer.name != "p_positive":
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+
+    def write_files(folder: Path) -> None:
+        twin.save(folder / MODEL_FILE)
+        (folder / PREPROCESSING_FILE).write_text(json.dumps(preprocessing), encoding="utf-8")
+
+    twin_version = f"{version}-tokens"
+    write_artifact(root / target.sentiment, name=target.sentiment, kind="sentiment",
+                   version=twin_version, write_files=write_files, metrics={},
+                   input_spec={"max_len": preprocessing["max_len"]},
+                   data={"tokens_only_twin_of": version})
+    store.promote(target.sentiment, twin_version)
     return root
 
 
@@ -633,6 +701,13 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
         results["tickcast_texts_only"] = run_tickcast(
             target, text_prefix, only["texts"], workers=1, state=state,
             partitions=config.partitions)
+        if _has_side_inputs(target):
+            log(f"tickcast, 1 worker, the same {config.texts_only} texts, the sentiment "
+                "model's tokens-only twin (no side inputs) ...")
+            tokens_only = replace(target, model_dir=tokens_only_store(target, state))
+            results["tickcast_texts_tokens_only"] = run_tickcast(
+                tokens_only, text_prefix, only["texts"], workers=1, state=state,
+                partitions=config.partitions)
     everything = counts["prices"] + counts["texts"]
     log("ceiling: raw aiokafka passthrough ...")
     results["ceiling"] = run_pipeline("ceiling", target, prefix, state=state, seconds=None,
@@ -683,6 +758,10 @@ def _ratios(results: dict[str, Any], *, two_workers: bool) -> dict[str, float]:
     if "tickcast_point_only" in results:
         ratios["intervals_over_point_only"] = (
             tc / results["tickcast_point_only"]["events_per_s"])
+    if "tickcast_texts_tokens_only" in results:
+        ratios["side_inputs_over_tokens_only"] = (
+            results["tickcast_texts_only"]["events_per_s"]
+            / results["tickcast_texts_tokens_only"]["events_per_s"])
     if "backtest" in results:
         ratios["backtest_over_tickcast"] = results["backtest"]["events_per_s"] / tc
     if "quix_pipeline" in results:
@@ -706,7 +785,7 @@ def table(results: dict[str, Any]) -> str:
     rows = [("pipeline", "events/s", "ready s", "peak RSS MiB", "CPU s / 1k events",
              "worker cores", "machine cores busy")]
     for name in ("tickcast", "tickcast_2_workers", "tickcast_challenger", "tickcast_point_only",
-                 "tickcast_texts_only",
+                 "tickcast_texts_only", "tickcast_texts_tokens_only",
                  "backtest", "ceiling", "faust_passthrough", "quix_passthrough",
                  "quix_pipeline", "baseline"):
         r = results.get(name)

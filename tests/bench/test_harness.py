@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from tickcast_bench import harness, processes
 
@@ -81,3 +83,30 @@ def test_expected_outputs_name_every_forecast_and_text_the_input_asks_for() -> N
     assert min(ts for _, ts in forecasts) == harness.TS_BASE + 9 * 1000
     assert len(texts) == 30
     assert texts == set(harness.text_ids(config))
+
+
+def test_the_tokens_only_twin_keeps_the_text_encoder_and_drops_the_side_inputs(
+        store: Any, tmp_path: Path) -> None:
+    """The texts/s the side inputs cost is measured against this twin: the served model's
+    encoder weights, no side inputs; it loads and serves through the one loader."""
+    from tickcast_bench.harness import tokens_only_store
+    from tickcast_bench.processes import Target
+
+    from tickcast.models.predictors import SentimentRNN, load_latest
+    from tickcast.models.registry import ModelStore
+
+    target = Target(bootstrap="unused:9092", model_dir=store.root)
+    root = tokens_only_store(target, tmp_path)
+    served = load_latest(store, "sentiment-rnn", kind="sentiment")
+    twin = load_latest(ModelStore(root), "sentiment-rnn", kind="sentiment")
+    assert isinstance(served, SentimentRNN)
+    assert isinstance(twin, SentimentRNN)
+    assert served.needs_vader
+    assert not twin.needs_vader
+    assert twin.vocabulary.tokens == served.vocabulary.tokens
+    for name in ("embedding", "lexicon", "bilstm"):
+        for a, b in zip(twin.model.get_layer(name).get_weights(),
+                        served.model.get_layer(name).get_weights(), strict=True):
+            assert np.array_equal(a, b)
+    assert len(twin.score_batch(["a fine day", "awful"])) == 2
+    assert ModelStore(root).latest(target.forecaster) == store.latest(target.forecaster)
