@@ -275,10 +275,10 @@ class SentimentRNN:
             return []
         vader = None
         if self.side_inputs:
-            if self._vader is None:
-                from tickcast.streams.sentiment.vader import FastVader
+            if self._vader is None:  # the library's; the worker hands over its own scores
+                from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-                self._vader = FastVader()
+                self._vader = SentimentIntensityAnalyzer()
             vader = vader_scores(texts, self._vader)
         return self.score_ids(self.vocabulary.encode_batch(texts), vader).tolist()
 

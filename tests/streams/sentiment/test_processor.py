@@ -296,3 +296,24 @@ def test_the_rnn_reads_the_vader_scores_the_worker_computed_once(
     assert json.loads(out[0].value)["rnn_score"] == pytest.approx(
         rnn.score_batch(["lovely"])[0], abs=1e-12)
     assert json.loads(out[1].value)["reason"] == "scoring_failed"
+
+
+def test_side_inputs_are_the_same_in_training_and_in_the_worker() -> None:
+    """Training builds the side inputs from the library's analyzer or FastVader through
+    model_inputs; the worker from VaderScorer.scores_batch: the same numbers, text for text,
+    on all 1,200 shipped texts, in the columns the artifact names."""
+    import numpy as np
+
+    from tickcast.models.preprocessing import VADER_SIDE_INPUTS, Vocabulary
+    from tickcast.training.data import sample_texts
+    from tickcast.training.sentiment import model_inputs
+
+    texts = [*list(sample_texts()["text"]), "", "GREAT!!! :)", "not bad but not good 😀"]
+    served = VaderScorer().scores_batch(texts)
+    vocabulary = Vocabulary(tokens=("great",), max_len=8,
+                            side_inputs=("vader_compound", "vader_neg"))
+    (ids, side), trained = model_inputs(vocabulary, texts, SentimentIntensityAnalyzer())
+    assert np.array_equal(trained, served)
+    assert np.array_equal(side, served[:, [VADER_SIDE_INPUTS.index("vader_compound"),
+                                           VADER_SIDE_INPUTS.index("vader_neg")]])
+    assert np.array_equal(ids, vocabulary.encode_batch(texts))
