@@ -244,33 +244,71 @@ def _has_side_inputs(target: Target) -> bool:
     return bool(state.get("side_inputs"))
 
 
+class _Twin:
+    """A model store holding the served model of one kind as it is and, of the other, a
+    *twin* written by the caller: :meth:`source` gives the served artifact to derive it from,
+    :meth:`write` stores the twin and makes it ``LATEST``."""
+
+    def __init__(self, target: Target, state: Path, folder: str, *, keep: str,
+                 twin: str) -> None:
+        from tickcast.models.registry import ModelStore
+
+        self.source_store = ModelStore(target.model_dir)
+        self.root = state / folder
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.store = ModelStore(self.root)
+        self.target, self.name = target, twin
+        version = self._latest(keep)
+        shutil.copytree(self.source_store.path(keep, version), self.store.path(keep, version))
+        self.store.promote(keep, version)
+        self.version = self._latest(twin)
+
+    def _latest(self, name: str) -> str:
+        version = self.source_store.latest(name)
+        if version is None:
+            raise BenchError(f"no LATEST {name} in {self.target.model_dir}")
+        return version
+
+    def source(self) -> tuple[Path, dict[str, Any]]:
+        """The served artifact's folder and its preprocessing state."""
+        from tickcast.models.artifacts import PREPROCESSING_FILE
+
+        path = self.source_store.path(self.name, self.version)
+        return path, json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+
+    def write(self, model: Any, preprocessing: dict[str, Any], *, kind: Any, suffix: str,
+              input_spec: dict[str, Any], twin_of: str) -> Path:
+        """Store ``model`` as version ``<served>-<suffix>``; ``twin_of`` names the data field
+        that records the served version."""
+        from tickcast.models.artifacts import MODEL_FILE, PREPROCESSING_FILE, write_artifact
+
+        def write_files(folder: Path) -> None:
+            model.save(folder / MODEL_FILE)
+            (folder / PREPROCESSING_FILE).write_text(json.dumps(preprocessing),
+                                                     encoding="utf-8")
+
+        version = f"{self.version}-{suffix}"
+        write_artifact(self.root / self.name, name=self.name, kind=kind, version=version,
+                       write_files=write_files, metrics={}, input_spec=input_spec,
+                       data={twin_of: self.version})
+        self.store.promote(self.name, version)
+        return self.root
+
+
 def point_only_store(target: Target, state: Path) -> Path:
     """A model store with the served sentiment model and, as the forecaster, the served one's
     *point-only twin*: the same network and weights with the Dense head cut to its first
     (point) output and no interval head in its preprocessing. Its forecasts equal the
     served model's; what a worker saves on it is exactly the intervals' cost."""
-    from tickcast.models.artifacts import MODEL_FILE, PREPROCESSING_FILE, write_artifact
+    from tickcast.models.artifacts import MODEL_FILE
     from tickcast.models.backend import keras
     from tickcast.models.predictors import load_keras_model
-    from tickcast.models.registry import ModelStore
 
-    source = ModelStore(target.model_dir)
-    root = state / "point-only-store"
-    shutil.rmtree(root, ignore_errors=True)
-    store = ModelStore(root)
-    version = source.latest(target.sentiment)
-    if version is None:
-        raise BenchError(f"no LATEST {target.sentiment} in {target.model_dir}")
-    shutil.copytree(source.path(target.sentiment, version), store.path(target.sentiment,
-                                                                        version))
-    store.promote(target.sentiment, version)
-    version = source.latest(target.forecaster)
-    if version is None:
-        raise BenchError(f"no LATEST {target.forecaster} in {target.model_dir}")
-    path = source.path(target.forecaster, version)
-    preprocessing = json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+    twins = _Twin(target, state, "point-only-store", keep=target.sentiment,
+                  twin=target.forecaster)
+    path, preprocessing = twins.source()
     if "intervals" not in preprocessing:
-        raise BenchError(f"{target.forecaster}/{version} has no intervals to leave out")
+        raise BenchError(f"{target.forecaster}/{twins.version} has no intervals to leave out")
     del preprocessing["intervals"]
     model = load_keras_model(path / MODEL_FILE)
     config = model.get_config()
@@ -284,18 +322,9 @@ def point_only_store(target: Target, state: Path) -> Path:
         if original is head:
             weights = [weights[0][:, :1], weights[1][:1]]
         layer.set_weights(weights)
-
-    def write_files(folder: Path) -> None:
-        twin.save(folder / MODEL_FILE)
-        (folder / PREPROCESSING_FILE).write_text(json.dumps(preprocessing), encoding="utf-8")
-
-    twin_version = f"{version}-point"
-    write_artifact(root / target.forecaster, name=target.forecaster, kind="forecaster",
-                   version=twin_version, write_files=write_files, metrics={},
-                   input_spec={"window": preprocessing["window"]},
-                   data={"point_only_twin_of": version})
-    store.promote(target.forecaster, twin_version)
-    return root
+    return twins.write(twin, preprocessing, kind="forecaster", suffix="point",
+                       input_spec={"window": preprocessing["window"]},
+                       twin_of="point_only_twin_of")
 
 
 def tokens_only_store(target: Target, state: Path) -> Path:
@@ -306,27 +335,14 @@ def tokens_only_store(target: Target, state: Path) -> Path:
     text is that of the tokens-only shape, so the texts/s it reaches against the served
     model's is what the side inputs cost."""
     from tickcast.models.architectures import build_sentiment_rnn
-    from tickcast.models.artifacts import MODEL_FILE, PREPROCESSING_FILE, write_artifact
+    from tickcast.models.artifacts import MODEL_FILE
     from tickcast.models.predictors import load_keras_model
-    from tickcast.models.registry import ModelStore
 
-    source = ModelStore(target.model_dir)
-    root = state / "tokens-only-store"
-    shutil.rmtree(root, ignore_errors=True)
-    store = ModelStore(root)
-    version = source.latest(target.forecaster)
-    if version is None:
-        raise BenchError(f"no LATEST {target.forecaster} in {target.model_dir}")
-    shutil.copytree(source.path(target.forecaster, version),
-                    store.path(target.forecaster, version))
-    store.promote(target.forecaster, version)
-    version = source.latest(target.sentiment)
-    if version is None:
-        raise BenchError(f"no LATEST {target.sentiment} in {target.model_dir}")
-    path = source.path(target.sentiment, version)
-    preprocessing = json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+    twins = _Twin(target, state, "tokens-only-store", keep=target.forecaster,
+                  twin=target.sentiment)
+    path, preprocessing = twins.source()
     if not preprocessing.get("side_inputs"):
-        raise BenchError(f"{target.sentiment}/{version} has no side inputs to leave out")
+        raise BenchError(f"{target.sentiment}/{twins.version} has no side inputs to leave out")
     del preprocessing["side_inputs"]
     model = load_keras_model(path / MODEL_FILE)
     embedding = model.get_layer("embedding")
@@ -338,18 +354,9 @@ def tokens_only_store(target: Target, state: Path) -> Path:
     for layer in twin.layers:
         if layer.weights and layer.name != "p_positive":
             layer.set_weights(model.get_layer(layer.name).get_weights())
-
-    def write_files(folder: Path) -> None:
-        twin.save(folder / MODEL_FILE)
-        (folder / PREPROCESSING_FILE).write_text(json.dumps(preprocessing), encoding="utf-8")
-
-    twin_version = f"{version}-tokens"
-    write_artifact(root / target.sentiment, name=target.sentiment, kind="sentiment",
-                   version=twin_version, write_files=write_files, metrics={},
-                   input_spec={"max_len": preprocessing["max_len"]},
-                   data={"tokens_only_twin_of": version})
-    store.promote(target.sentiment, twin_version)
-    return root
+    return twins.write(twin, preprocessing, kind="sentiment", suffix="tokens",
+                       input_spec={"max_len": preprocessing["max_len"]},
+                       twin_of="tokens_only_twin_of")
 
 
 def text_ids(config: BenchConfig) -> list[str]:

@@ -96,6 +96,15 @@ def _verify(path: Path, expected: str) -> None:
         raise DataError(f"{path.name}: sha256 {actual} does not match the expected {expected}")
 
 
+def _fetched(path: Path, download: Callable[[Path], None], sha256: str) -> Path:
+    """``path``, downloaded first if missing, after checking its sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        download(path)
+    _verify(path, sha256)
+    return path
+
+
 def _pip_download(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -118,11 +127,7 @@ def fetch_sentiment_corpus(cache_dir: Path, *, download: Callable[[Path], None] 
     target = cache_dir / "hutto_ICWSM_2014"
     if all((target / name).is_file() for name in SENTIMENT_SOURCES.values()):
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    sdist = cache_dir / VADER_SDIST
-    if not sdist.is_file():
-        download(sdist)
-    _verify(sdist, sdist_sha256)
+    sdist = _fetched(cache_dir / VADER_SDIST, download, sdist_sha256)
     with tempfile.TemporaryDirectory() as tmp:
         inner = Path(tmp) / "corpus.tar.gz"
         with tarfile.open(sdist) as outer:
@@ -197,11 +202,7 @@ def fetch_external_texts(cache_dir: Path, *,
     target = cache_dir / "sentiment-5.0.2"
     if all((target / name).is_file() for name in EXTERNAL_SOURCES.values()):
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    package = cache_dir / EXTERNAL_PACKAGE
-    if not package.is_file():
-        download(package)
-    _verify(package, sha256)
+    package = _fetched(cache_dir / EXTERNAL_PACKAGE, download, sha256)
     with tarfile.open(package) as archive:
         target.mkdir(parents=True, exist_ok=True)
         for name in EXTERNAL_SOURCES.values():
