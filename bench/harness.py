@@ -350,7 +350,8 @@ def tokens_only_store(target: Target, state: Path) -> Path:
         vocab_size=int(embedding.input_dim), max_len=int(preprocessing["max_len"]),
         embed_dim=int(embedding.output_dim),
         units=int(model.get_layer("bilstm").forward_layer.units),
-        lexicon=model.get_layer("lexicon").get_weights()[0])
+        lexicon=(model.get_layer("lexicon").get_weights()[0]
+                 if any(layer.name == "lexicon" for layer in model.layers) else None))
     for layer in twin.layers:
         if layer.weights and layer.name != "p_positive":
             layer.set_weights(model.get_layer(layer.name).get_weights())
@@ -709,22 +710,19 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
             target, text_prefix, only["texts"], workers=1, state=state,
             partitions=config.partitions)
         if _has_side_inputs(target):
-            # Alternated, twice each (served, twin, served, twin): a run just after the
-            # texts were produced finds a busier broker than the next one.
+            # Twin and served model alternated, twice each, after the run above: the run just
+            # after the texts are produced meets a busier broker than the next ones.
             tokens_only = replace(target, model_dir=tokens_only_store(target, state))
             pairs: dict[str, list[dict[str, Any]]] = {"side_inputs": [], "tokens_only": []}
             for i in range(2):
-                log(f"tickcast, 1 worker, the same {config.texts_only} texts, the sentiment "
-                    f"model's tokens-only twin (no side inputs), pair {i + 1} of 2 ...")
-                pairs["tokens_only"].append(run_tickcast(
-                    tokens_only, text_prefix, only["texts"], workers=1, state=state,
-                    partitions=config.partitions))
-                if i == 0:
-                    log("tickcast, 1 worker, the same texts, the served model again ...")
-                    pairs["side_inputs"].append(run_tickcast(
-                        target, text_prefix, only["texts"], workers=1, state=state,
+                for key, which in (("tokens_only", tokens_only), ("side_inputs", target)):
+                    log(f"tickcast, 1 worker, the same {config.texts_only} texts, "
+                        + ("the sentiment model's tokens-only twin (no side inputs)"
+                           if key == "tokens_only" else "the served model")
+                        + f", pair {i + 1} of 2 ...")
+                    pairs[key].append(run_tickcast(
+                        which, text_prefix, only["texts"], workers=1, state=state,
                         partitions=config.partitions))
-            pairs["side_inputs"].insert(0, results["tickcast_texts_only"])
             results["texts_side_input_pairs"] = pairs
             results["tickcast_texts_tokens_only"] = pairs["tokens_only"][0]
     everything = counts["prices"] + counts["texts"]

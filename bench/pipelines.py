@@ -131,6 +131,7 @@ def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path, datadir:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     from tickcast.models.predictors import load_latest
+    from tickcast.models.preprocessing import vader_scores
     from tickcast.models.registry import ModelStore
 
     store = ModelStore(model_dir)
@@ -158,10 +159,12 @@ def baseline(bootstrap: str, prefix: str, app_id: str, model_dir: Path, datadir:
     @app.agent(app.topic(f"{prefix}texts", value_serializer="json"))
     async def texts(stream: faust.StreamT) -> None:
         async for text in stream:
-            compound = vader.polarity_scores(text["text"])["compound"]
-            ids = rnn.vocabulary.encode_batch([text["text"]])  # type: ignore[union-attr]
-            score = rnn.model.predict(ids, verbose=0)
-            await out.send(value={"vader": compound, "rnn": float(score[0, 0])})
+            body = [text["text"]]
+            scores = vader_scores(body, vader)  # VADER once, its scores reused by the RNN
+            ids = rnn.vocabulary.encode_batch(body)  # type: ignore[union-attr]
+            x = [ids, scores[:, rnn.vocabulary.side_columns]] if rnn.needs_vader else ids
+            score = rnn.model.predict(x, verbose=0)
+            await out.send(value={"vader": float(scores[0, 3]), "rnn": float(score[0, 0])})
             progress.tick()
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)

@@ -12,7 +12,8 @@
   the window once full; VADER scores each text in an ``apply``. Inference is batched in
   ``BatchingSink`` subclasses: at every checkpoint each topic partition's batch becomes one
   ``Forecaster.predict`` call, forecasts with their intervals (or one
-  ``SentimentRNN.score_batch`` call), and the records go to ``bench-quix-forecasts`` /
+  ``SentimentRNN.score_with_vader`` call, given the VADER scores the ``apply`` computed), and
+  the records go to ``bench-quix-forecasts`` /
   ``bench-quix-sentiment``, delivered before the checkpoint commits the input offsets. Same
   models, loaded through ``load_latest``.
 
@@ -261,7 +262,7 @@ def text_step(vader: VaderScorer, max_bytes: int
     """The ``apply`` of ``texts``: raw value -> ``(text, VADER's (4,) scores)``, or None."""
     from tickcast.streams.events import EventError, decode_text
 
-    def step(value: bytes) -> tuple[TextEvent, float] | None:
+    def step(value: bytes) -> tuple[TextEvent, np.ndarray] | None:
         try:
             text = decode_text(value, max_bytes=max_bytes)
         except EventError as exc:

@@ -359,6 +359,10 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: s
             predictor = TextGenerator(model, CharVocabulary.from_dict(state), manifest)
         else:
             vocabulary = Vocabulary.from_dict(state)
+            declared = manifest.input.get("side_inputs")
+            if declared is not None and tuple(declared) != vocabulary.side_inputs:
+                raise ArtifactError(f"the manifest's side inputs {list(declared)} are not "
+                                    f"{PREPROCESSING_FILE}'s {list(vocabulary.side_inputs)}")
             expected = _sentiment_inputs(model, vocabulary)
             predictor = SentimentRNN(model, vocabulary, manifest, backend=backend)
     except (KeyError, TypeError, ValueError) as exc:
@@ -385,7 +389,7 @@ def _sentiment_inputs(model: Any, vocabulary: Vocabulary) -> Any:
                                 f"{PREPROCESSING_FILE} names no side inputs")
         return ids
     names = [t.name for t in model.inputs]
-    if len(model.inputs) != 2 or "side_inputs" not in names[1]:
+    if len(model.inputs) != 2 or names[1] != "side_inputs":
         raise ArtifactError(f"{PREPROCESSING_FILE} names side inputs "
                             f"{list(vocabulary.side_inputs)} but the model's inputs are {names}")
     try:

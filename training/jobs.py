@@ -139,13 +139,17 @@ def _texts(request: TrainRequest, datasets_dir: Path, log: Callable[[str], None]
 def _external_texts(request: TrainRequest, datasets_dir: Path,
                     log: Callable[[str], None]) -> pd.DataFrame | None:
     """Labelled sentences from sources outside the training corpus, for the full run only."""
-    from tickcast.training.data import fetch_external_texts, load_external_texts
+    from tickcast.training.data import DataError, fetch_external_texts, load_external_texts
 
     if request.csv is not None or request.quick:
         return None
     log("fetching labelled sentences the model never trains on (npm sentiment 5.0.2, "
         "checksum-verified, cached) ...")
-    return load_external_texts(fetch_external_texts(datasets_dir))
+    try:
+        return load_external_texts(fetch_external_texts(datasets_dir))
+    except DataError as exc:  # an optional check: train without it, and say so
+        log(f"warning: {exc}; the report will have no unseen-source comparison")
+        return None
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from tickcast.models.artifacts import (
     write_artifact,
 )
 from tickcast.models.backend import keras, set_seed
-from tickcast.models.preprocessing import VADER_SIDE_INPUTS, Vocabulary, vader_scores
+from tickcast.models.preprocessing import VADER_SIDE_INPUTS, Vocabulary, tokenize, vader_scores
 from tickcast.streams.evaluation.paired_auc import delong
 from tickcast.training.data import fingerprint
 from tickcast.training.evaluate import confusion, roc_auc, roc_curve
@@ -125,8 +125,9 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
     """Train, evaluate against VADER and write one versioned artifact under ``store_dir/name``.
 
     ``external``: labelled texts (``source, text, label``) from sources not in ``frame``,
-    scored by both models after training; a text that also appears in ``frame`` (same words,
-    case and spacing aside) is left out, so the check is on texts the model never saw.
+    scored by both models after training; a text whose tokens are those of a text in
+    ``frame`` (case, spacing and punctuation aside) is left out, so the check is on texts
+    the model never saw.
     """
     from tickcast.streams.sentiment.vader import FastVader  # the scores the worker computes
 
@@ -179,12 +180,15 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
                for key, value in row.items() if isinstance(value, float)}
     outside: pd.DataFrame | None = None
     per_external: dict[str, dict[str, float | int]] = {}
+    external_rows: pd.DataFrame | None = None
     if external is not None:
         seen = set(frame["text"].map(_normalized))
         kept = external[~external["text"].map(_normalized).isin(seen)]
-        outside = scored(kept[["source", "text", "label"]].reset_index(drop=True))
+        external_rows = kept[["source", "text", "label"]].reset_index(drop=True)
+        outside = scored(external_rows)
         per_external = _evaluate(outside, config.threshold)
-        per_external.get("pooled", {})["left_out_seen"] = len(external) - len(kept)
+        if "pooled" in per_external:
+            per_external["pooled"]["left_out_seen"] = len(external) - len(kept)
         metrics |= {f"external_{group}_{key}": value for group, row in per_external.items()
                     for key, value in row.items() if isinstance(value, float)}
     metrics["epochs_run"] = float(len(history.history["loss"]))
@@ -205,15 +209,16 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
         data={"source": source, "rows": len(frame),
               "fingerprint": fingerprint(frame), "split_seed": config.seed,
               "sizes": {k_: len(v) for k_, v in split.items()},
-              "external": None if outside is None else {
-                  "sources": sorted(outside["source"].unique()), "rows": len(outside),
-                  "fingerprint": fingerprint(outside)},
+              "external": None if external_rows is None else {
+                  "sources": sorted(external_rows["source"].unique()),
+                  "rows": len(external_rows), "fingerprint": fingerprint(external_rows)},
               "config": asdict(config)})
     return SentimentResult(path, manifest, metrics, time.monotonic() - started)
 
 
-def _normalized(text: str) -> str:
-    return " ".join(str(text).lower().split())
+def _normalized(text: str) -> tuple[str, ...]:
+    """What the model reads of a text: its tokens (case, spacing and punctuation aside)."""
+    return tuple(tokenize(str(text)))
 
 
 def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:

@@ -132,14 +132,29 @@ def test_rnn_scores_texts_cut_to_their_length_as_at_full_width(side: tuple[str, 
     assert rnn.score_ids(np.zeros((0, 64), dtype=np.int32), np.zeros((0, 4))).shape == (0,)
 
 
-def _sentiment_artifact(tmp_path: Path, model: object, state: dict[str, object]) -> Path:
+def _sentiment_artifact(tmp_path: Path, model: object, state: dict[str, object],
+                        input_spec: dict[str, object] | None = None) -> Path:
     def write(folder: Path) -> None:
         model.save(folder / "model.keras")  # type: ignore[attr-defined]
         (folder / "preprocessing.json").write_text(json.dumps(state))
 
     path, _ = write_artifact(tmp_path / "s", name="s", kind="sentiment", version="v1",
-                             write_files=write, metrics={}, input_spec={}, data={})
+                             write_files=write, metrics={}, input_spec=input_spec or {},
+                             data={})
     return path
+
+
+def test_side_inputs_in_another_order_than_the_manifest_says_are_refused(
+        tmp_path: Path) -> None:
+    """Same number of side inputs, another order: the shapes agree, the manifest does not."""
+    from tickcast.models.architectures import build_sentiment_rnn
+
+    model = build_sentiment_rnn(vocab_size=12, max_len=8, embed_dim=4, units=2, side_inputs=4)
+    state = {"tokens": [f"w{i}" for i in range(10)], "max_len": 8,
+             "side_inputs": list(reversed(VADER_SIDE_INPUTS))}
+    with pytest.raises(ArtifactError, match="manifest's side inputs"):
+        load_predictor(_sentiment_artifact(tmp_path, model, state,
+                                           {"side_inputs": list(VADER_SIDE_INPUTS)}))
 
 
 @pytest.mark.parametrize(("model_side", "state_side", "error"), [

