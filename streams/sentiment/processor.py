@@ -186,21 +186,15 @@ class SentimentProcessor:
 
     def _score_vader(self, bodies: list[str]) -> tuple[np.ndarray, list[float | EventError]]:
         """VADER's scores of each text (a NaN row where it fails) and its probability."""
-        try:
-            vader = self.vader.scores_batch(bodies)
-            return vader, list(_checked(self.vader, bodies, VaderScorer.probabilities(vader)))
-        except Exception:
-            log.exception("vader failed on a batch of %d; retrying one by one", len(bodies))
         vader = np.full((len(bodies), len(VADER_SIDE_INPUTS)), np.nan)
-        singles: list[float | EventError] = []
-        for i, body in enumerate(bodies):
-            try:
-                row = self.vader.scores_batch([body])
-                singles.extend(_checked(self.vader, [body], VaderScorer.probabilities(row)))
-                vader[i] = row[0]
-            except Exception as exc:  # noqa: BLE001
-                singles.append(_scoring_failed(self.vader, exc))
-        return vader, singles
+
+        def call(texts: list[str], rows: slice) -> list[float]:
+            scores = self.vader.scores_batch(texts)
+            probabilities = _checked(self.vader, texts, VaderScorer.probabilities(scores))
+            vader[rows] = scores
+            return probabilities
+
+        return vader, self._batch_or_singles(self.vader, bodies, call)
 
     def _score_challenger(self, rival: TextScorer | None, texts: Sequence[TextEvent],
                           scores: list[dict[str, float] | EventError],
@@ -240,16 +234,27 @@ class SentimentProcessor:
                     vader: np.ndarray | None = None) -> list[float | EventError]:
         """``scorer``'s probability per text (given ``vader``, the texts' VADER scores, when
         it reads them); on a failed batch, text by text, with the failures as errors."""
+        def call(texts: list[str], rows: slice) -> list[float]:
+            return _checked(scorer, texts, _call(scorer, texts,
+                                                 None if vader is None else vader[rows]))
+
+        return self._batch_or_singles(scorer, bodies, call)
+
+    @staticmethod
+    def _batch_or_singles(scorer: TextScorer, bodies: list[str],
+                          call: Callable[[list[str], slice], list[float]]
+                          ) -> list[float | EventError]:
+        """``call(bodies, rows)`` on the whole batch; if it raises, text by text, each failure
+        an error naming ``scorer``."""
         try:
-            return _checked(scorer, bodies, _call(scorer, bodies, vader))
+            return list(call(bodies, slice(None)))
         except Exception:
             log.exception("%s failed on a batch of %d; retrying one by one", scorer.name,
                           len(bodies))
         singles: list[float | EventError] = []
         for i, body in enumerate(bodies):
             try:
-                singles.extend(_checked(scorer, [body], _call(
-                    scorer, [body], None if vader is None else vader[i:i + 1])))
+                singles.extend(call([body], slice(i, i + 1)))
             except Exception as exc:  # noqa: BLE001
                 singles.append(_scoring_failed(scorer, exc))
         return singles
