@@ -60,7 +60,7 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
         topic_disable_leader=True,
         table_standby_replicas=0,
         web_enabled=False,  # /metrics is served by prometheus-client instead
-        store="memory://",
+        store="rocksdb://" if settings.state_store == "rocksdb" else "memory://",
         topic_replication_factor=settings.topic_replication,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",

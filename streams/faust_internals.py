@@ -55,6 +55,10 @@ Private attributes read or written:
   (:class:`ChangelogTable`): per-symbol state
   is set in the store and logged in the same produce call as the batch's outputs, not through
   ``table[key] = value`` (whose partition comes from Faust's "current event").
+- ``faust.stores.rocksdb.Store._db_for_partition`` and ``Store._dbs`` (:class:`ChangelogTable`
+  with ``TICKCAST_STATE_STORE=rocksdb``): the database of a given partition, read and written
+  with the changelog's bytes as ``rocksdb.Store.apply_changelog_batch`` writes them in recovery; and
+  ``Store.set_persisted_offset``, where recovery starts next time.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ from __future__ import annotations
 import asyncio
 import time
 import types
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import Any
 
 import faust
@@ -465,23 +469,81 @@ class ChangelogTable:
     encoded as Faust's ``json`` codec reads them back in recovery. The caller produces it to the
     partition it chooses (the partition of the input the write belongs to, so recovery follows
     the assignment), in the same produce call as the batch's outputs.
+
+    Two stores (``TICKCAST_STATE_STORE``):
+
+    * ``memory``: Faust's dict, filled by recovery from the whole changelog on every start;
+    * ``rocksdb``: Faust's RocksDB store, one database per partition, kept across restarts.
+      Reads and writes go to the database of the partition given, not the one of Faust's
+      "current event" (``Store._get``/``_set`` would use the last event taken from the
+      stream, which a batch does not follow). The database holds the changelog's own bytes
+      (as Faust's recovery writes them), and :meth:`delivered` records the changelog offset
+      each partition is logged to (``Store.set_persisted_offset``), so the next start reads
+      only the changelog written after it.
     """
 
     def __init__(self, table: faust.Table) -> None:
         self._table = table
         self.topic: str = table.changelog_topic.get_topic_name()
+        self.rocksdb: bool = _is_rocksdb(table.data)
 
-    def get(self, key: str) -> Any:
+    def _db(self, partition: int) -> Any:
+        return self._table.data._db_for_partition(partition)
+
+    def get(self, key: str, *, partition: int) -> Any:
+        """The value stored under ``key`` (``None`` if none); ``partition``: the changelog
+        partition the key is logged to."""
+        if self.rocksdb:
+            raw = self._db(partition).get(_json(key))
+            return None if raw is None else orjson.loads(raw)
         return self._table.data.get(key)
 
     def write(self, key: str, value: Any, *, partition: int) -> Record:
         """Store ``value`` under ``key`` (``None`` deletes it: a tombstone on the changelog)."""
-        store = self._table.data
-        if value is None:
-            store.pop(key, None)
+        raw_key, raw_value = _json(key), None if value is None else _json(value)
+        if self.rocksdb:
+            db = self._db(partition)
+            if raw_value is None:
+                db.delete(raw_key)
+            else:
+                db.put(raw_key, raw_value)
+        elif value is None:
+            self._table.data.pop(key, None)
         else:
-            store[key] = value
-        return (self.topic, partition, _json(key), None if value is None else _json(value))
+            self._table.data[key] = value
+        return (self.topic, partition, raw_key, raw_value)
+
+    def delivered(self, deliveries: Iterable[asyncio.Future[Any]]) -> None:
+        """Once each of ``deliveries`` (futures of :func:`~tickcast.streams.delivery.produce`)
+        resolves, record the changelog offset its partition is logged to (RocksDB only).
+
+        A batch's metadata gives its first offset, so a start may re-read the rest of the
+        last batch: the same values again. A partition no longer held is skipped: its database
+        is closed and its next owner recovers from the changelog.
+        """
+        if self.rocksdb:
+            for future in deliveries:
+                future.add_done_callback(self._persist)
+
+    def _persist(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        metadata = future.result()
+        if metadata is None or metadata.topic != self.topic:
+            return
+        store = self._table.data
+        if metadata.partition in store._dbs:
+            tp = TP(metadata.topic, metadata.partition)
+            if metadata.offset > (store.persisted_offset(tp) or -1):
+                store.set_persisted_offset(tp, metadata.offset)
+
+
+def _is_rocksdb(store: Any) -> bool:
+    try:
+        from faust.stores.rocksdb import Store
+    except ImportError:  # pragma: no cover - rocksdict is a dependency
+        return False
+    return isinstance(store, Store)
 
 
 def _json(value: Any) -> bytes:

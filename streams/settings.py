@@ -197,6 +197,10 @@ class Settings(EnvSettings):
     """Significance level of the gate's two-sided tests (DeLong for AUC, Diebold-Mariano for
     forecasts). Watching a test as evidence accrues raises the chance of a false decision:
     use a smaller level for long shadows."""
+    state_store: str = "memory"
+    """Where a worker keeps its per-symbol price state: ``memory`` (rebuilt from the
+    changelog topic on every start) or ``rocksdb`` (files under ``TICKCAST_STATE_DIR``, kept
+    across restarts; a start reads only the changelog written since). See docs/operations.md."""
     state_dir: Path = Path(".tickcast")
     """Local state: Faust's data directory, the local broker, the model store."""
     model_dir: Path = Path(".tickcast/models")
@@ -257,6 +261,8 @@ class Settings(EnvSettings):
                  self.interval_baseline_window, "20..768")
         _require(0 <= self.interval_tracking_rate <= 1, "TICKCAST_INTERVAL_TRACKING_RATE",
                  self.interval_tracking_rate, "0..1")
+        _require(self.state_store in {"memory", "rocksdb"}, "TICKCAST_STATE_STORE",
+                 self.state_store, "memory or rocksdb")
         _require(self.inference_backend in {"auto", "tf-function"},
                  "TICKCAST_INFERENCE_BACKEND", self.inference_backend, "auto or tf-function")
         _require(self.log_level.lower() in {"debug", "info", "warning", "error"},

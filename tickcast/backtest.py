@@ -271,7 +271,7 @@ class Backtest:
                      series: list[tuple[Any, ...]], sink: Callable[[OutMessage], None]) -> None:
         processor, size = run.processor, self.settings.batch_size
 
-        def load(symbol: str) -> SymbolState:
+        def load(symbol: str, _partition: int) -> SymbolState:
             return run.states.setdefault(symbol, SymbolState())
 
         done = 0

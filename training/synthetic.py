@@ -81,7 +81,7 @@ def served_bounds(forecaster: Any, closes: np.ndarray, *, symbol: str = "SYNTH",
                                tracking_rate=tracking_rate)
     states: dict[str, SymbolState] = {}
 
-    def load(name: str) -> SymbolState:
+    def load(name: str, _partition: int) -> SymbolState:
         return states.setdefault(name, SymbolState())
 
     messages = [InMessage("prices", 0, i, symbol.encode(), json.dumps(

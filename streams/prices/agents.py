@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Final
 
 import faust
 
@@ -19,6 +20,13 @@ from tickcast.streams.settings import Settings
 __all__ = ["register_price_agent"]
 
 STATE_CACHE_MAX = 100_000
+CHANGELOG_CONFIG: Final = {"cleanup.policy": "compact", "segment.bytes": str(64 * 2**20),
+                           "segment.ms": str(3_600_000), "min.cleanable.dirty.ratio": "0.5"}
+"""Configs of the state changelog topic when the worker creates it."""
+ROCKSDB_OPTIONS: Final = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2,
+                          "block_cache_size": 32 * 2**20,
+                          "block_cache_compressed_size": 8 * 2**20}
+"""Per partition database (Faust's defaults: 64 MiB write buffers, a 2 GiB block cache)."""
 
 
 def register_price_agent(app: faust.App, *, settings: Settings, processor: PriceProcessor,
@@ -30,7 +38,11 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     # changelog restores them after a restart.
     table = ChangelogTable(app.Table(
         "price-state", partitions=settings.topic_partitions,
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json")))
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        # Compaction keeps the changelog near the live state: the log cleaner cannot touch
+        # the active segment (1 GiB or 7 days by default), which a restart would read whole.
+        extra_topic_configs=CHANGELOG_CONFIG,
+        options=ROCKSDB_OPTIONS if settings.state_store == "rocksdb" else None))
     prefix_len = len(settings.topic_prefix)
     within = settings.batch_within_ms / 1000.0
 
@@ -45,12 +57,13 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     def keep() -> int:
         return history_keep_for(models.forecaster(), models.forecaster_challenger())
 
-    def load(symbol: str) -> SymbolState:
+    def load(symbol: str, partition: int) -> SymbolState:
         state = cache.get(symbol)
         if state is None:
             if len(cache) >= STATE_CACHE_MAX:
                 cache.clear()
-            state = cache[symbol] = load_state(symbol, table.get, keep=keep())
+            state = cache[symbol] = load_state(
+                symbol, functools.partial(table.get, partition=partition), keep=keep())
         return state
 
     @app.agent(source, name="tickcast.prices")
@@ -74,6 +87,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                 for symbol, state in plan.states.items()
                 for key, value in state_writes(symbol, state, keep=history)]
             deliveries = await sinks.send(outputs, changelog)
+            table.delivered(deliveries)
             await inflight.add(events, deliveries)  # acked once delivered, in batch order
         await inflight.drain()
 

@@ -172,7 +172,7 @@ class PriceProcessor:
         self.intervals = RollingIntervals(eval_window)
 
     # -- 1. plan --------------------------------------------------------------------------
-    def plan(self, batch: Sequence[InMessage], load: Callable[[str], SymbolState],
+    def plan(self, batch: Sequence[InMessage], load: Callable[[str, int], SymbolState],
              forecaster: Forecaster | None, challenger: Forecaster | None = None) -> Plan:
         plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch),
                     challenger=challenger if forecaster is not None else None)
@@ -189,7 +189,7 @@ class PriceProcessor:
                 continue
             state = plan.states.get(tick.symbol)
             if state is None:
-                state = plan.states[tick.symbol] = load(tick.symbol)
+                state = plan.states[tick.symbol] = load(tick.symbol, msg.partition)
             plan.partitions[tick.symbol] = msg.partition
             self._plan_tick(plan, msg, tick, state, window, keep, span)
         return plan

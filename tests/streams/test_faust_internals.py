@@ -9,9 +9,12 @@ import asyncio
 import hashlib
 import importlib
 import inspect
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.types import TP
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from tickcast.streams import faust_internals
@@ -78,6 +81,14 @@ UPSTREAM: dict[str, tuple[str, str]] = {
         "5592a4bbdf251325", "aiokafka_producer(): does it still return the AIOKafkaProducer?"),
     "faust.tables.base.Collection.data": (
         "ade4a02ddd5582cb", "ChangelogTable: is Table.data still the store recovery fills?"),
+    "faust.stores.rocksdb.Store._db_for_partition": (
+        "cb7e67d5f9efc4bc", "ChangelogTable (rocksdb): still the partition's open database, "
+        "kept in Store._dbs?"),
+    "faust.stores.rocksdb.Store.apply_changelog_batch": (
+        "ea3344d369fc4ab5", "ChangelogTable (rocksdb): does recovery still store the "
+        "changelog's raw key and value bytes, so the worker's own writes match them?"),
+    "faust.stores.rocksdb.Store.set_persisted_offset": (
+        "b4c811926678346e", "ChangelogTable.delivered: is this still where recovery starts?"),
 }
 
 # Private attributes the copied fetch loop and the lag gauge read on Faust's consumer.
@@ -138,23 +149,84 @@ def test_private_attributes_tickcast_reads_still_exist() -> None:
     assert faust_internals.committed_offsets(consumer) == {}
 
 
-def test_changelog_records_decode_as_faust_recovery_decodes_them() -> None:
-    from faust.serializers import codecs
-
-    app = TickcastApp("test-changelog", broker="kafka://127.0.0.1:1", web_enabled=False,
-                      autodiscover=False, env={}, store="memory://")
+def _state_table(tmp_path: Path, store: str) -> ChangelogTable:
     import faust
 
-    table = ChangelogTable(app.Table("state", partitions=4, schema=faust.Schema(
+    app = TickcastApp(f"test-changelog-{store}", broker="kafka://127.0.0.1:1", web_enabled=False,
+                      autodiscover=False, env={}, store=f"{store}://",
+                      datadir=str(tmp_path / store))
+    return ChangelogTable(app.Table("state", partitions=4, schema=faust.Schema(
         key_type=str, key_serializer="json", value_serializer="json")))
+
+
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_changelog_records_decode_as_faust_recovery_decodes_them(tmp_path: Path,
+                                                                 store: str) -> None:
+    from faust.serializers import codecs
+
+    table = _state_table(tmp_path, store)
+    assert table.rocksdb is (store == "rocksdb")
     value = {"v": 2, "seq": 3, "pending": None, "ts": [1, 2], "price": [1.5, 2.25]}
     topic, partition, key, raw = table.write("XAU", value, partition=3)
-    assert (topic, partition) == ("test-changelog-state-changelog", 3)
+    assert (topic, partition) == (f"test-changelog-{store}-state-changelog", 3)
     assert codecs.loads("json", key) == "XAU"
     assert codecs.loads("json", raw) == value
-    assert table.get("XAU") == value
+    assert table.get("XAU", partition=3) == value
     assert table.write("XAU", None, partition=3)[3] is None  # a tombstone deletes it
-    assert table.get("XAU") is None
+    assert table.get("XAU", partition=3) is None
+
+
+def test_rocksdb_state_is_read_from_the_partition_given_not_the_current_event(
+        tmp_path: Path) -> None:
+    table = _state_table(tmp_path, "rocksdb")
+    table.write("XAU", {"seq": 1}, partition=1)
+    table.write("XAG", {"seq": 2}, partition=2)
+    assert table.get("XAU", partition=1) == {"seq": 1}
+    assert table.get("XAU", partition=2) is None  # each partition has its own database
+    assert table.get("XAG", partition=2) == {"seq": 2}
+
+
+def test_rocksdb_holds_what_faust_recovery_writes_from_the_same_records(tmp_path: Path) -> None:
+    """Recovery (``apply_changelog_batch``) fills a store from the changelog's records; the
+    worker's own writes must leave the same bytes, or a restart would read other values."""
+    ours = _state_table(tmp_path / "a", "rocksdb")
+    records = [ours.write("XAU", {"seq": 3, "ts": [1, 2, 3]}, partition=0),
+               ours.write("XAU#0", {"ts": [1], "price": [2.5]}, partition=0),
+               ours.write("XAG", {"seq": 1}, partition=2),
+               ours.write("XAU#0", None, partition=0)]
+    recovered = _state_table(tmp_path / "b", "rocksdb")
+    events = [types.SimpleNamespace(message=types.SimpleNamespace(
+        tp=TP(topic, partition), offset=offset, partition=partition, key=key, value=value))
+        for offset, (topic, partition, key, value) in enumerate(records)]
+    recovered._table.data.apply_changelog_batch(events, to_key=None, to_value=None)
+    for key, partition in (("XAU", 0), ("XAU#0", 0), ("XAG", 2)):
+        assert recovered.get(key, partition=partition) == ours.get(key, partition=partition)
+    assert recovered.get("XAU#0", partition=0) is None
+
+
+def test_rocksdb_records_the_changelog_offset_once_delivered(tmp_path: Path) -> None:
+    table = _state_table(tmp_path, "rocksdb")
+    table.write("XAU", {"seq": 1}, partition=1)  # opens partition 1's database
+    store = table._table.data
+    changelog = TP(table.topic, 1)
+
+    def metadata(topic: str, partition: int, offset: int) -> Any:
+        return types.SimpleNamespace(topic=topic, partition=partition, offset=offset)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(5)]
+        table.delivered(futures)
+        futures[0].set_result(metadata(table.topic, 1, 40))
+        futures[1].set_result(metadata("outputs", 1, 900))  # not the changelog
+        futures[2].set_exception(RuntimeError("not delivered"))
+        futures[3].set_result(metadata(table.topic, 1, 12))  # never moves back
+        futures[4].set_result(metadata(table.topic, 3, 7))  # a partition not held
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert store.persisted_offset(changelog) == 40
+    assert 3 not in store._dbs  # not reopened for an offset
 
 
 # -- KeepFetchedOnResume ---------------------------------------------------------------------

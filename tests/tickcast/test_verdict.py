@@ -41,7 +41,7 @@ def test_forecast_evidence_round_trips_through_the_exposition() -> None:
     prices = 100 + rng.normal(size=80).cumsum()
     batch = [InMessage("prices", 0, i, b"X", json.dumps(
         {"symbol": "X", "ts": i + 1, "price": float(p)}).encode()) for i, p in enumerate(prices)]
-    plan = processor.plan(batch, lambda s: states.setdefault(s, SymbolState()),
+    plan = processor.plan(batch, lambda s, _p: states.setdefault(s, SymbolState()),
                           Scaled(1.0, "v1"), Scaled(1.02, "v2"))  # type: ignore[arg-type]
     processor.finish(plan, processor.infer(plan))
     expected = processor.evidence()

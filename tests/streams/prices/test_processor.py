@@ -40,7 +40,7 @@ class Harness:
     def run(self, *messages: InMessage) -> list[tuple[str, dict]]:
         keep = history_keep(getattr(self.forecaster, "window", None))
         plan = self.processor.plan(list(messages),
-                                   lambda s: load_state(s, self.states.get, keep=keep),
+                                   lambda s, _p: load_state(s, self.states.get, keep=keep),
                                    self.forecaster)  # type: ignore[arg-type]
         out = self.processor.finish(plan, self.processor.infer(plan))
         for symbol, state in plan.states.items():

@@ -1,0 +1,57 @@
+"""Per-symbol state across a restart, with each store (``TICKCAST_STATE_STORE``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import wait_for
+from tests.integration.conftest import consume, produce
+from tickcast.models.registry import ModelStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+WINDOW = 10  # the quick forecaster's
+SYMBOLS = 2_000
+TS0 = 1_700_000_000_000
+
+
+def _tick(symbol: str, step: int) -> tuple[str, bytes, bytes]:
+    return ("prices", symbol.encode(), json.dumps(
+        {"symbol": symbol, "ts": TS0 + step * 60_000,
+         "price": 100.0 + (step * 7 + len(symbol)) % 13 * 0.1}).encode())
+
+
+@pytest.mark.parametrize("state_store", ["memory", "rocksdb"])
+def test_a_restarted_worker_resumes_every_symbols_window(
+        start_worker, store: ModelStore, tmp_path: Path, state_store: str) -> None:
+    """2,000 symbols each fill their window; after a restart, one more tick per symbol is
+    forecast at once: every symbol's window resumed (none warms up again)."""
+    env = {"TICKCAST_MODEL_DIR": str(store.root), "TICKCAST_STATE_STORE": state_store}
+    symbols = [f"R{i:04d}" for i in range(SYMBOLS)]
+    first = start_worker(**env)
+    topic = f"{first.prefix}prices"
+    produce(first.bootstrap, [(topic, key, value) for step in range(WINDOW)
+                              for _, key, value in (_tick(s, step) for s in symbols)])
+    wait_for(lambda: (first.value("tickcast_ticks_total", outcome="forecast") or 0) >= SYMBOLS,
+             timeout=120, what="a forecast per symbol before the restart")
+    first.stop()
+    assert first.proc.returncode == 0, first.log()
+    if state_store == "rocksdb":  # the state is on disk, where the restarted worker looks
+        assert list((tmp_path / "state").rglob("*price-state*")), "no RocksDB files"
+
+    second = start_worker(prefix=first.prefix, **env)
+    produce(second.bootstrap, [(topic, key, value)
+                               for _, key, value in (_tick(s, WINDOW) for s in symbols)])
+    wanted = {(s, TS0 + WINDOW * 60_000) for s in symbols}
+
+    def after_restart(records: list[tuple[bytes | None, bytes]]) -> set[tuple[str, int]]:
+        return {(r["symbol"], r["ts"]) for r in (json.loads(v) for _, v in records)} & wanted
+
+    records = consume(second.bootstrap, f"{first.prefix}forecasts", expected=2 * SYMBOLS,
+                      timeout=120, until=lambda got: after_restart(got) == wanted)
+    missing = wanted - after_restart(records)
+    assert not missing, f"{len(missing)} symbols did not resume, e.g. {sorted(missing)[:5]}"
+    assert not second.value("tickcast_ticks_total", outcome="warming_up"), second.log()
+    assert second.value("tickcast_ticks_total", outcome="forecast") == SYMBOLS
