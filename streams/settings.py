@@ -201,6 +201,11 @@ class Settings(EnvSettings):
     """Where a worker keeps its per-symbol price state: ``memory`` (rebuilt from the
     changelog topic on every start) or ``rocksdb`` (files under ``TICKCAST_STATE_DIR``, kept
     across restarts; a start reads only the changelog written since). See docs/operations.md."""
+    state_cache: int = 100_000
+    """Symbols whose decoded history a worker keeps between batches (about 13 KiB each with
+    a full history); beyond it the symbol loaded longest ago is dropped and read again from
+    the store when it next ticks. With ``TICKCAST_STATE_STORE=rocksdb`` this bounds the
+    state's memory whatever the number of symbols."""
     state_dir: Path = Path(".tickcast")
     """Local state: Faust's data directory, the local broker, the model store."""
     model_dir: Path = Path(".tickcast/models")
@@ -261,6 +266,7 @@ class Settings(EnvSettings):
                  self.interval_baseline_window, "20..768")
         _require(0 <= self.interval_tracking_rate <= 1, "TICKCAST_INTERVAL_TRACKING_RATE",
                  self.interval_tracking_rate, "0..1")
+        _require(self.state_cache >= 1, "TICKCAST_STATE_CACHE", self.state_cache, ">= 1")
         _require(self.state_store in {"memory", "rocksdb"}, "TICKCAST_STATE_STORE",
                  self.state_store, "memory or rocksdb")
         _require(self.inference_backend in {"auto", "tf-function"},

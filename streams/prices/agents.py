@@ -10,7 +10,7 @@ from typing import Any, Final
 import faust
 
 from tickcast.streams.delivery import InFlight, Sinks
-from tickcast.streams.faust_internals import ChangelogTable, batches
+from tickcast.streams.faust_internals import batches, state_table
 from tickcast.streams.messages import Record, in_message
 from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep_for
 from tickcast.streams.prices.state import load_state, state_writes
@@ -19,7 +19,6 @@ from tickcast.streams.settings import Settings
 
 __all__ = ["register_price_agent"]
 
-STATE_CACHE_MAX = 100_000
 CHANGELOG_CONFIG: Final = {"cleanup.policy": "compact", "segment.bytes": str(64 * 2**20),
                            "segment.ms": str(3_600_000), "min.cleanable.dirty.ratio": "0.5"}
 """Configs of the state changelog topic when the worker creates it."""
@@ -36,13 +35,12 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     sinks = Sinks(app, {name: settings.topic(name) for name in ("forecasts", "dead-letters")})
     # Per-symbol history and pending forecast, in chunks (see streams/prices/state.py); its
     # changelog restores them after a restart.
-    table = ChangelogTable(app.Table(
-        "price-state", partitions=settings.topic_partitions,
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+    table = state_table(
+        app, "price-state", partitions=settings.topic_partitions,
         # Compaction keeps the changelog near the live state: the log cleaner cannot touch
         # the active segment (1 GiB or 7 days by default), which a restart would read whole.
         extra_topic_configs=CHANGELOG_CONFIG,
-        options=ROCKSDB_OPTIONS if settings.state_store == "rocksdb" else None))
+        options=ROCKSDB_OPTIONS if settings.state_store == "rocksdb" else None)
     prefix_len = len(settings.topic_prefix)
     within = settings.batch_within_ms / 1000.0
 
@@ -60,8 +58,8 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
     def load(symbol: str, partition: int) -> SymbolState:
         state = cache.get(symbol)
         if state is None:
-            if len(cache) >= STATE_CACHE_MAX:
-                cache.clear()
+            while len(cache) >= settings.state_cache:
+                del cache[next(iter(cache))]  # the one loaded longest ago
             state = cache[symbol] = load_state(
                 symbol, functools.partial(table.get, partition=partition), keep=keep())
         return state

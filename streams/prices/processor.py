@@ -17,6 +17,8 @@ only warm its window up.
 
 from __future__ import annotations
 
+from array import array
+
 import logging
 import math
 import time
@@ -67,8 +69,10 @@ class SymbolState:
     """What the worker remembers per symbol (stored in a Faust table: see
     :mod:`tickcast.streams.prices.state`)."""
 
-    ts: list[int] = field(default_factory=list)
-    price: list[float] = field(default_factory=list)
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    """Event times of the history kept, oldest first (machine integers: a list would hold a
+    Python object per tick, about four times the memory)."""
+    price: array[float] = field(default_factory=lambda: array("d"))
     pending: dict[str, Any] | None = None
     """The forecast made at the newest tick, waiting for the next one to be scored."""
     seq: int = 0
@@ -111,7 +115,7 @@ class Job:
     earlier job of this batch (known only after inference)."""
     shadow: np.ndarray | None = None
     """The challenger's window, when one is in shadow and the history is long enough."""
-    history: list[float] | None = None
+    history: array[float] | None = None
     """The closes behind the baseline intervals (up to ``B + 1``, ending with the window's),
     when the forecaster has intervals."""
 

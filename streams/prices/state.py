@@ -15,6 +15,7 @@ appended to the symbol), so a batch writes only what changed:
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -52,8 +53,9 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
         price.extend(chunk["price"])
     ts.extend(head["ts"])
     price.extend(head["price"])
-    return SymbolState(ts=ts[-keep:], price=price[-keep:], pending=head.get("pending"),
-                       seq=seq, written=seq, track=head.get("track"))
+    return SymbolState(ts=array("q", ts[-keep:]), price=array("d", price[-keep:]),
+                       pending=head.get("pending"), seq=seq, written=seq,
+                       track=head.get("track"))
 
 
 def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Write]:
@@ -65,11 +67,13 @@ def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Writ
     for k in range(max(written // CHUNK, first_held // CHUNK), seq // CHUNK):
         # A chunk whose start fell out of the history held is written with the rest.
         start, end = max(0, k * CHUNK - first_held), (k + 1) * CHUNK - first_held
-        yield chunk_key(symbol, k), {"ts": state.ts[start:end], "price": state.price[start:end]}
+        yield chunk_key(symbol, k), {"ts": state.ts[start:end].tolist(),
+                                     "price": state.price[start:end].tolist()}
     tail = seq - (seq // CHUNK) * CHUNK
     head: dict[str, Any] = {"v": VERSION, "seq": seq, "pending": state.pending,
-                            "ts": state.ts[len(state.ts) - tail:] if tail else [],
-                            "price": state.price[len(state.price) - tail:] if tail else []}
+                            "ts": state.ts[len(state.ts) - tail:].tolist() if tail else [],
+                            "price": state.price[len(state.price) - tail:].tolist() if tail
+                            else []}
     if state.track is not None:
         head["track"] = state.track
     yield symbol, head

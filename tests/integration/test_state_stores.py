@@ -27,8 +27,10 @@ def _tick(symbol: str, step: int) -> tuple[str, bytes, bytes]:
 def test_a_restarted_worker_resumes_every_symbols_window(
         start_worker, store: ModelStore, tmp_path: Path, state_store: str) -> None:
     """2,000 symbols each fill their window; after a restart, one more tick per symbol is
-    forecast at once: every symbol's window resumed (none warms up again)."""
-    env = {"TICKCAST_MODEL_DIR": str(store.root), "TICKCAST_STATE_STORE": state_store}
+    forecast at once: every symbol's window resumed (none warms up again). The decoded-state
+    cache holds 500 symbols, so states are also dropped and read back from the store."""
+    env = {"TICKCAST_MODEL_DIR": str(store.root), "TICKCAST_STATE_STORE": state_store,
+           "TICKCAST_STATE_CACHE": "500"}
     symbols = [f"R{i:04d}" for i in range(SYMBOLS)]
     first = start_worker(**env)
     topic = f"{first.prefix}prices"

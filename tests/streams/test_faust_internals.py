@@ -150,13 +150,10 @@ def test_private_attributes_tickcast_reads_still_exist() -> None:
 
 
 def _state_table(tmp_path: Path, store: str) -> ChangelogTable:
-    import faust
-
     app = TickcastApp(f"test-changelog-{store}", broker="kafka://127.0.0.1:1", web_enabled=False,
                       autodiscover=False, env={}, store=f"{store}://",
                       datadir=str(tmp_path / store))
-    return ChangelogTable(app.Table("state", partitions=4, schema=faust.Schema(
-        key_type=str, key_serializer="json", value_serializer="json")))
+    return faust_internals.state_table(app, "state", partitions=4)
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
@@ -186,19 +183,31 @@ def test_rocksdb_state_is_read_from_the_partition_given_not_the_current_event(
     assert table.get("XAG", partition=2) == {"seq": 2}
 
 
-def test_rocksdb_holds_what_faust_recovery_writes_from_the_same_records(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_a_store_holds_what_faust_recovery_writes_from_the_same_records(tmp_path: Path,
+                                                                        store: str) -> None:
     """Recovery (``apply_changelog_batch``) fills a store from the changelog's records; the
-    worker's own writes must leave the same bytes, or a restart would read other values."""
-    ours = _state_table(tmp_path / "a", "rocksdb")
+    worker's own writes must leave the same values, or a restart would read other ones."""
+    from faust.serializers import codecs
+
+    ours = _state_table(tmp_path / "a", store)
     records = [ours.write("XAU", {"seq": 3, "ts": [1, 2, 3]}, partition=0),
                ours.write("XAU#0", {"ts": [1], "price": [2.5]}, partition=0),
                ours.write("XAG", {"seq": 1}, partition=2),
                ours.write("XAU#0", None, partition=0)]
-    recovered = _state_table(tmp_path / "b", "rocksdb")
-    events = [types.SimpleNamespace(message=types.SimpleNamespace(
-        tp=TP(topic, partition), offset=offset, partition=partition, key=key, value=value))
+    recovered = _state_table(tmp_path / "b", store)
+    table = recovered._table
+    changelog = table.changelog_topic
+    # the changelog topic's events as its schema decodes them: json keys, raw values
+    assert changelog.value_serializer == "raw"
+    events = [types.SimpleNamespace(
+        key=codecs.loads(changelog.key_serializer, key), value=value,
+        message=types.SimpleNamespace(tp=TP(topic, partition), offset=offset,
+                                      partition=partition, key=key, value=value))
         for offset, (topic, partition, key, value) in enumerate(records)]
-    recovered._table.data.apply_changelog_batch(events, to_key=None, to_value=None)
+    table.data.apply_changelog_batch(events, to_key=table._to_key, to_value=table._to_value)
+    if store == "memory":  # the values kept are the changelog's bytes, not decoded lists
+        assert all(isinstance(v, bytes) for v in table.data.values())
     for key, partition in (("XAU", 0), ("XAU#0", 0), ("XAG", 2)):
         assert recovered.get(key, partition=partition) == ours.get(key, partition=partition)
     assert recovered.get("XAU#0", partition=0) is None
@@ -531,3 +540,22 @@ def test_a_whole_batch_yielded_is_not_fetched_again() -> None:
     consumer = _FakeConsumer({a: [_Record(0), _Record(1)]})
     assert _drain(consumer) == [(a, 0), (a, 1)]
     assert consumer.sought == []
+
+
+def test_the_memory_store_holds_about_its_values_bytes(tmp_path: Path) -> None:
+    """Every symbol's state stays in memory: each value must cost about its size, not the
+    capacity its encoder allocated (orjson's bytes hold several times their length)."""
+    import tracemalloc
+
+    table = _state_table(tmp_path, "memory")
+    chunk = {"ts": [1_700_000_000_000 + i for i in range(64)],
+             "price": [100.125 + i for i in range(64)]}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        payload = sum(len(table.write(f"S{i}#0", chunk, partition=i % 4)[3] or b"")
+                      for i in range(500))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1.5 * payload, f"{held / 500:.0f} bytes held per {payload / 500:.0f}-byte value"

@@ -54,8 +54,8 @@ def test_what_is_loaded_is_what_was_kept(total: int) -> None:
             state = table.load()
     loaded = table.load()
     expected = [_tick(j) for j in range(max(0, total - KEEP), total)]
-    assert loaded.ts == [t.ts for t in expected]
-    assert loaded.price == [t.price for t in expected]
+    assert loaded.ts.tolist() == [t.ts for t in expected]
+    assert loaded.price.tolist() == [t.price for t in expected]
     assert loaded.seq == total
     assert loaded.pending == ({"ts": total} if total else None)
 
@@ -68,7 +68,7 @@ def test_writes_and_storage_stay_small_however_long_the_feed() -> None:
             table.write(state)
     chunks = [k for k in table.data if "#" in k]
     assert len(chunks) <= KEEP // CHUNK + 2  # old chunks were deleted
-    whole = len(json.dumps({"ts": state.ts, "price": state.price}))
+    whole = len(json.dumps({"ts": state.ts.tolist(), "price": state.price.tolist()}))
     # a batch rewrites the head (< CHUNK ticks) and at most the chunk that filled
     assert max(table.bytes_written[50:]) < whole / 2
     # on average about CHUNK/2 ticks of head plus a chunk every CHUNK/10 batches, vs KEEP
@@ -82,4 +82,4 @@ def test_a_missing_chunk_keeps_only_the_history_after_it() -> None:
     table.write(state)
     del table.data[chunk_key("XAU", 1)]
     loaded = table.load()
-    assert loaded.ts == [_tick(i).ts for i in range(CHUNK * 2, CHUNK * 3 + 5)]
+    assert loaded.ts.tolist() == [_tick(i).ts for i in range(CHUNK * 2, CHUNK * 3 + 5)]
