@@ -17,11 +17,10 @@ only warm its window up.
 
 from __future__ import annotations
 
-from array import array
-
 import logging
 import math
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
