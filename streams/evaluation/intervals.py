@@ -131,6 +131,11 @@ class RollingIntervals:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def updates(self) -> int:
+        """Rows ever added: :meth:`get` changes only when this does."""
+        return self._rows.appended
+
     def update(self, *, last: float, actual: float,
                bounds: Mapping[str, Sequence[float] | None]) -> None:
         """``bounds[model]``: ``[lower, upper]`` per level in :attr:`levels` order, flat."""

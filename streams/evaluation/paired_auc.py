@@ -9,10 +9,11 @@ models were serving.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
+from tickcast.streams.evaluation.forecast_error import RowRing, refresh_due
 
 __all__ = ["AUCComparison", "PairedAUC", "delong"]
 
@@ -57,29 +58,37 @@ def delong(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray) -> AU
 
 
 class PairedAUC:
-    def __init__(self, window_size: int) -> None:
-        self._window: deque[tuple[float, float, int]] = deque(maxlen=window_size)
+    """The last ``window_size`` texts both models scored, and their :func:`delong`
+    comparison.
+
+    ``exact``: recomputed after every update (the gate decides on it); otherwise once
+    :func:`~tickcast.streams.evaluation.forecast_error.refresh_due` (a monitoring gauge: a
+    DeLong pass sorts the whole window)."""
+
+    def __init__(self, window_size: int, *, exact: bool = True) -> None:
+        self._window = RowRing(window_size, 3)
+        self._exact = exact
         self._cached: tuple[int, AUCComparison | None] = (0, None)
-        self._updates = 0
 
     def __len__(self) -> int:
         return len(self._window)
 
     def update(self, score_a: float, score_b: float, label: int) -> None:
         self._window.append((score_a, score_b, label))
-        self._updates += 1
 
     def get(self) -> AUCComparison | None:
         """``None`` until the window holds two of each class. Kept until the next update
-        (callers ask once per batch)."""
-        if self._cached[0] != self._updates:
-            self._cached = (self._updates, self._compute())
+        (callers ask once per batch), or until it is due when not ``exact``."""
+        updates = self._window.appended
+        new = updates - self._cached[0]
+        if new and (self._exact or refresh_due(new, len(self._window))):
+            self._cached = (updates, self._compute())
         return self._cached[1]
 
     def _compute(self) -> AUCComparison | None:
-        if not self._window:
+        if not len(self._window):
             return None
-        data = np.asarray(self._window, dtype=float)
+        data = self._window.rows()
         positives = int(data[:, 2].sum())
         if positives < 2 or len(data) - positives < 2:
             return None

@@ -31,7 +31,11 @@ import numpy as np
 from tickcast.models.predictors import Forecaster
 from tickcast.models.preprocessing import SERVED_LEVELS
 from tickcast.streams.deadletters import dead_letter
-from tickcast.streams.evaluation.forecast_error import RollingForecastErrors, RollingLossPairs
+from tickcast.streams.evaluation.forecast_error import (
+    RollingForecastErrors,
+    RollingLossPairs,
+    refresh_due,
+)
 from tickcast.streams.evaluation.intervals import (
     BASELINE_MIN_RETURNS,
     TRACKING_RATE,
@@ -173,6 +177,8 @@ class PriceProcessor:
         """Step of the intervals' online tracking per outcome (0: served as the model made
         them)."""
         self.intervals = RollingIntervals(eval_window)
+        self._exported: dict[str, tuple[object, int]] = {}
+        """Statistics exported -> (the object exported, its ``updates`` then)."""
 
     # -- 1. plan --------------------------------------------------------------------------
     def plan(self, batch: Sequence[InMessage], load: Callable[[str, int], SymbolState],
@@ -436,11 +442,12 @@ class PriceProcessor:
         self.metrics.export_evidence_version("lstm", old, version)
 
     def _export_challenger(self) -> None:
-        m, values = self.metrics, self.challenger_errors.get()
-        m.forecast_rmse.labels(model="challenger").set(values.get("model_rmse", math.nan))
-        m.forecast_mae.labels(model="challenger").set(values.get("model_mae", math.nan))
-        m.forecast_mape.labels(model="challenger").set(values.get("model_mape", math.nan))
-        m.forecast_mase.labels(model="challenger").set(values.get("model_mase", math.nan))
+        m = self.metrics
+        if self._due("challenger", self.challenger_errors):
+            values = self.challenger_errors.get()
+            for name, gauge in (("rmse", m.forecast_rmse), ("mae", m.forecast_mae),
+                                ("mape", m.forecast_mape), ("mase", m.forecast_mase)):
+                gauge.labels(model="challenger").set(values.get(f"model_{name}", math.nan))
         dm = self.challenger_pairs.get()
         m.challenger_dm.labels(model="lstm", value="stat").set(dm.stat if dm else math.nan)
         m.challenger_dm.labels(model="lstm", value="p_value").set(
@@ -456,7 +463,18 @@ class PriceProcessor:
     def verdict(self) -> Verdict:
         return decide(self.evidence(), self.gate)
 
+    def _due(self, name: str, stats: RollingForecastErrors | RollingIntervals) -> bool:
+        """Whether ``stats`` changed enough since it was last exported to compute it again
+        (:func:`~tickcast.streams.evaluation.forecast_error.refresh_due`)."""
+        of, last = self._exported.get(name, (None, 0))
+        if of is stats and not refresh_due(stats.updates - last, len(stats)):
+            return False
+        self._exported[name] = (stats, stats.updates)
+        return True
+
     def _export_errors(self) -> None:
+        if not self._due("errors", self.errors):
+            return
         m, values = self.metrics, self.errors.get()
         if not values:
             return
@@ -472,6 +490,8 @@ class PriceProcessor:
         m.forecast_window.set(len(self.errors))
 
     def _export_intervals(self) -> None:
+        if not self._due("intervals", self.intervals):
+            return
         m = self.metrics
         for (model, level), values in self.intervals.get().items():
             labels = {"model": model, "level": f"{round(level * 100)}"}

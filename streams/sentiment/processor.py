@@ -63,7 +63,7 @@ class SentimentProcessor:
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
         self.agreement = RollingAgreement(window_size)
-        self.paired = PairedAUC(window_size)
+        self.paired = PairedAUC(window_size, exact=False)
         self.window_size = window_size
         self.challenger = challenger
         """The RNN in shadow beside the champion (read once per batch), if any."""

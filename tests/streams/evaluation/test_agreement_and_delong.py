@@ -75,3 +75,25 @@ def test_delong_equals_the_pairwise_definition_with_ties() -> None:
         got = delong(a, b, y)
         assert (got.auc_a, got.auc_b) == pytest.approx(tuple(v10.mean(axis=1)), abs=1e-12)
         assert got.high - got.diff == pytest.approx(1.959963984540054 * np.sqrt(var), abs=1e-12)
+
+
+def test_a_monitoring_comparison_is_recomputed_once_a_hundredth_of_its_window_is_new() -> None:
+    """Not exact: a DeLong pass sorts the whole window, so a large window is compared again
+    only once 1 % of it is new; below 200 texts, after every one. Exact (the gate's): always."""
+    rng = np.random.default_rng(3)
+    rows = [(float(rng.random()), float(rng.random()), int(rng.random() < 0.5))
+            for _ in range(1_300)]
+    lazy, exact = PairedAUC(1_000, exact=False), PairedAUC(1_000)
+    for row in rows[:150]:
+        lazy.update(*row), exact.update(*row)
+        assert lazy.get() == exact.get()  # under 200 held: every update
+    for row in rows[150:1_000]:
+        lazy.update(*row), exact.update(*row)
+    fresh = lazy.get()
+    assert fresh == exact.get()
+    for i, row in enumerate(rows[1_000:1_009]):  # 1,000 held: due after 10 new
+        lazy.update(*row), exact.update(*row)
+        assert lazy.get() is fresh, i
+        assert exact.get() != fresh
+    lazy.update(*rows[1_009]), exact.update(*rows[1_009])
+    assert lazy.get() == exact.get() == delong(*np.array(rows[10:1_010]).T)
