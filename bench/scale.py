@@ -103,6 +103,7 @@ __all__ = [
     "plot_scale",
     "run_scale",
     "scale_table",
+    "state_footprint",
     "tick_records",
     "topic_rates",
     "unlabelled_texts",
@@ -959,10 +960,61 @@ def run_scale(config: ScaleConfig, target: Target, *, state: Path,
         "models": {"lstm": forecaster.version, "rnn": rnn_version},
         "window": run.window, "history_keep": history_keep_for(forecaster),
         "prefix": run.run_prefix, "worker_settings": dict(target.settings)}
+    if "symbols" in config.dimensions:
+        results["state_footprint"] = footprint = state_footprint(keep=results["history_keep"])
+        log(f"state at a full history ({footprint['history_ticks']} ticks), per symbol: "
+            f"{footprint['store_kib']:.1f} KiB in the memory store, {footprint['cache_kib']:.1f}"
+            f" KiB decoded in the cache, {footprint['changelog_kib']:.1f} KiB of changelog")
     for dimension in config.dimensions:
         results[dimension] = RUNNERS[dimension](run)
     results["failed"] = run.failed
     return results
+
+
+def state_footprint(*, symbols: int = 2_000, keep: int, ticks: int | None = None
+                    ) -> dict[str, float]:
+    """Memory of per-symbol state at a *full* history, measured in this process with
+    ``tracemalloc`` through the worker's own code: ``symbols`` states of ``ticks`` ticks
+    (default ``keep + 100``) written with ``state_writes`` into a memory-store
+    :class:`~tickcast.streams.faust_internals.ChangelogTable`, then each read back with
+    ``load_state`` as the worker's cache holds it. Per symbol: ``store_kib`` (what the
+    memory store holds; the RocksDB store keeps it on disk), ``cache_kib`` (the decoded state,
+    either store), ``changelog_kib`` (its records' key + value bytes)."""
+    import functools
+    import tracemalloc
+    from array import array
+
+    from tickcast.streams.faust_internals import TickcastApp, state_table
+    from tickcast.streams.prices.processor import SymbolState
+    from tickcast.streams.prices.state import load_state, state_writes
+
+    ticks = keep + 100 if ticks is None else ticks
+    app = TickcastApp("tickcast-bench-footprint", broker="kafka://127.0.0.1:1",
+                      web_enabled=False, autodiscover=False, env={}, store="memory://")
+    table = state_table(app, "state", partitions=1)
+    prices = _walk(1, ticks, seed=4)[:, 0].tolist()
+    times = [TS_BASE + i * 1000 for i in range(ticks)]
+    tracemalloc.start()
+    try:
+        logged = 0
+        before = tracemalloc.get_traced_memory()[0]
+        for s in range(symbols):
+            state = SymbolState(ts=array("q", times[-keep:]), price=array("d", prices[-keep:]),
+                                seq=ticks)
+            for key, value in state_writes(f"S{s}", state, keep=keep):
+                record = table.write(key, value, partition=0)
+                logged += len(record[2] or b"") + len(record[3] or b"")
+        stored = tracemalloc.get_traced_memory()[0]
+        get = functools.partial(table.get, partition=0)
+        cache = [load_state(f"S{s}", get, keep=keep) for s in range(symbols)]
+        cached = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert all(len(c.ts) == keep for c in cache)
+    return {"symbols": symbols, "history_ticks": keep,
+            "store_kib": (stored - before) / symbols / 1024,
+            "cache_kib": (cached - stored) / symbols / 1024,
+            "changelog_kib": logged / symbols / 1024}
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -984,6 +1036,13 @@ def _failed(point: Mapping[str, Any], width: int, *head: str) -> tuple[str, ...]
 def scale_table(results: Mapping[str, Any]) -> str:
     """The run as Markdown tables, one per dimension measured."""
     out: list[str] = []
+    footprint = results.get("state_footprint")
+    if footprint:
+        out += [f"State at a full history ({footprint['history_ticks']} ticks), per symbol "
+                f"(in-process, {footprint['symbols']:,} symbols): "
+                f"{footprint['store_kib']:.1f} KiB in the memory store, "
+                f"{footprint['cache_kib']:.1f} KiB decoded in the cache (either store), "
+                f"{footprint['changelog_kib']:.1f} KiB of changelog records", ""]
     if "symbols" in results:
         head = ("symbols", "store", "ticks", "events/s", "x first", "ready s", "RSS ready "
                 "MiB", "RSS end MiB", "RSS peak MiB", "CPU s / 1k", "forecast", "warming up",

@@ -127,6 +127,19 @@ def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise EventError("oversized", f"value is {len(raw)} bytes; the limit is {max_bytes}")
     try:
+        # The usual case, in C. orjson refuses everything the decoder below refuses (NaN and
+        # infinity literals, invalid UTF-8, lone surrogates, nesting past 1,024); what it
+        # refuses goes through that decoder, which names the reason.
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = _decode_exactly(raw)
+    if not isinstance(obj, dict):
+        raise EventError("not_object", f"value must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _decode_exactly(raw: bytes) -> Any:
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventError("not_utf8", f"value is not valid UTF-8 ({exc.reason} at byte "
@@ -139,8 +152,6 @@ def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
         raise EventError("not_json", "JSON is nested too deeply") from None
     except ValueError as exc:
         raise EventError("not_json", f"value is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise EventError("not_object", f"value must be a JSON object, got {type(obj).__name__}")
     return obj
 
 

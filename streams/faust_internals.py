@@ -500,9 +500,12 @@ class ChangelogTable:
                else self._table.data.get(key))
         return None if raw is None else orjson.loads(raw)
 
-    def write(self, key: str, value: Any, *, partition: int) -> Record:
-        """Store ``value`` under ``key`` (``None`` deletes it: a tombstone on the changelog)."""
-        raw_key, raw_value = _json(key), None if value is None else _json(value)
+    def write(self, key: str, value: Any, *, partition: int, checked: bool = False) -> Record:
+        """Store ``value`` under ``key`` (``None`` deletes it: a tombstone on the changelog).
+        A value with NaN or an infinity is refused (JSON has neither) unless ``checked``:
+        the caller knows it has none."""
+        raw_key = _json(key)
+        raw_value = None if value is None else _json(value, check=not checked)
         if self.rocksdb:
             db = self._db(partition)
             if raw_value is None:
@@ -559,10 +562,10 @@ def _is_rocksdb(store: Any) -> bool:
     return isinstance(store, Store)
 
 
-def _json(value: Any) -> bytes:
+def _json(value: Any, *, check: bool = True) -> bytes:
     # Compact, so a key always encodes to the same bytes and compaction keeps one per key
     # (the same bytes json.dumps with these separators writes for a string key). orjson
     # would write NaN as null: refused, as for output records.
-    if isinstance(value, dict) and not finite(value):
+    if check and isinstance(value, dict) and not finite(value):
         raise ValueError(f"state with a non-finite number: {value!r:.300}")
     return orjson.dumps(value)

@@ -187,6 +187,13 @@ class Metrics:
         self.forecast_window = Gauge(
             "tickcast_forecast_window_size", "Scored forecasts in the rolling window.",
             registry=r)
+        self.state_loads = Counter(
+            "tickcast_state_loads_total", "Symbol states read from the state store into the "
+            "worker's cache: a symbol's first tick after a start or a rebalance, or after the "
+            "cache (TICKCAST_STATE_CACHE) dropped it.", registry=r)
+        self.state_cached = Gauge(
+            "tickcast_state_cached_symbols", "Symbols whose decoded state the worker holds "
+            "(at most TICKCAST_STATE_CACHE).", registry=r)
         self.last_price = Gauge(
             "tickcast_last_price", "Latest price per symbol (symbols beyond the cap fold into "
             "'other').", ["symbol"], registry=r)

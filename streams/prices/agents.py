@@ -19,9 +19,11 @@ from tickcast.streams.settings import Settings
 
 __all__ = ["register_price_agent"]
 
-CHANGELOG_CONFIG: Final = {"cleanup.policy": "compact", "segment.bytes": str(64 * 2**20),
-                           "segment.ms": str(3_600_000), "min.cleanable.dirty.ratio": "0.5"}
-"""Configs of the state changelog topic when the worker creates it."""
+CHANGELOG_CONFIG: Final = {"cleanup.policy": "compact", "segment.bytes": str(8 * 2**20),
+                           "segment.ms": str(600_000), "min.cleanable.dirty.ratio": "0.5"}
+"""Configs of the state changelog topic when the worker creates it: segments small enough
+that the log cleaner (which never touches a partition's newest segment) keeps the log near
+the live state, for a memory store's start reads all of it."""
 ROCKSDB_OPTIONS: Final = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2,
                           "block_cache_size": 32 * 2**20,
                           "block_cache_compressed_size": 8 * 2**20}
@@ -62,6 +64,7 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                 del cache[next(iter(cache))]  # the one loaded longest ago
             state = cache[symbol] = load_state(
                 symbol, functools.partial(table.get, partition=partition), keep=keep())
+            processor.metrics.state_loads.inc()
         return state
 
     @app.agent(source, name="tickcast.prices")
@@ -81,9 +84,10 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
             # Each symbol's state changes are logged to the partition its ticks arrive on, in
             # the batch's own produce call: the input is acked only once its state is logged.
             changelog: list[Record] = [
-                table.write(key, value, partition=plan.partitions[symbol])
+                table.write(key, value, partition=plan.partitions[symbol], checked=True)
                 for symbol, state in plan.states.items()
                 for key, value in state_writes(symbol, state, keep=history)]
+            processor.metrics.state_cached.set(len(cache))
             deliveries = await sinks.send(outputs, changelog)
             table.delivered(deliveries)
             await inflight.add(events, deliveries)  # acked once delivered, in batch order

@@ -19,6 +19,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from tickcast.streams.events import finite
 from tickcast.streams.prices.processor import SymbolState
 
 __all__ = ["CHUNK", "Write", "chunk_key", "load_state", "state_writes"]
@@ -61,7 +62,14 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
 def state_writes(symbol: str, state: SymbolState, *, keep: int) -> Iterator[Write]:
     """The changelog writes that bring the stored state up to ``state``: chunks that filled
     since the last write, the head, and tombstones for chunks that fell out of the history.
-    Marks ``state`` as written."""
+    Marks ``state`` as written.
+
+    Every number written is finite: the ticks' prices were checked when decoded
+    (:func:`~tickcast.streams.events.decode_price`) and the rest is checked here (a
+    ``ValueError``), so the writes need no second walk through the history."""
+    for part in (state.pending, state.track):
+        if part is not None and not finite(part):
+            raise ValueError(f"{symbol} state with a non-finite number: {part!r:.300}")
     seq, written = state.seq, state.written
     first_held = seq - len(state.ts)  # sequence number of state.ts[0]
     for k in range(max(written // CHUNK, first_held // CHUNK), seq // CHUNK):

@@ -245,3 +245,13 @@ def test_worker_settings_are_added_and_replace_earlier_ones() -> None:
     assert dict(changed.settings) == {"TICKCAST_STATE_STORE": "rocksdb", "TICKCAST_X": "1",
                                       "TICKCAST_PENDING_MAX": "100"}
     assert Counter(k for k, _ in changed.settings)["TICKCAST_STATE_STORE"] == 1
+
+
+def test_the_state_footprint_is_measured_through_the_workers_code() -> None:
+    footprint = scale.state_footprint(symbols=50, keep=200)
+    assert footprint["history_ticks"] == 200
+    # the decoded cache holds machine arrays: 16 bytes a tick and a little overhead
+    assert 200 * 16 / 1024 <= footprint["cache_kib"] < 2 * 200 * 16 / 1024
+    # the memory store holds the JSON bytes the changelog carries, not Python lists
+    assert footprint["changelog_kib"] <= footprint["store_kib"] < 2 * footprint["changelog_kib"]
+    assert "in the memory store" in scale.scale_table({"state_footprint": footprint})

@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import wait_for
 from tests.integration.conftest import consume, produce
 from tickcast.models.registry import ModelStore
+from tickcast.streams.prices.agents import CHANGELOG_CONFIG
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WINDOW = 10  # the quick forecaster's
@@ -40,6 +41,8 @@ def test_a_restarted_worker_resumes_every_symbols_window(
              timeout=120, what="a forecast per symbol before the restart")
     first.stop()
     assert first.proc.returncode == 0, first.log()
+    config = _changelog_config(first.bootstrap, f"{first.prefix}app-price-state-changelog")
+    assert config.items() >= CHANGELOG_CONFIG.items()  # compacted, in segments it can clean
     if state_store == "rocksdb":  # the state is on disk, where the restarted worker looks
         assert list((tmp_path / "state").rglob("*price-state*")), "no RocksDB files"
 
@@ -57,3 +60,17 @@ def test_a_restarted_worker_resumes_every_symbols_window(
     assert not missing, f"{len(missing)} symbols did not resume, e.g. {sorted(missing)[:5]}"
     assert not second.value("tickcast_ticks_total", outcome="warming_up"), second.log()
     assert second.value("tickcast_ticks_total", outcome="forecast") == SYMBOLS
+    assert second.value("tickcast_state_loads_total") == SYMBOLS  # one read per symbol
+    assert (second.value("tickcast_state_cached_symbols") or 0) <= 500
+
+
+def _changelog_config(bootstrap: str, topic: str) -> dict[str, str]:
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        response = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    return {name: entry["value"] for name, entry in response["topic"][topic].items()}

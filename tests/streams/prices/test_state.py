@@ -83,3 +83,11 @@ def test_a_missing_chunk_keeps_only_the_history_after_it() -> None:
     del table.data[chunk_key("XAU", 1)]
     loaded = table.load()
     assert loaded.ts.tolist() == [_tick(i).ts for i in range(CHUNK * 2, CHUNK * 3 + 5)]
+
+
+def test_a_non_finite_pending_forecast_is_refused_not_logged_as_null() -> None:
+    state = SymbolState()
+    state.append(_tick(0), keep=KEEP)
+    state.pending = {"ts": 1, "forecast": float("nan")}
+    with pytest.raises(ValueError, match="non-finite"):
+        list(state_writes("XAU", state, keep=KEEP))
