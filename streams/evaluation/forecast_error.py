@@ -19,19 +19,24 @@ import numpy as np
 from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
 from tickcast.streams.evaluation.rolling_auc import RollingAUC
 
-__all__ = ["REFRESH_PARTS", "RollingForecastErrors", "RollingLossPairs", "RowRing", "refresh_due"]
+__all__ = ["EXACT_UP_TO", "REFRESH_PARTS", "RollingForecastErrors", "RollingLossPairs", "RowRing",
+           "refresh_due"]
 
 
 REFRESH_PARTS: Final = 100
+EXACT_UP_TO: Final = 5_000
 
 
 def refresh_due(new_rows: int, held: int) -> bool:
     """Whether a statistic over a window of ``held`` rows, ``new_rows`` of which arrived since
-    it was last computed, is due again: once at least 1/:data:`REFRESH_PARTS` of the window is
-    new (every new row while the window holds fewer than 200). Computing a whole-window
+    it was last computed, is due again: on any new row while the window holds fewer than
+    :data:`EXACT_UP_TO` rows (the default windows: exact after every batch), and once at
+    least 1/:data:`REFRESH_PARTS` of a larger window is new. Computing a whole-window
     statistic on every batch costs in proportion to the window; this keeps the cost per row
-    flat whatever the window, with the exported figure trailing by under 1 % of its rows."""
-    return new_rows >= max(1, held // REFRESH_PARTS)
+    flat however large the window, the exported figure trailing by under 1 % of its rows."""
+    if held < EXACT_UP_TO:
+        return new_rows >= 1
+    return new_rows >= held // REFRESH_PARTS
 
 
 class RowRing:

@@ -78,22 +78,23 @@ def test_delong_equals_the_pairwise_definition_with_ties() -> None:
 
 
 def test_a_monitoring_comparison_is_recomputed_once_a_hundredth_of_its_window_is_new() -> None:
-    """Not exact: a DeLong pass sorts the whole window, so a large window is compared again
-    only once 1 % of it is new; below 200 texts, after every one. Exact (the gate's): always."""
+    """Not exact: a DeLong pass sorts the whole window, so a window of 5,000 or more is
+    compared again only once 1 % of it is new; smaller, after every update. Exact (the
+    gate's): always."""
     rng = np.random.default_rng(3)
     rows = [(float(rng.random()), float(rng.random()), int(rng.random() < 0.5))
-            for _ in range(1_300)]
-    lazy, exact = PairedAUC(1_000, exact=False), PairedAUC(1_000)
+            for _ in range(6_100)]
+    lazy, exact = PairedAUC(6_000, exact=False), PairedAUC(6_000)
     for row in rows[:150]:
         lazy.update(*row), exact.update(*row)
-        assert lazy.get() == exact.get()  # under 200 held: every update
-    for row in rows[150:1_000]:
+        assert lazy.get() == exact.get()  # under 5,000 held: every update
+    for row in rows[150:6_000]:
         lazy.update(*row), exact.update(*row)
     fresh = lazy.get()
     assert fresh == exact.get()
-    for i, row in enumerate(rows[1_000:1_009]):  # 1,000 held: due after 10 new
+    for row in rows[6_000:6_059]:  # 6,000 held: due after 60 new
         lazy.update(*row), exact.update(*row)
-        assert lazy.get() is fresh, i
-        assert exact.get() != fresh
-    lazy.update(*rows[1_009]), exact.update(*rows[1_009])
-    assert lazy.get() == exact.get() == delong(*np.array(rows[10:1_010]).T)
+        assert lazy.get() is fresh
+    assert exact.get() != fresh
+    lazy.update(*rows[6_059]), exact.update(*rows[6_059])
+    assert lazy.get() == exact.get() == delong(*np.array(rows[60:6_060]).T)

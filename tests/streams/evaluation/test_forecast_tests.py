@@ -126,11 +126,13 @@ def test_the_row_ring_holds_the_last_rows_in_order() -> None:
         RowRing(0, 2)
 
 
-def test_refresh_is_due_after_a_hundredth_of_the_window() -> None:
+def test_refresh_is_due_after_every_row_below_5000_then_after_a_hundredth() -> None:
     from tickcast.streams.evaluation.forecast_error import refresh_due
 
     assert refresh_due(1, 0)
-    assert refresh_due(1, 199)
+    assert refresh_due(1, 4_999)
     assert not refresh_due(0, 10)
+    assert not refresh_due(49, 5_000)
+    assert refresh_due(50, 5_000)
     assert not refresh_due(499, 50_000)
     assert refresh_due(500, 50_000)
