@@ -130,14 +130,16 @@ class InFlight:
         return (len(self._tasks) >= self.max_batches
                 or (self.max_events is not None and self._events >= self.max_events))
 
-    async def add(self, events: Sequence[faust.EventT], deliveries: Sequence[Awaitable[Any]]
-                  ) -> None:
+    async def add(self, events: Sequence[faust.EventT], deliveries: Sequence[Awaitable[Any]],
+                  *, on_delivered: Callable[[Sequence[Any]], None] | None = None) -> None:
         """Track one batch; returns once the in-flight batches are within the bound. A failed
         delivery is raised here (on this or a later call): its batch and every later one stay
-        unacknowledged, so they are redelivered."""
+        unacknowledged, so they are redelivered. ``on_delivered`` is called with the
+        deliveries' results once they all succeeded and every earlier batch settled, before
+        the batch is acknowledged."""
         previous = self._tasks[-1][0] if self._tasks else None
         task = asyncio.ensure_future(self._settle(events, deliveries, previous,
-                                                  time.perf_counter()))
+                                                  time.perf_counter(), on_delivered))
         # Later batches fail with the first failure; one raise is enough, not a log per task.
         task.add_done_callback(_mark_retrieved)
         self._tasks.append((task, len(events)))
@@ -157,12 +159,15 @@ class InFlight:
 
     async def _settle(self, events: Sequence[faust.EventT],
                       deliveries: Sequence[Awaitable[Any]],
-                      previous: asyncio.Future[None] | None, started: float) -> None:
-        await asyncio.gather(*deliveries)
+                      previous: asyncio.Future[None] | None, started: float,
+                      on_delivered: Callable[[Sequence[Any]], None] | None) -> None:
+        results = await asyncio.gather(*deliveries)
         if self.observe is not None:
             self.observe(time.perf_counter() - started)
         if previous is not None:
             await asyncio.shield(previous)  # ack after every earlier batch, never before
+        if on_delivered is not None:
+            on_delivered(results)
         for event in events:
             await self.stream.ack(event)
 

@@ -127,12 +127,17 @@ def decode_object(raw: bytes | None, *, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise EventError("oversized", f"value is {len(raw)} bytes; the limit is {max_bytes}")
     try:
-        # The usual case, in C. orjson refuses everything the decoder below refuses (NaN and
-        # infinity literals, invalid UTF-8, lone surrogates, nesting past 1,024); what it
-        # refuses goes through that decoder, which names the reason.
+        # The usual case, in C. What orjson refuses, the standard decoder reads again: it
+        # names the reason (invalid UTF-8, a NaN literal, where the syntax breaks) or takes
+        # what orjson does not (1e999 as infinity, refused by the field checks). Input no
+        # output could carry (a lone surrogate: orjson will not write it) is refused here.
         obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
         obj = _decode_exactly(raw)
+        try:
+            orjson.dumps(obj)
+        except TypeError:
+            raise EventError("not_json", f"value is not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise EventError("not_object", f"value must be a JSON object, got {type(obj).__name__}")
     return obj

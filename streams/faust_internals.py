@@ -55,18 +55,25 @@ Private attributes read or written:
   (:class:`ChangelogTable`): per-symbol state
   is set in the store and logged in the same produce call as the batch's outputs, not through
   ``table[key] = value`` (whose partition comes from Faust's "current event").
-- ``faust.stores.rocksdb.Store._db_for_partition`` and ``Store._dbs`` (:class:`ChangelogTable`
-  with ``TICKCAST_STATE_STORE=rocksdb``): the database of a given partition, read and written
-  with the changelog's bytes as ``rocksdb.Store.apply_changelog_batch`` writes them in recovery; and
-  ``Store.set_persisted_offset``, where recovery starts next time.
+- ``faust.stores.rocksdb.Store._dbs``, ``Store.offset_key`` and ``rocksdict.WriteBatch``
+  (``_dbs`` holds exactly the partitions held: ``rocksdb.Store.revoke_partitions`` pops them;
+  ``rocksdb.Store.persisted_offset`` reads the offset back)
+  (:class:`ChangelogTable` with ``TICKCAST_STATE_STORE=rocksdb``): the open database of a
+  partition, read and written with the changelog's bytes as
+  ``rocksdb.Store.apply_changelog_batch`` writes them in recovery, with the offset recovery
+  starts from next time written as ``rocksdb.Store.set_persisted_offset`` writes it.
+- ``faust.stores.memory.Store._key_partition`` (:class:`ChangelogTable`, memory): the
+  partition of each key, by which ``memory.Store.on_recovery_completed`` drops the keys of
+  partitions no longer held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import types
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any
 
 import faust
@@ -474,30 +481,42 @@ class ChangelogTable:
 
     * ``memory``: Faust's dict, filled by recovery from the whole changelog on every start.
       The table's values are ``raw``: the dict holds each value's JSON bytes, as recovery
-      reads them, not the decoded lists (about a quarter of the memory; see
-      :func:`state_table`);
+      reads them, not decoded lists (see :func:`state_table`). A write sets the dict at once,
+      and records the key's partition (``Store._key_partition``) so that the keys of a
+      partition taken away are dropped with it.
     * ``rocksdb``: Faust's RocksDB store, one database per partition, kept across restarts.
       Reads and writes go to the database of the partition given, not the one of Faust's
       "current event" (``Store._get``/``_set`` would use the last event taken from the
-      stream, which a batch does not follow). The database holds the changelog's own bytes
-      (as Faust's recovery writes them), and :meth:`delivered` records the changelog offset
-      each partition is logged to (``Store.set_persisted_offset``), so the next start reads
-      only the changelog written after it.
+      stream, which a batch does not follow). The database only ever holds what the changelog
+      holds: a batch's writes wait in memory (:meth:`get` reads them) until the batch is
+      delivered, then go to each partition's database in one atomic write together with the
+      changelog offset they were logged at (:meth:`staged`), where the next start's recovery
+      begins. A crash in between leaves the database behind the changelog, never ahead.
     """
 
     def __init__(self, table: faust.Table) -> None:
         self._table = table
         self.topic: str = table.changelog_topic.get_topic_name()
         self.rocksdb: bool = _is_rocksdb(table.data)
-
-    def _db(self, partition: int) -> Any:
-        return self._table.data._db_for_partition(partition)
+        # RocksDB only: writes not yet delivered. raw key -> (raw value, write number), the
+        # latest per key; and the writes of the batch being built, in order.
+        self._undelivered: dict[bytes, tuple[bytes | None, int]] = {}
+        self._batch: list[tuple[int, bytes, bytes | None, int]] = []
+        self._writes = 0
 
     def get(self, key: str, *, partition: int) -> Any:
         """The value stored under ``key`` (``None`` if none); ``partition``: the changelog
         partition the key is logged to."""
-        raw = (self._db(partition).get(_json(key)) if self.rocksdb
-               else self._table.data.get(key))
+        if not self.rocksdb:
+            raw = self._table.data.get(key)
+        else:
+            raw_key = _json(key)
+            pending = self._undelivered.get(raw_key)
+            if pending is not None:
+                raw = pending[0]
+            else:
+                db = self._table.data._dbs.get(partition)  # None: a partition not held
+                raw = None if db is None else db.get(raw_key)
         return None if raw is None else orjson.loads(raw)
 
     def write(self, key: str, value: Any, *, partition: int, checked: bool = False) -> Record:
@@ -506,43 +525,63 @@ class ChangelogTable:
         the caller knows it has none."""
         raw_key = _json(key)
         raw_value = None if value is None else _json(value, check=not checked)
+        store = self._table.data
         if self.rocksdb:
-            db = self._db(partition)
-            if raw_value is None:
-                db.delete(raw_key)
-            else:
-                db.put(raw_key, raw_value)
+            self._writes += 1
+            self._undelivered[raw_key] = (raw_value, self._writes)
+            self._batch.append((partition, raw_key, raw_value, self._writes))
         elif raw_value is None:
-            self._table.data.pop(key, None)
+            store.pop(key, None)
+            store._key_partition.pop(key, None)
         else:
             # A copy: orjson's bytes keep the capacity it grew them to (8 KiB held for a
             # 1.4 KiB chunk), which a dict holding every symbol's state would keep forever.
-            self._table.data[key] = bytes(memoryview(raw_value))
+            store[key] = bytes(memoryview(raw_value))
+            store._key_partition[key] = partition
         return (self.topic, partition, raw_key, raw_value)
 
-    def delivered(self, deliveries: Iterable[asyncio.Future[Any]]) -> None:
-        """Once each of ``deliveries`` (futures of :func:`~tickcast.streams.delivery.produce`)
-        resolves, record the changelog offset its partition is logged to (RocksDB only).
+    def staged(self) -> Callable[[Sequence[Any]], None] | None:
+        """The writes since the last call, as a function to call with the batch's delivery
+        results (``RecordMetadata``, in any order) once all of them are delivered, batch after
+        batch in order; ``None`` when there is nothing to apply later (the memory store).
 
-        A batch's metadata gives its first offset, so a start may re-read the rest of the
-        last batch: the same values again. A partition no longer held is skipped: its database
-        is closed and its next owner recovers from the changelog.
-        """
-        if self.rocksdb:
-            for future in deliveries:
-                future.add_done_callback(self._persist)
+        It writes each partition's share in one RocksDB write batch with the partition's
+        changelog offset (the first offset of the last of its record batches: a start may
+        re-read the rest, the same values again). A partition no longer held is skipped: its
+        database is closed and its next owner recovers from the changelog."""
+        if not self.rocksdb:
+            return None
+        writes, self._batch = self._batch, []
+        return functools.partial(self._apply, writes)
 
-    def _persist(self, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        metadata = future.result()
-        if metadata is None or metadata.topic != self.topic:
-            return
+    def _apply(self, writes: list[tuple[int, bytes, bytes | None, int]],
+               results: Sequence[Any]) -> None:
+        import rocksdict
+
+        offsets: dict[int, int] = {}
+        for metadata in results:
+            if metadata is not None and metadata.topic == self.topic:
+                offsets[metadata.partition] = max(metadata.offset,
+                                                  offsets.get(metadata.partition, -1))
         store = self._table.data
-        if metadata.partition in store._dbs:
-            tp = TP(metadata.topic, metadata.partition)
-            if metadata.offset > (store.persisted_offset(tp) or -1):
-                store.set_persisted_offset(tp, metadata.offset)
+        batches: dict[int, Any] = {}
+        for partition, raw_key, raw_value, number in writes:
+            if self._undelivered.get(raw_key, (None, 0))[1] == number:
+                del self._undelivered[raw_key]  # no later write of the key is waiting
+            if partition not in store._dbs:
+                continue
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+            if raw_value is None:
+                batch.delete(raw_key)
+            else:
+                batch.put(raw_key, raw_value)
+        for partition, batch in batches.items():
+            offset = offsets.get(partition)
+            if offset is not None:  # as Store.set_persisted_offset writes it
+                batch.put(store.offset_key, str(offset).encode())
+            store._dbs[partition].write(batch)
 
 
 def state_table(app: faust.App, name: str, *, partitions: int, **kwargs: Any) -> ChangelogTable:

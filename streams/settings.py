@@ -200,12 +200,13 @@ class Settings(EnvSettings):
     state_store: str = "memory"
     """Where a worker keeps its per-symbol price state: ``memory`` (rebuilt from the
     changelog topic on every start) or ``rocksdb`` (files under ``TICKCAST_STATE_DIR``, kept
-    across restarts; a start reads only the changelog written since). See docs/operations.md."""
+    across restarts; a start reads only the changelog written since). See docs/streaming.md
+    (State)."""
     state_cache: int = 100_000
     """Symbols whose decoded history a worker keeps between batches (about 13 KiB each with
     a full history); beyond it the symbol loaded longest ago is dropped and read again from
-    the store when it next ticks. With ``TICKCAST_STATE_STORE=rocksdb`` this bounds the
-    state's memory whatever the number of symbols."""
+    the store when it next ticks. With ``TICKCAST_STATE_STORE=rocksdb`` the state's memory is
+    this cache plus up to about 48 MiB per partition held (RocksDB's buffers and cache)."""
     state_dir: Path = Path(".tickcast")
     """Local state: Faust's data directory, the local broker, the model store."""
     model_dir: Path = Path(".tickcast/models")

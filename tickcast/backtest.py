@@ -404,7 +404,7 @@ def _text_metrics(processor: SentimentProcessor) -> dict[str, float]:
         value = auc.get()
         if value is not None:
             values[f"auc_{model}"] = value
-    comparison = processor.paired.get()
+    comparison = processor.paired.get(fresh=True)  # beside the AUCs of the same moment
     if comparison is not None:
         values.update(auc_diff=comparison.diff, auc_diff_low=comparison.low,
                       auc_diff_high=comparison.high)

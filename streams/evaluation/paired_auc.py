@@ -76,12 +76,13 @@ class PairedAUC:
     def update(self, score_a: float, score_b: float, label: int) -> None:
         self._window.append((score_a, score_b, label))
 
-    def get(self) -> AUCComparison | None:
+    def get(self, *, fresh: bool = False) -> AUCComparison | None:
         """``None`` until the window holds two of each class. Kept until the next update
-        (callers ask once per batch), or until it is due when not ``exact``."""
+        (callers ask once per batch), or until it is due when not ``exact``; ``fresh``: of
+        the window as it is now, whatever the policy."""
         updates = self._window.appended
         new = updates - self._cached[0]
-        if new and (self._exact or refresh_due(new, len(self._window))):
+        if new and (self._exact or fresh or refresh_due(new, len(self._window))):
             self._cached = (updates, self._compute())
         return self._cached[1]
 

@@ -233,7 +233,8 @@ class PriceProcessor:
         job = Job(msg, tick, np.asarray(state.price[end - window:end], dtype=np.float64), new,
                   pending)
         if span is not None:
-            # A list slice here; the array is built with the batch's in the worker thread.
+            # A slice (a copy) here; the 2-D array is built with the batch's in the worker
+            # thread.
             job.history = state.price[max(0, end - span):end]
         if plan.challenger is not None and end >= plan.challenger.window:
             job.shadow = np.asarray(state.price[end - plan.challenger.window:end],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -118,3 +119,32 @@ def test_delivery_time_is_observed_once_per_batch() -> None:
     assert before == 0  # not while a delivery of the batch is still awaited
     assert len(observed) == 1
     assert observed[0] >= 0.0
+
+
+def test_on_delivered_runs_in_batch_order_before_the_ack_and_never_for_a_failed_batch() -> None:
+    """What a RocksDB store applies only once delivered: in batch order, with the results,
+    before the batch is acknowledged; a failed batch and every later one apply nothing."""
+    async def scenario() -> list[tuple[str, object]]:
+        loop = asyncio.get_running_loop()
+        stream = FakeStream()
+        seen: list[tuple[str, object]] = []
+
+        def applied(name: str) -> Callable[[Sequence[object]], None]:
+            return lambda results: seen.append((name, (list(results), list(stream.acked))))
+
+        inflight = InFlight(stream, limit=8)  # type: ignore[arg-type]
+        a, b, c, d = (loop.create_future() for _ in range(4))
+        await inflight.add(["a"], [a], on_delivered=applied("a"))
+        await inflight.add(["b"], [b], on_delivered=applied("b"))
+        await inflight.add(["c"], [c], on_delivered=applied("c"))
+        await inflight.add(["d"], [d], on_delivered=applied("d"))
+        b.set_result("meta-b")  # b delivered before a: applied after a all the same
+        a.set_result("meta-a")
+        c.set_exception(RuntimeError("broker said no"))
+        d.set_result("meta-d")
+        with pytest.raises(RuntimeError):
+            await inflight.drain()
+        await asyncio.sleep(0.01)
+        return seen
+
+    assert asyncio.run(scenario()) == [("a", (["meta-a"], [])), ("b", (["meta-b"], ["a"]))]

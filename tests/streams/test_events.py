@@ -52,6 +52,8 @@ BAD_TEXTS: list[tuple[str, bytes | None, str, str]] = [
     ("truncated JSON", b'{"id":"a","ts":1,', "not_json", "not JSON"),
     ("NaN constant", b'{"id":"a","ts":NaN,"text":"x"}', "not_json", "NaN"),
     ("Infinity", b'{"id":"a","ts":Infinity,"text":"x"}', "not_json", "Infinity"),
+    # The standard decoder would take a lone surrogate; no output could carry it.
+    ("lone surrogate", b'{"id":"\\ud800","ts":1,"text":"x"}', "not_json", "not JSON"),
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000, "oversized", "limit"),
     ("array", b"[1,2]", "not_object", "JSON object, got list"),
     ("string", b'"text"', "not_object", "got str"),

@@ -81,9 +81,15 @@ UPSTREAM: dict[str, tuple[str, str]] = {
         "5592a4bbdf251325", "aiokafka_producer(): does it still return the AIOKafkaProducer?"),
     "faust.tables.base.Collection.data": (
         "ade4a02ddd5582cb", "ChangelogTable: is Table.data still the store recovery fills?"),
-    "faust.stores.rocksdb.Store._db_for_partition": (
-        "cb7e67d5f9efc4bc", "ChangelogTable (rocksdb): still the partition's open database, "
-        "kept in Store._dbs?"),
+    "faust.stores.rocksdb.Store.revoke_partitions": (
+        "3f85447a24fc34ff", "ChangelogTable (rocksdb): does a revoked partition still leave "
+        "Store._dbs, so that _dbs holds exactly the partitions held?"),
+    "faust.stores.rocksdb.Store.persisted_offset": (
+        "6f2e502fb86043a1", "ChangelogTable (rocksdb): is the offset still read from "
+        "Store.offset_key as a decimal string?"),
+    "faust.stores.memory.Store.on_recovery_completed": (
+        "a00bef343e139602", "ChangelogTable (memory): are keys still dropped by the partition "
+        "in Store._key_partition?"),
     "faust.stores.rocksdb.Store.apply_changelog_batch": (
         "ea3344d369fc4ab5", "ChangelogTable (rocksdb): does recovery still store the "
         "changelog's raw key and value bytes, so the worker's own writes match them?"),
@@ -136,6 +142,13 @@ def test_every_pinned_name_is_documented_where_it_is_used() -> None:
     assert not undocumented, f"faust_internals' docstring does not list {undocumented}"
 
 
+def test_private_store_attributes_tickcast_uses_still_exist(tmp_path: Path) -> None:
+    rocks, memory = _state_table(tmp_path, "rocksdb"), _state_table(tmp_path, "memory")
+    assert isinstance(rocks._table.data._dbs, dict)
+    assert isinstance(rocks._table.data.offset_key, bytes)
+    assert isinstance(memory._table.data._key_partition, dict)
+
+
 def test_private_attributes_tickcast_reads_still_exist() -> None:
     from faust.transport.consumer import Fetcher
 
@@ -173,14 +186,69 @@ def test_changelog_records_decode_as_faust_recovery_decodes_them(tmp_path: Path,
     assert table.get("XAU", partition=3) is None
 
 
+def _assign(table: ChangelogTable, *partitions: int) -> None:
+    """Open the partitions' databases, as Faust does on assignment."""
+    for partition in partitions:
+        table._table.data._db_for_partition(partition)
+
+
+def _metadata(topic: str, partition: int, offset: int) -> Any:
+    return types.SimpleNamespace(topic=topic, partition=partition, offset=offset)
+
+
 def test_rocksdb_state_is_read_from_the_partition_given_not_the_current_event(
         tmp_path: Path) -> None:
     table = _state_table(tmp_path, "rocksdb")
+    _assign(table, 1, 2)
     table.write("XAU", {"seq": 1}, partition=1)
     table.write("XAG", {"seq": 2}, partition=2)
+    apply = table.staged()
+    assert apply is not None
+    apply([_metadata(table.topic, 1, 0), _metadata(table.topic, 2, 0)])
     assert table.get("XAU", partition=1) == {"seq": 1}
     assert table.get("XAU", partition=2) is None  # each partition has its own database
     assert table.get("XAG", partition=2) == {"seq": 2}
+
+
+def test_rocksdb_holds_only_delivered_writes_with_their_changelog_offset(
+        tmp_path: Path) -> None:
+    """A batch's writes reach the database once delivered, in one write with the changelog
+    offset recovery starts from: a crash before leaves the database behind the changelog,
+    never ahead of it."""
+    table = _state_table(tmp_path, "rocksdb")
+    _assign(table, 1)
+    store = table._table.data
+    raw_key = b'"XAU"'
+    table.write("XAU", {"seq": 1}, partition=1)
+    first = table.staged()
+    table.write("XAU", {"seq": 2}, partition=1)
+    table.write("XAG", {"seq": 9}, partition=3)  # partition 3 is not held
+    second = table.staged()
+    assert first is not None
+    assert second is not None
+    assert store._dbs[1].get(raw_key) is None  # not delivered yet
+    assert table.get("XAU", partition=1) == {"seq": 2}  # the latest write, undelivered
+    first([_metadata(table.topic, 1, 40), _metadata("outputs", 1, 900)])
+    assert store._dbs[1].get(raw_key) == b'{"seq":1}'
+    assert store.persisted_offset(TP(table.topic, 1)) == 40  # the changelog's, not outputs'
+    assert table.get("XAU", partition=1) == {"seq": 2}  # the later write still waits
+    second([_metadata(table.topic, 1, 41), _metadata(table.topic, 3, 7)])
+    assert store._dbs[1].get(raw_key) == b'{"seq":2}'
+    assert store.persisted_offset(TP(table.topic, 1)) == 41
+    assert 3 not in store._dbs  # not reopened: its next owner recovers from the changelog
+    assert table.get("XAG", partition=3) is None
+    assert not table._undelivered
+
+
+def test_the_memory_store_drops_the_keys_of_a_partition_taken_away(tmp_path: Path) -> None:
+    table = _state_table(tmp_path, "memory")
+    table.write("XAU", {"seq": 1}, partition=1)
+    table.write("XAG", {"seq": 2}, partition=2)
+    assert table.staged() is None  # written at once
+    store = table._table.data
+    asyncio.run(store.on_recovery_completed({TP(table.topic, 1)}, set()))
+    assert table.get("XAU", partition=1) == {"seq": 1}
+    assert table.get("XAG", partition=2) is None
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
@@ -191,10 +259,15 @@ def test_a_store_holds_what_faust_recovery_writes_from_the_same_records(tmp_path
     from faust.serializers import codecs
 
     ours = _state_table(tmp_path / "a", store)
+    if store == "rocksdb":
+        _assign(ours, 0, 2)
     records = [ours.write("XAU", {"seq": 3, "ts": [1, 2, 3]}, partition=0),
                ours.write("XAU#0", {"ts": [1], "price": [2.5]}, partition=0),
                ours.write("XAG", {"seq": 1}, partition=2),
                ours.write("XAU#0", None, partition=0)]
+    apply = ours.staged()
+    if apply is not None:
+        apply([_metadata(ours.topic, 0, 3), _metadata(ours.topic, 2, 0)])
     recovered = _state_table(tmp_path / "b", store)
     table = recovered._table
     changelog = table.changelog_topic
@@ -211,31 +284,6 @@ def test_a_store_holds_what_faust_recovery_writes_from_the_same_records(tmp_path
     for key, partition in (("XAU", 0), ("XAU#0", 0), ("XAG", 2)):
         assert recovered.get(key, partition=partition) == ours.get(key, partition=partition)
     assert recovered.get("XAU#0", partition=0) is None
-
-
-def test_rocksdb_records_the_changelog_offset_once_delivered(tmp_path: Path) -> None:
-    table = _state_table(tmp_path, "rocksdb")
-    table.write("XAU", {"seq": 1}, partition=1)  # opens partition 1's database
-    store = table._table.data
-    changelog = TP(table.topic, 1)
-
-    def metadata(topic: str, partition: int, offset: int) -> Any:
-        return types.SimpleNamespace(topic=topic, partition=partition, offset=offset)
-
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in range(5)]
-        table.delivered(futures)
-        futures[0].set_result(metadata(table.topic, 1, 40))
-        futures[1].set_result(metadata("outputs", 1, 900))  # not the changelog
-        futures[2].set_exception(RuntimeError("not delivered"))
-        futures[3].set_result(metadata(table.topic, 1, 12))  # never moves back
-        futures[4].set_result(metadata(table.topic, 3, 7))  # a partition not held
-        await asyncio.sleep(0)
-
-    asyncio.run(scenario())
-    assert store.persisted_offset(changelog) == 40
-    assert 3 not in store._dbs  # not reopened for an offset
 
 
 # -- KeepFetchedOnResume ---------------------------------------------------------------------

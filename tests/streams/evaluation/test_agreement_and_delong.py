@@ -98,3 +98,6 @@ def test_a_monitoring_comparison_is_recomputed_once_a_hundredth_of_its_window_is
     assert exact.get() != fresh
     lazy.update(*rows[6_059]), exact.update(*rows[6_059])
     assert lazy.get() == exact.get() == delong(*np.array(rows[60:6_060]).T)
+    lazy.update(*rows[6_060]), exact.update(*rows[6_060])
+    assert lazy.get() != exact.get()  # one row behind
+    assert lazy.get(fresh=True) == exact.get()  # what a backtest asks for
