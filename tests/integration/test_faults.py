@@ -91,14 +91,18 @@ def _forecast_loss(bootstrap: str, prefix: str, ticks: list[Tick], *, title: str
     return lost, duplicates
 
 
+@pytest.mark.parametrize("state_store", ["memory", "rocksdb"])
 def test_sigkill_mid_stream_then_restart_loses_no_forecast(
-        start_worker, store: ModelStore) -> None:
-    first = start_worker(TICKCAST_MODEL_DIR=str(store.root))
+        start_worker, store: ModelStore, state_store: str) -> None:
+    """With RocksDB the restarted worker reads its own databases (the same state directory),
+    which must hold nothing the changelog lacks after a kill with batches in flight."""
+    env = {"TICKCAST_MODEL_DIR": str(store.root), "TICKCAST_STATE_STORE": state_store}
+    first = start_worker(**env)
     ticks = _ticks(5, 600)
     # 3,000 ticks at ~600/s, while the worker is killed and replaced
     feeder, done = _start_feed(first, ticks)
     _sigkill_after(first, 500)
-    second = start_worker(prefix=first.prefix, TICKCAST_MODEL_DIR=str(store.root))
+    second = start_worker(prefix=first.prefix, **env)
     feeder.join(timeout=120)
     assert done.is_set()
     lost, _ = _forecast_loss(second.bootstrap, second.prefix, ticks, title="SIGKILL + restart")
