@@ -66,6 +66,7 @@ __all__ = [
     "run_pipeline",
     "run_tickcast",
     "run_topic_specs",
+    "served_forecaster",
     "table",
     "text_ids",
     "tokens_only_store",
@@ -616,18 +617,28 @@ def machine() -> dict[str, Any]:
                                 / 2**30, 1)}
 
 
+SERVED_HINT = ": `tickcast train prices sentiment` trains them"
+
+
+def served_forecaster(target: Target) -> tuple[Any, Any]:
+    """The target's model store and the forecaster its workers serve (a clear error if the
+    store has none)."""
+    from tickcast.models.predictors import load_latest
+    from tickcast.models.registry import ModelStore
+
+    store = ModelStore(target.model_dir)
+    return store, load_latest(store, target.forecaster, kind="forecaster", hint=SERVED_HINT)
+
+
 def run_bench(config: BenchConfig, target: Target, *, state: Path,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole run on fresh topics (deleted afterwards unless ``config.keep_topics``)."""
     from tickcast.models.predictors import load_latest
-    from tickcast.models.registry import ModelStore
     from tickcast.streams.topics import TopicSpec, ensure_topics
 
     state.mkdir(parents=True, exist_ok=True)
-    store = ModelStore(target.model_dir)
-    hint = ": `tickcast train prices sentiment` trains them"
-    forecaster = load_latest(store, target.forecaster, kind="forecaster", hint=hint)
-    rnn = load_latest(store, target.sentiment, kind="sentiment", hint=hint)
+    store, forecaster = served_forecaster(target)
+    rnn = load_latest(store, target.sentiment, kind="sentiment", hint=SERVED_HINT)
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
     specs = run_topic_specs(target.bootstrap, prefix, config.partitions)
     specs += [TopicSpec(f"{prefix}bench-{kind}-out", config.partitions, 1)

@@ -80,6 +80,7 @@ from tickcast_bench.harness import (
     delete_topics,
     machine,
     run_topic_specs,
+    served_forecaster,
 )
 from tickcast_bench.processes import BenchError, Target, Workers, proc_stats
 
@@ -942,14 +943,10 @@ RUNNERS: Final[Mapping[str, Callable[[_Run], dict[str, Any]]]] = {
 def run_scale(config: ScaleConfig, target: Target, *, state: Path,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every point of ``config.dimensions``, in order; one fresh worker per point."""
-    from tickcast.models.predictors import load_latest
-    from tickcast.models.registry import ModelStore
     from tickcast.streams.prices.processor import history_keep_for
 
     state.mkdir(parents=True, exist_ok=True)
-    store = ModelStore(target.model_dir)
-    hint = ": `tickcast train prices sentiment` trains them"
-    forecaster = load_latest(store, target.forecaster, kind="forecaster", hint=hint)
+    store, forecaster = served_forecaster(target)
     rnn_version = store.latest(target.sentiment)
     run = _Run(config=config, target=target, state=state,
                run_prefix=f"scale{uuid.uuid4().hex[:6]}-", window=int(forecaster.window),
