@@ -85,6 +85,8 @@ class SymbolState:
     track: dict[str, Any] | None = None
     """The intervals' online tracking: ``{"version": model version, "theta": one offset per
     served level}`` (``None``: not yet)."""
+    stale: tuple[str, ...] = ()
+    """Stored keys of an older state format, deleted by the next write."""
 
     def append(self, tick: PriceTick, *, keep: int) -> None:
         self.ts.append(tick.ts)

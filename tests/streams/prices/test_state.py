@@ -9,7 +9,15 @@ import pytest
 
 from tickcast.streams.events import PriceTick
 from tickcast.streams.prices.processor import SymbolState
-from tickcast.streams.prices.state import CHUNK, chunk_key, load_state, state_writes
+from tickcast.streams.prices.state import (
+    CHUNK,
+    LAYOUTS,
+    VERSION,
+    StateFormatError,
+    chunk_key,
+    load_state,
+    state_writes,
+)
 
 KEEP = 200
 
@@ -66,7 +74,7 @@ def test_writes_and_storage_stay_small_however_long_the_feed() -> None:
         state.append(_tick(i), keep=KEEP)
         if i % 10 == 9:
             table.write(state)
-    chunks = [k for k in table.data if "#" in k]
+    chunks = [k for k in table.data if k != "XAU"]
     assert len(chunks) <= KEEP // CHUNK + 2  # old chunks were deleted
     whole = len(json.dumps({"ts": state.ts.tolist(), "price": state.price.tolist()}))
     # a batch rewrites the head (< CHUNK ticks) and at most the chunk that filled
@@ -91,3 +99,68 @@ def test_a_non_finite_pending_forecast_is_refused_not_logged_as_null() -> None:
     state.pending = {"ts": 1, "forecast": float("nan")}
     with pytest.raises(ValueError, match="non-finite"):
         list(state_writes("XAU", state, keep=KEEP))
+
+
+def _v2_writes(symbol: str, ticks: list[PriceTick], *, keep: int, pending: object) -> dict:
+    """What the format-2 writer (64-tick chunks under ``<symbol>#<k>``) left in a table."""
+    size = LAYOUTS[2][0]
+    ticks = ticks[-keep:]
+    seq = len(ticks)  # enough for this test: the history is the whole feed
+    full = seq // size
+    data: dict[str, object] = {}
+    for k in range(max(0, (seq - keep) // size), full):
+        part = ticks[k * size:(k + 1) * size]
+        data[f"{symbol}#{k}"] = {"ts": [t.ts for t in part], "price": [t.price for t in part]}
+    tail = ticks[full * size:]
+    data[symbol] = {"v": 2, "seq": seq, "pending": pending, "ts": [t.ts for t in tail],
+                    "price": [t.price for t in tail]}
+    return data
+
+
+@pytest.mark.parametrize("total", [1, 63, 64, 150, KEEP])
+def test_a_format_2_state_is_read_then_rewritten_and_its_chunks_deleted(total: int) -> None:
+    ticks = [_tick(i) for i in range(total)]
+    table = Table()
+    table.data = json.loads(json.dumps(_v2_writes("XAU", ticks, keep=KEEP, pending={"ts": 7})))
+    old_chunks = {k for k in table.data if "#" in k}
+    state = table.load()
+    assert state.ts.tolist() == [t.ts for t in ticks]
+    assert state.seq == total
+    assert state.pending == {"ts": 7}
+    for i in range(total, total + 5):  # the next batch
+        state.append(_tick(i), keep=KEEP)
+    table.write(state)
+    assert table.data["XAU"]["v"] == VERSION
+    assert not old_chunks & set(table.data)  # every format-2 chunk deleted
+    assert all("|" in k for k in table.data if k != "XAU")
+    reloaded = table.load()
+    held = range(max(0, total + 5 - KEEP), total + 5)
+    assert reloaded.ts.tolist() == [_tick(i).ts for i in held]
+    assert reloaded.price.tolist() == [_tick(i).price for i in held]
+    assert reloaded.stale == ()
+    assert reloaded.written == reloaded.seq
+
+
+def test_a_crash_between_the_new_chunks_and_the_new_head_keeps_the_old_state_whole() -> None:
+    ticks = [_tick(i) for i in range(150)]
+    table = Table()
+    table.data = json.loads(json.dumps(_v2_writes("XAU", ticks, keep=KEEP, pending=None)))
+    state = table.load()
+    state.append(_tick(150), keep=KEEP)
+    for key, value in state_writes("XAU", state, keep=KEEP):
+        if key == "XAU":
+            break  # the crash: the new chunks were logged, the head was not
+        table.data[key] = json.loads(json.dumps(value))
+    assert table.load().ts.tolist() == [t.ts for t in ticks]
+
+
+def test_a_state_of_an_unknown_format_is_a_clear_error() -> None:
+    table = Table()
+    table.data = {"XAU": {"v": 99, "seq": 1, "pending": None, "ts": [1], "price": [1.0]}}
+    with pytest.raises(StateFormatError, match="format 99"):
+        table.load()
+
+
+def test_chunk_keys_of_the_two_formats_differ() -> None:
+    assert chunk_key("XAU", 3) == "XAU|3"
+    assert chunk_key("XAU", 3, version=2) == "XAU#3"
