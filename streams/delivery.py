@@ -24,37 +24,69 @@ from aiokafka.partitioner import DefaultPartitioner
 from tickcast.streams.faust_internals import aiokafka_producer
 from tickcast.streams.messages import OutMessage, Record
 
-__all__ = ["MAX_BATCHES", "InFlight", "Sinks", "produce"]
+__all__ = ["MAX_BATCHES", "PLACED_MAX", "InFlight", "Placement", "Sinks", "produce"]
 
 _PARTITIONER: Final = DefaultPartitioner()
 MAX_BATCHES: Final = 64
 """Most batches awaiting delivery at once when :class:`InFlight` counts events."""
 
 
-async def produce(producer: Any, records: Iterable[Record]) -> list[asyncio.Future[Any]]:
+PLACED_MAX: Final = 100_000
+"""Keys whose partition :class:`Placement` remembers before it starts again."""
+
+
+class Placement:
+    """The partition of each (topic, key), remembered across calls of :func:`produce` while
+    the topic's partitions stay the same (the murmur2 hash is pure Python: with a symbol
+    per tick it would be paid for every record)."""
+
+    def __init__(self, limit: int = PLACED_MAX) -> None:
+        self.limit = limit
+        self._partitions: dict[str, list[int]] = {}
+        self._placed: dict[tuple[str, bytes], int] = {}
+
+    async def partitions(self, producer: Any, topic: str) -> list[int]:
+        """The topic's partitions now; a change forgets every key placed."""
+        every = sorted(await producer.partitions_for(topic))
+        if self._partitions.get(topic) != every:
+            self._partitions[topic] = every
+            self._placed.clear()
+        return every
+
+    def place(self, topic: str, key: bytes | None, every: list[int]) -> int:
+        if key is None:
+            return _PARTITIONER(key, every, every)  # random, as with send
+        partition = self._placed.get((topic, key))
+        if partition is None:
+            if len(self._placed) >= self.limit:
+                self._placed.clear()
+            partition = self._placed[(topic, key)] = _PARTITIONER(key, every, every)
+        return partition
+
+
+async def produce(producer: Any, records: Iterable[Record],
+                  placement: Placement | None = None) -> list[asyncio.Future[Any]]:
     """Hand ``records`` to an ``AIOKafkaProducer`` a batch per partition; returns the futures
     that resolve once each batch is delivered.
 
     ``producer.send`` per record waits on topic metadata, rebuilds the topic's partition set
-    and hashes the key every time; here that happens once per topic and key per call, and a
+    and hashes the key every time; here the partitions are read once per topic and call, a
+    key is hashed once per call (or once while ``placement`` remembers it), and a
     partition's records go in one ``send_batch``. Records keep their order within a
     partition. A record keyed ``k`` lands where ``send`` would put it (the default murmur2
     partitioner on the same partition list). A record larger than a batch goes alone in one,
     as with ``send``.
     """
+    if placement is None:
+        placement = Placement()
     groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
     partitions: dict[str, list[int]] = {}
-    placed: dict[tuple[str, bytes | None], int] = {}
     for topic, partition, key, value in records:
         if partition is None:
-            partition = placed.get((topic, key))
-            if partition is None:
-                every = partitions.get(topic)
-                if every is None:
-                    every = partitions[topic] = sorted(await producer.partitions_for(topic))
-                partition = _PARTITIONER(key, every, every)
-                if key is not None:
-                    placed[(topic, key)] = partition
+            every = partitions.get(topic)
+            if every is None:
+                every = partitions[topic] = await placement.partitions(producer, topic)
+            partition = placement.place(topic, key, every)
         groups.setdefault((topic, partition), []).append((key, value))
     futures: list[asyncio.Future[Any]] = []
     for (topic, partition), items in groups.items():
@@ -82,6 +114,7 @@ class Sinks:
         self.app = app
         self.topics = topics
         """Logical name (``forecasts``) -> topic name."""
+        self.placement = Placement()
 
     def producer(self) -> Any:
         """The app's ``AIOKafkaProducer`` (Faust's producer service wraps one)."""
@@ -94,7 +127,7 @@ class Sinks:
         topics = self.topics
         records = [(topics[o.topic], None, o.key, o.value) for o in outputs]
         records.extend(extra)
-        return await produce(self.producer(), records)
+        return await produce(self.producer(), records, self.placement)
 
 
 class InFlight:

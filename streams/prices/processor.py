@@ -173,7 +173,8 @@ class PriceProcessor:
         self.challenger_errors = RollingForecastErrors(eval_window)
         self.challenger_pairs = RollingLossPairs(self.gate.max_events)
         self.symbol_cap = symbol_cap
-        self._symbols: set[str] = set()
+        self._symbol_gauges: dict[str, tuple[Any, Any]] = {}
+        """Up to ``symbol_cap`` symbols' (last price, last forecast) gauge children."""
         self.baseline_window = baseline_window
         self.tracking_rate = tracking_rate
         """Step of the intervals' online tracking per outcome (0: served as the model made
@@ -369,8 +370,7 @@ class PriceProcessor:
             newest[tick.symbol] = (tick.price, forecast)
             out.append(OutMessage("forecasts", tick.symbol.encode(), record.to_bytes()))
         m.latency.labels(topic="forecasts").observe_many(latencies)
-        for symbol, (price, forecast) in newest.items():
-            self._export_symbol(symbol, price, forecast)
+        self._export_symbols(newest)
         # One outcome per input: a valid tick whose forecast failed is a dead letter only.
         if plan.ok - failed:
             m.events_in.labels(topic="prices", outcome="ok").inc(plan.ok - failed)
@@ -503,13 +503,24 @@ class PriceProcessor:
             m.interval_score.labels(**labels).set(values["score"])
         m.interval_window.set(len(self.intervals))
 
-    def _export_symbol(self, symbol: str, price: float, forecast: float) -> None:
-        if symbol not in self._symbols and len(self._symbols) >= self.symbol_cap:
-            symbol = "other"  # bounded label cardinality
-        else:
-            self._symbols.add(symbol)
-        self.metrics.last_price.labels(symbol=symbol).set(price)
-        self.metrics.last_forecast.labels(symbol=symbol).set(forecast)
+    def _export_symbols(self, newest: dict[str, tuple[float, float]]) -> None:
+        """Each symbol's last price and forecast; symbols beyond the first ``symbol_cap``
+        fold into ``other`` (bounded label cardinality), set once a batch."""
+        gauges, m = self._symbol_gauges, self.metrics
+        other = None
+        for symbol, values in newest.items():
+            pair = gauges.get(symbol)
+            if pair is None:
+                if len(gauges) >= self.symbol_cap:
+                    other = values
+                    continue
+                pair = gauges[symbol] = (m.last_price.labels(symbol=symbol),
+                                         m.last_forecast.labels(symbol=symbol))
+            pair[0].set(values[0])
+            pair[1].set(values[1])
+        if other is not None:
+            m.last_price.labels(symbol="other").set(other[0])
+            m.last_forecast.labels(symbol="other").set(other[1])
 
     def _reject(self, msg: InMessage, error: EventError) -> OutMessage:
         """The dead letter of ``msg`` (its ``events_in`` outcome is counted by :meth:`finish`)."""

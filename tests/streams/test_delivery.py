@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from tickcast.streams.delivery import InFlight
+from tickcast.streams.delivery import InFlight, Placement
 
 
 class FakeStream:
@@ -148,3 +148,32 @@ def test_on_delivered_runs_in_batch_order_before_the_ack_and_never_for_a_failed_
         return seen
 
     assert asyncio.run(scenario()) == [("a", (["meta-a"], [])), ("b", (["meta-b"], ["a"]))]
+
+
+class _Producer:
+    def __init__(self, partitions: set[int]) -> None:
+        self.partitions = partitions
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return self.partitions
+
+
+def test_placement_remembers_keys_and_forgets_them_when_partitions_change() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    reference = DefaultPartitioner()
+    placement = Placement(limit=50)
+    producer = _Producer(set(range(6)))
+    keys = [f"S{i}".encode() for i in range(120)]  # beyond the limit: it starts again
+
+    async def placed() -> list[int]:
+        every = await placement.partitions(producer, "t")
+        return [placement.place("t", k, every) for k in keys]
+
+    six = list(range(6))
+    assert asyncio.run(placed()) == [reference(k, six, six) for k in keys]
+    assert len(placement._placed) <= 50
+    producer.partitions = set(range(9))  # partitions added: keys move as send would move them
+    nine = list(range(9))
+    assert asyncio.run(placed()) == [reference(k, nine, nine) for k in keys]
+    assert any(reference(k, six, six) != reference(k, nine, nine) for k in keys)
