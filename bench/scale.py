@@ -29,9 +29,11 @@ Dimensions (:class:`ScaleConfig` sets every size):
     (:data:`PROBES`) get W + 20 ticks at the start of the backlog. Once it is consumed (and
     its offsets committed, so every state write is delivered):
 
-    a. the changelog (``{app_id}-price-state-changelog``) read from its start to its end
-       offsets: key + value bytes of every record (a tombstone counts its key), per 1,000
-       ticks; ``live_bytes`` is what compaction would leave (the last value per key);
+    a. the state changelog: what the worker wrote (``tickcast_state_changelog_bytes_total``
+       and ``..._records_total``: key + value bytes, a tombstone counting its key), per 1,000
+       ticks of the backlog; and the topic (``{app_id}-price-state-changelog``) read from its
+       start to its end offsets (``changelog_kept``: what compaction has left by then, with
+       ``live_bytes``, the last value per key);
     b. latency at a fixed offered rate: every :data:`PROBE_EVERY`-th tick goes to a probe
        (P0..P9 in turn), the others cycle over the N symbols, each continuing its own event
        time; the latency of a probe tick is its forecast's Kafka timestamp minus the time
@@ -698,15 +700,16 @@ def _symbols_point(run: _Run, count: int, store: str) -> dict[str, Any]:
                     + ("" if point["outcomes_as_expected"] else
                        f" (EXPECTED {point['expected_outcomes']})"))
             _wait_committed(bootstrap, app_id, f"{prefix}prices")
-            changelog = changelog_size(read_topic(bootstrap,
-                                                  f"{app_id}-price-state-changelog"))
-            changelog["bytes_per_1k_ticks"] = changelog["bytes"] / workload.ticks * 1000
-            point.update(changelog=changelog,
-                         changelog_bytes_per_1k_ticks=changelog["bytes_per_1k_ticks"],
-                         changelog_records=changelog["records"])
-            run.log(f"  changelog: {changelog['records']:,} records, {changelog['bytes']:,} "
-                    f"bytes ({changelog['bytes_per_1k_ticks']:,.0f} per 1k ticks), "
-                    f"{changelog['keys']:,} live keys")
+            written = {"bytes": int(samples.total("tickcast_state_changelog_bytes_total")),
+                       "records": int(samples.total("tickcast_state_changelog_records_total"))}
+            written["bytes_per_1k_ticks"] = written["bytes"] / workload.ticks * 1000
+            kept = changelog_size(read_topic(bootstrap, f"{app_id}-price-state-changelog"))
+            point.update(changelog_written=written, changelog_kept=kept,
+                         changelog_bytes_per_1k_ticks=written["bytes_per_1k_ticks"],
+                         changelog_records=written["records"])
+            run.log(f"  changelog: {written['records']:,} records, {written['bytes']:,} bytes "
+                    f"written ({written['bytes_per_1k_ticks']:,.0f} per 1k ticks); "
+                    f"{kept['records']:,} records kept, {kept['keys']:,} live keys")
             point["latency"] = _probe_latency(run, workers, workload, continuation, prefix)
             lat = point["latency"]
             run.log(f"  probe latency at {lat['offered_per_s']:.0f} ticks/s: p50 "
@@ -1043,8 +1046,9 @@ def scale_table(results: Mapping[str, Any]) -> str:
     if "symbols" in results:
         head = ("symbols", "store", "ticks", "events/s", "x first", "ready s", "RSS ready "
                 "MiB", "RSS end MiB", "RSS peak MiB", "CPU s / 1k", "forecast", "warming up",
-                "changelog B / 1k ticks", "changelog records", "probe p50 ms", "p99 ms",
-                "max ms", "restart ready s", "first forecast s", "resumed probes")
+                "changelog B written / 1k ticks", "changelog records written",
+                "probe p50 ms", "p99 ms", "max ms", "restart ready s", "first forecast s",
+                "resumed probes")
         rows = [head]
         for p in results["symbols"]["points"]:
             if "error" in p:
@@ -1182,7 +1186,7 @@ def plot_scale(results: Mapping[str, Any], out_prefix: Path) -> list[Path]:
                    ylabel="RSS once consumed, MiB")
         recovery.set_ylabel("restart to first probe forecast, s (dashed)")
         log.set(title="changelog and latency", xlabel="symbols",
-                ylabel="changelog bytes / 1k ticks")
+                ylabel="changelog bytes written / 1k ticks")
         latency.set_ylabel("probe latency p99, ms (dashed)")
         xs = [float(p["symbols"]) for p in points]
         _log_x(rate, xs)

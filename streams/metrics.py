@@ -191,6 +191,12 @@ class Metrics:
             "tickcast_state_loads_total", "Symbol states read from the state store into the "
             "worker's cache: a symbol's first tick after a start or a rebalance, or after the "
             "cache (TICKCAST_STATE_CACHE) dropped it.", registry=r)
+        self.state_changelog_records = Counter(
+            "tickcast_state_changelog_records_total", "Records the worker wrote to its "
+            "state changelog (a tombstone counts).", registry=r)
+        self.state_changelog_bytes = Counter(
+            "tickcast_state_changelog_bytes_total", "Key and value bytes the worker wrote to "
+            "its state changelog, before compression and before compaction.", registry=r)
         self.state_cached = Gauge(
             "tickcast_state_cached_symbols", "Symbols whose decoded state the worker holds "
             "(at most TICKCAST_STATE_CACHE).", registry=r)

@@ -88,7 +88,11 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
                 table.write(key, value, partition=plan.partitions[symbol], checked=True)
                 for symbol, state in plan.states.items()
                 for key, value in state_writes(symbol, state, keep=history)]
-            processor.metrics.state_cached.set(len(cache))
+            metrics = processor.metrics
+            metrics.state_cached.set(len(cache))
+            metrics.state_changelog_records.inc(len(changelog))
+            metrics.state_changelog_bytes.inc(sum(len(k) + (len(v) if v is not None else 0)
+                                                  for _, _, k, v in changelog))
             deliveries = await sinks.send(outputs, changelog)
             # Acked once delivered, in batch order; a RocksDB store takes the batch's state
             # writes only then.
