@@ -348,10 +348,10 @@ class PriceProcessor:
                 pending = {"ts": tick.ts, "last": last, "forecast": forecast,
                            "version": version, "scale": scale}
                 if interval is not None:
-                    pending["bounds"] = interval
+                    pending["bounds"] = tuple(interval)
                     assert baseline is not None
                     if math.isfinite(baseline[i][0]):
-                        pending["baseline"] = baseline[i]
+                        pending["baseline"] = tuple(baseline[i])
                 if rival_ok:
                     pending["challenger"] = {"version": challenger, "forecast": rival}
                 made[id(job)] = state.pending = pending
@@ -410,8 +410,8 @@ class PriceProcessor:
             made_by = str(pending.get("version", ""))
             if self.tracking_rate and state is not None:
                 theta = self._theta(state, made_by) or [0.0] * len(SERVED_LEVELS)
-                state.track = {"version": made_by, "theta": track(
-                    theta, interval, tick.price, SERVED_LEVELS, self.tracking_rate)}
+                state.track = {"version": made_by, "theta": tuple(track(
+                    theta, interval, tick.price, SERVED_LEVELS, self.tracking_rate))}
         rival = pending.get("challenger")
         if rival is not None and rival.get("version") == self.challenger_version and scale:
             last, actual = float(pending["last"]), tick.price

@@ -180,3 +180,28 @@ def test_a_point_only_forecaster_emits_no_bounds() -> None:
     out = Harness().run(*[tick("XAU", t, 100.0 + t) for t in range(1, 6)])
     assert out
     assert all("lower_80" not in o for _, o in out)
+
+
+def test_a_symbols_pending_forecast_and_tracking_hold_nothing_the_collector_walks() -> None:
+    """With a symbol per tick, every state lives until its symbol's next tick; containers
+    the cyclic collector keeps walking would make each full pass grow with the symbols."""
+    import gc
+
+    from tickcast.streams.prices.processor import SymbolState
+
+    h = harness(0.05)
+    states: dict[str, SymbolState] = {}
+    prices = walk(60, seed=3)
+    for t in range(0, 60, 3):
+        batch = [tick("XAU", t + i + 1, p) for i, p in enumerate(prices[t:t + 3])]
+        plan = h.processor.plan(batch, lambda s, _p: states.setdefault(s, SymbolState()),
+                                h.forecaster)  # type: ignore[arg-type]
+        h.processor.finish(plan, h.processor.infer(plan))
+    state = states["XAU"]
+    assert state.pending is not None
+    assert "bounds" in state.pending
+    assert "baseline" in state.pending
+    assert state.track is not None
+    gc.collect()
+    assert not gc.is_tracked(state.pending)
+    assert not gc.is_tracked(state.track)
