@@ -8,6 +8,15 @@ models are loaded they are collected once and frozen (:func:`gc.freeze`): later 
 only what was made since. A model swap turns the old model into garbage inside the frozen part
 (Keras models hold reference cycles), so a swap unfreezes, collects and freezes again: one
 deliberate pause per swap instead of a leak.
+
+The young generation's threshold is raised at the same time (:data:`THRESHOLDS`). Python
+counts tracked objects allocated minus those freed, and at the default of 700 a single batch
+in flight (its messages, ticks, jobs and records) crosses it: young passes run several times
+a batch and move the batch's live objects to older generations, which in turn trigger full
+passes. With many symbols a full pass walks every symbol's state (two arrays and the state
+object each: ~150k objects at 50,000 symbols), so the collector's cost and its pauses grew
+with the symbols. At 10,000 a pass runs only when tracked objects really accumulate; cyclic
+garbage is still collected, a little later.
 """
 
 from __future__ import annotations
@@ -17,12 +26,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["Frozen", "freeze"]
+__all__ = ["THRESHOLDS", "Frozen", "freeze"]
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+
+THRESHOLDS: Final = (10_000, 10, 10)
+"""The collector's thresholds in a worker (Python's default: 700, 10, 10)."""
 
 
 @dataclass(frozen=True)
@@ -36,12 +49,14 @@ class Frozen:
 
 
 def freeze() -> Frozen:
-    """Collect everything (frozen objects included), then freeze what survived."""
+    """Collect everything (frozen objects included), then freeze what survived; the
+    collector runs at :data:`THRESHOLDS` from then on."""
     with _lock:
         started = time.perf_counter()
         gc.unfreeze()
         collected = gc.collect()
         gc.freeze()
+        gc.set_threshold(*THRESHOLDS)
         done = Frozen(gc.get_freeze_count(), collected, time.perf_counter() - started)
     log.info("heap frozen: %d objects, %d collected, %.0f ms", done.objects, done.collected,
              done.seconds * 1000)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tickcast.models.registry import ModelStore
+from tickcast.streams import heap
 from tickcast.streams.events import ModelUpdate
 from tickcast.streams.metrics import Metrics
 from tickcast.streams.serving import ModelManager
@@ -202,8 +203,10 @@ def test_promoting_the_challenger_ends_its_shadow_and_workers_start_with_it(
 @pytest.fixture
 def thawed() -> Iterator[None]:
     """Give the test process its collector back after a test that freezes the heap."""
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def walked_by_collector(obj: object) -> bool:
@@ -215,6 +218,7 @@ def test_frozen_heap_hides_the_models_from_the_collector_and_changes_free_the_ol
     models, _ = manager(store, freeze_heap=True)
     models.load_latest()
     assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == heap.THRESHOLDS  # young passes no longer run every batch
     first = models.forecaster()
     assert first is not None
     assert not walked_by_collector(first.model)
@@ -239,7 +243,8 @@ def test_frozen_heap_hides_the_models_from_the_collector_and_changes_free_the_ol
 
 def test_without_freeze_heap_the_collector_is_left_alone(store: ModelStore,
                                                          tiny_forecaster: PriceResult) -> None:
-    before = gc.get_freeze_count()
+    before, thresholds = gc.get_freeze_count(), gc.get_threshold()
     models, _ = manager(store)
     models.load_latest()
     assert gc.get_freeze_count() == before
+    assert gc.get_threshold() == thresholds
