@@ -72,11 +72,14 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
     full = seq // size
     ts: list[int] = []
     price: list[float] = []
+    found: list[str] = []
     for k in range(_first_needed(seq, keep, size), full):
-        chunk = get(chunk_key(symbol, k, version=version))
+        key = chunk_key(symbol, k, version=version)
+        chunk = get(key)
         if not chunk:  # keep only what is contiguous with the head
             ts.clear(), price.clear()
             continue
+        found.append(key)
         ts.extend(chunk["ts"])
         price.extend(chunk["price"])
     ts.extend(head["ts"])
@@ -86,8 +89,7 @@ def load_state(symbol: str, get: Callable[[str], Any], *, keep: int) -> SymbolSt
                         track=head.get("track"))
     if version != VERSION:  # rewritten whole at the next write, then the old chunks go
         state.written = 0
-        state.stale = tuple(chunk_key(symbol, k, version=version)
-                            for k in range(_first_needed(seq, keep, size), full))
+        state.stale = tuple(found)
     return state
 
 
