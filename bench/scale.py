@@ -104,12 +104,14 @@ __all__ = [
     "labelled_texts",
     "latency_schedule",
     "plot_scale",
+    "read_topic",
     "run_scale",
     "scale_table",
     "state_footprint",
     "tick_records",
     "topic_rates",
     "unlabelled_texts",
+    "wait_committed",
 ]
 
 DIMENSIONS: Final = ("symbols", "pending", "windows")
@@ -485,7 +487,7 @@ def read_topic(bootstrap: str, topic: str, *, timeout: float = 300.0
         consumer.close()
 
 
-def _wait_committed(bootstrap: str, group: str, topic: str, *, timeout: float = 60.0) -> None:
+def wait_committed(bootstrap: str, group: str, topic: str, *, timeout: float = 60.0) -> None:
     """Until ``group`` has committed every offset of ``topic``: an input is acked only once
     its outputs and state writes are delivered, so the changelog is then complete."""
     from kafka import KafkaAdminClient, KafkaConsumer
@@ -699,9 +701,11 @@ def _symbols_point(run: _Run, count: int, store: str) -> dict[str, Any]:
                     f" -> {measured['rss_end_mib']:.0f} MiB; outcomes {point['outcomes']}"
                     + ("" if point["outcomes_as_expected"] else
                        f" (EXPECTED {point['expected_outcomes']})"))
-            _wait_committed(bootstrap, app_id, f"{prefix}prices")
-            written = {"bytes": int(samples.total("tickcast_state_changelog_bytes_total")),
-                       "records": int(samples.total("tickcast_state_changelog_records_total"))}
+            wait_committed(bootstrap, app_id, f"{prefix}prices")
+            # Counted before the batch is produced, so complete once its input is committed.
+            final = scrape(workers.urls[0])
+            written = {"bytes": int(final.total("tickcast_state_changelog_bytes_total")),
+                       "records": int(final.total("tickcast_state_changelog_records_total"))}
             written["bytes_per_1k_ticks"] = written["bytes"] / workload.ticks * 1000
             kept = changelog_size(read_topic(bootstrap, f"{app_id}-price-state-changelog"))
             point.update(changelog_written=written, changelog_kept=kept,
