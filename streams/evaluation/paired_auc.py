@@ -9,6 +9,8 @@ models were serving.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,10 +67,13 @@ class PairedAUC:
     :func:`~tickcast.streams.evaluation.forecast_error.refresh_due` (a monitoring gauge: a
     DeLong pass sorts the whole window)."""
 
-    def __init__(self, window_size: int, *, exact: bool = True) -> None:
+    def __init__(self, window_size: int, *, exact: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._window = RowRing(window_size, 3)
         self._exact = exact
+        self._clock = clock
         self._cached: tuple[int, AUCComparison | None] = (0, None)
+        self._computed_at = -math.inf
 
     def __len__(self) -> int:
         return len(self._window)
@@ -82,8 +87,11 @@ class PairedAUC:
         the window as it is now, whatever the policy."""
         updates = self._window.appended
         new = updates - self._cached[0]
-        if new and (self._exact or fresh or refresh_due(new, len(self._window))):
-            self._cached = (updates, self._compute())
+        if not new:
+            return self._cached[1]
+        now = self._clock()
+        if self._exact or fresh or refresh_due(new, len(self._window), now - self._computed_at):
+            self._cached, self._computed_at = (updates, self._compute()), now
         return self._cached[1]
 
     def _compute(self) -> AUCComparison | None:

@@ -161,6 +161,8 @@ class PriceProcessor:
         self.metrics = metrics
         self.clock = clock
         """Wall time for ``processed_at`` and latency (a backtest passes event time)."""
+        self.monotonic: Callable[[], float] = time.monotonic
+        """Elapsed time, for how often large windows are recomputed (``refresh_due``)."""
         self.on_scored: Callable[[PriceTick, dict[str, Any]], None] | None = None
         """Called with each tick and the forecast it scores (a backtest records them)."""
         self.max_event_bytes = max_event_bytes
@@ -180,7 +182,7 @@ class PriceProcessor:
         """Step of the intervals' online tracking per outcome (0: served as the model made
         them)."""
         self.intervals = RollingIntervals(eval_window)
-        self._exported: dict[str, tuple[object, int]] = {}
+        self._exported: dict[str, tuple[object, int, float]] = {}
         """Statistics exported -> (the object exported, its ``updates`` then)."""
 
     # -- 1. plan --------------------------------------------------------------------------
@@ -469,10 +471,11 @@ class PriceProcessor:
     def _due(self, name: str, stats: RollingForecastErrors | RollingIntervals) -> bool:
         """Whether ``stats`` changed enough since it was last exported to compute it again
         (:func:`~tickcast.streams.evaluation.forecast_error.refresh_due`)."""
-        of, last = self._exported.get(name, (None, 0))
-        if of is stats and not refresh_due(stats.updates - last, len(stats)):
+        of, last, at = self._exported.get(name, (None, 0, -math.inf))
+        now = self.monotonic()
+        if of is stats and not refresh_due(stats.updates - last, len(stats), now - at):
             return False
-        self._exported[name] = (stats, stats.updates)
+        self._exported[name] = (stats, stats.updates, now)
         return True
 
     def _export_errors(self) -> None:

@@ -84,7 +84,13 @@ def test_a_monitoring_comparison_is_recomputed_once_a_hundredth_of_its_window_is
     rng = np.random.default_rng(3)
     rows = [(float(rng.random()), float(rng.random()), int(rng.random() < 0.5))
             for _ in range(6_100)]
-    lazy, exact = PairedAUC(6_000, exact=False), PairedAUC(6_000)
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0  # a second between every two reads: only the rows decide here
+        return now[0]
+
+    lazy, exact = PairedAUC(6_000, exact=False, clock=clock), PairedAUC(6_000)
     for row in rows[:150]:
         lazy.update(*row), exact.update(*row)
         assert lazy.get() == exact.get()  # under 5,000 held: every update
@@ -101,3 +107,20 @@ def test_a_monitoring_comparison_is_recomputed_once_a_hundredth_of_its_window_is
     lazy.update(*rows[6_060]), exact.update(*rows[6_060])
     assert lazy.get() != exact.get()  # one row behind
     assert lazy.get(fresh=True) == exact.get()  # what a backtest asks for
+
+
+def test_a_large_monitoring_comparison_is_recomputed_at_most_once_a_second() -> None:
+    rng = np.random.default_rng(4)
+    rows = [(float(rng.random()), float(rng.random()), int(rng.random() < 0.5))
+            for _ in range(6_200)]
+    now = [100.0]
+    lazy = PairedAUC(6_000, exact=False, clock=lambda: now[0])
+    for row in rows[:6_000]:
+        lazy.update(*row)
+    first = lazy.get()
+    for row in rows[6_000:6_200]:  # over a hundredth new, within the same second
+        lazy.update(*row)
+    now[0] += 0.5
+    assert lazy.get() is first
+    now[0] += 0.5
+    assert lazy.get() == delong(*np.array(rows[200:6_200]).T)

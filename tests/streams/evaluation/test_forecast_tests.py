@@ -136,3 +136,7 @@ def test_refresh_is_due_after_every_row_below_5000_then_after_a_hundredth() -> N
     assert refresh_due(50, 5_000)
     assert not refresh_due(499, 50_000)
     assert refresh_due(500, 50_000)
+    # a large window at most once a second, however fast its rows arrive
+    assert not refresh_due(5_000, 50_000, 0.9)
+    assert refresh_due(500, 50_000, 1.0)
+    assert refresh_due(1, 4_999, 0.0)  # a small one stays exact
