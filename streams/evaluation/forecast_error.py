@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -19,7 +21,7 @@ import numpy as np
 from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
 from tickcast.streams.evaluation.rolling_auc import RollingAUC
 
-__all__ = ["EXACT_UP_TO", "REFRESH_EVERY_S", "REFRESH_PARTS", "RollingForecastErrors",
+__all__ = ["EXACT_UP_TO", "REFRESH_EVERY_S", "REFRESH_PARTS", "Refresh", "RollingForecastErrors",
            "RollingLossPairs", "RowRing", "refresh_due"]
 
 
@@ -40,6 +42,30 @@ def refresh_due(new_rows: int, held: int, elapsed_s: float = math.inf) -> bool:
     if held < EXACT_UP_TO:
         return new_rows >= 1
     return new_rows >= held // REFRESH_PARTS and elapsed_s >= REFRESH_EVERY_S
+
+
+class Refresh:
+    """When a whole-window statistic was last computed (rows appended then, and the time),
+    and whether it is due again by :func:`refresh_due`."""
+
+    __slots__ = ("_at", "_clock", "_updates")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._updates = 0
+        self._at = -math.inf
+
+    def due(self, updates: int, held: int, *, always: bool = False) -> bool:
+        """Whether to compute again a statistic whose window has seen ``updates`` rows ever
+        and holds ``held``; ``always``: on any new row. A ``True`` marks it computed now."""
+        new = updates - self._updates
+        if not new:
+            return False
+        now = self._clock()
+        if not (always or refresh_due(new, held, now - self._at)):
+            return False
+        self._updates, self._at = updates, now
+        return True
 
 
 class RowRing:

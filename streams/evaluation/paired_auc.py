@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tickcast.streams.evaluation.forecast_error import RowRing, refresh_due
+from tickcast.streams.evaluation.forecast_error import Refresh, RowRing
 
 __all__ = ["AUCComparison", "PairedAUC", "delong"]
 
@@ -71,9 +71,8 @@ class PairedAUC:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._window = RowRing(window_size, 3)
         self._exact = exact
-        self._clock = clock
-        self._cached: tuple[int, AUCComparison | None] = (0, None)
-        self._computed_at = -math.inf
+        self._refresh = Refresh(clock)
+        self._cached: AUCComparison | None = None
 
     def __len__(self) -> int:
         return len(self._window)
@@ -85,14 +84,10 @@ class PairedAUC:
         """``None`` until the window holds two of each class. Kept until the next update
         (callers ask once per batch), or until it is due when not ``exact``; ``fresh``: of
         the window as it is now, whatever the policy."""
-        updates = self._window.appended
-        new = updates - self._cached[0]
-        if not new:
-            return self._cached[1]
-        now = self._clock()
-        if self._exact or fresh or refresh_due(new, len(self._window), now - self._computed_at):
-            self._cached, self._computed_at = (updates, self._compute()), now
-        return self._cached[1]
+        if self._refresh.due(self._window.appended, len(self._window),
+                             always=self._exact or fresh):
+            self._cached = self._compute()
+        return self._cached
 
     def _compute(self) -> AUCComparison | None:
         if not len(self._window):

@@ -32,9 +32,9 @@ from tickcast.models.predictors import Forecaster
 from tickcast.models.preprocessing import SERVED_LEVELS
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation.forecast_error import (
+    Refresh,
     RollingForecastErrors,
     RollingLossPairs,
-    refresh_due,
 )
 from tickcast.streams.evaluation.intervals import (
     BASELINE_MIN_RETURNS,
@@ -182,8 +182,8 @@ class PriceProcessor:
         """Step of the intervals' online tracking per outcome (0: served as the model made
         them)."""
         self.intervals = RollingIntervals(eval_window)
-        self._exported: dict[str, tuple[object, int, float]] = {}
-        """Statistics exported -> (the object exported, its ``updates`` then)."""
+        self._exported: dict[str, tuple[object, Refresh]] = {}
+        """Statistics exported -> (the object exported, when it was last computed)."""
 
     # -- 1. plan --------------------------------------------------------------------------
     def plan(self, batch: Sequence[InMessage], load: Callable[[str, int], SymbolState],
@@ -471,11 +471,12 @@ class PriceProcessor:
     def _due(self, name: str, stats: RollingForecastErrors | RollingIntervals) -> bool:
         """Whether ``stats`` changed enough since it was last exported to compute it again
         (:func:`~tickcast.streams.evaluation.forecast_error.refresh_due`)."""
-        of, last, at = self._exported.get(name, (None, 0, -math.inf))
-        now = self.monotonic()
-        if of is stats and not refresh_due(stats.updates - last, len(stats), now - at):
-            return False
-        self._exported[name] = (stats, stats.updates, now)
+        of, refresh = self._exported.get(name, (None, None))
+        if of is stats and refresh is not None:
+            return refresh.due(stats.updates, len(stats))
+        refresh = Refresh(self.monotonic)  # a new object: exported at once
+        refresh.due(stats.updates, len(stats), always=True)
+        self._exported[name] = (stats, refresh)
         return True
 
     def _export_errors(self) -> None:

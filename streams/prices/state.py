@@ -11,8 +11,9 @@ appended to the symbol), so a batch writes only what changed:
   when it fills, and deleted (a tombstone) once it is older than the history kept.
 
 With many symbols a batch holds about one tick per symbol, so each tick rewrites its
-symbol's head: short chunks keep that write small (about 0.3 KB with 16-tick chunks against
-1.3 KB with 64), at the cost of more keys per symbol (``keep / CHUNK``).
+symbol's head: short chunks keep that write small (a fraction of what 64-tick chunks
+wrote; measured by ``tickcast bench --scale symbols``), at the cost of more keys per symbol
+(``keep / CHUNK``).
 
 Format 2 (chunks of 64 ticks under ``"<symbol>#<k>"``) is still read. The first write after
 such a state is loaded rewrites the history held as format-3 chunks, then the head, then
