@@ -182,7 +182,9 @@ def run_backtest(config: BenchConfig, target: Target, *, state: Path) -> dict[st
     from tickcast.streams.settings import Settings
 
     store = ModelStore(target.model_dir)
-    models = [load_model(store, kind, name, store.latest(name) or "")  # type: ignore[arg-type]
+    threads = Settings().inference_threads  # as `tickcast backtest` loads them
+    models = [load_model(store, kind, name, store.latest(name) or "",  # type: ignore[arg-type]
+                         threads=threads)
               for kind, name in (("forecaster", target.forecaster),
                                  ("sentiment", target.sentiment))]
     inputs = Inputs()

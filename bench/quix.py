@@ -421,10 +421,13 @@ def pipeline(config: RunConfig, progress: ThreadSafeProgress, *, model_dir: Path
     from tickcast.streams.settings import Settings
 
     store = ModelStore(model_dir)
-    forecaster = load_latest(store, forecaster_name, kind="forecaster")
-    rnn = load_latest(store, sentiment_name, kind="sentiment")
+    settings = Settings()  # the worker's inference threads, so both run the same calls
+    forecaster = load_latest(store, forecaster_name, kind="forecaster",
+                             threads=settings.inference_threads)
+    rnn = load_latest(store, sentiment_name, kind="sentiment",
+                      threads=settings.inference_threads)
     vader = VaderScorer()
-    max_bytes = Settings().max_event_bytes
+    max_bytes = settings.max_event_bytes
 
     app = _application(config, on_message_processed=progress.first_event)
     producer = _producer(config)

@@ -19,6 +19,7 @@ character at a time.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ class Forecaster:
     kind = "forecaster"
 
     def __init__(self, model: Any, scaler: PriceScaler, manifest: Manifest, *,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", threads: int = 1) -> None:
         self.model = model
         self.scaler = scaler
         self.manifest = manifest
@@ -144,7 +145,8 @@ class Forecaster:
                              f"{SERVED_LEVELS}")
         self.intervals = spec is not None
         self._call, self.backend = _serving_call(
-            model, (("onnx", onnx_forecaster), ("numpy", numpy_forecaster)),
+            model, (("onnx", functools.partial(onnx_forecaster, threads=threads)),
+                    ("numpy", numpy_forecaster)),
             [None, scaler.window, 1], "float32", backend)
 
     def predict_outputs(self, features: np.ndarray) -> np.ndarray:
@@ -185,7 +187,7 @@ class SentimentRNN:
     name = "rnn"
 
     def __init__(self, model: Any, vocabulary: Vocabulary, manifest: Manifest, *,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", threads: int = 1) -> None:
         self.model = model
         self.vocabulary = vocabulary
         self.manifest = manifest
@@ -197,11 +199,11 @@ class SentimentRNN:
         if not self.side_inputs:
             # Any sequence length: a batch is cut to the tokens its texts have (score_ids).
             call, self.backend = _serving_call(
-                model, (("onnx", onnx_sentiment), ("numpy", numpy_sentiment)), [None, None],
-                "int32", backend)
+                model, (("onnx", functools.partial(onnx_sentiment, threads=threads)),
+                        ("numpy", numpy_sentiment)), [None, None], "int32", backend)
             self._call = lambda ids, side: call(ids)
             return
-        self._call, self.backend = _side_input_call(model, backend)
+        self._call, self.backend = _side_input_call(model, backend, threads)
 
     @property
     def needs_vader(self) -> bool:
@@ -292,7 +294,7 @@ def text_encoder(model: Any) -> Any:
                          name="text_encoder")
 
 
-def _side_input_call(model: Any, backend: str) -> tuple[Any, str]:
+def _side_input_call(model: Any, backend: str, threads: int = 1) -> tuple[Any, str]:
     """``(call(ids, side) -> P(positive), backend)`` for a model with side inputs: with
     ``auto``, its text part (``token_ids`` -> ``text_features``) on the first fast path that
     supports it and the head after it in NumPy; else the whole model in a ``tf.function``."""
@@ -304,8 +306,8 @@ def _side_input_call(model: Any, backend: str) -> tuple[Any, str]:
             encoder = text_encoder(model)
             head = numpy_head(model, [encoder.outputs[0], side_input])
             call, name = _serving_call(
-                encoder, (("onnx", onnx_sentiment), ("numpy", numpy_sentiment)),
-                [None, None], "int32", "auto")
+                encoder, (("onnx", functools.partial(onnx_sentiment, threads=threads)),
+                          ("numpy", numpy_sentiment)), [None, None], "int32", "auto")
             if name != "tf-function":
                 return (lambda ids, side: head(call(ids), side)), name
         except UnsupportedModelError:
@@ -329,10 +331,13 @@ def _length_buckets(max_len: int) -> tuple[int, ...]:
     return tuple(reversed(widths))
 
 
-def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: str = "auto"
-                   ) -> Forecaster | SentimentRNN | TextGenerator:
+def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: str = "auto",
+                   threads: int = 1) -> Forecaster | SentimentRNN | TextGenerator:
     """Verify and load an artifact directory into a predictor (the only loading path);
-    ``backend`` (one of :data:`BACKENDS`) for the batch predictors."""
+    ``backend`` (one of :data:`BACKENDS`) for the batch predictors, ``threads`` for each call
+    on the ONNX path (ONNX Runtime's intra-op threads)."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     manifest = verify_artifact(path, expected_sha256=expected_sha256)
@@ -353,7 +358,7 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: s
                        f"{scaler.outputs - 1} quantiles" if scaler.intervals
                        else "a point forecast only"))
             predictor: Forecaster | SentimentRNN | TextGenerator = Forecaster(
-                model, scaler, manifest, backend=backend)
+                model, scaler, manifest, backend=backend, threads=threads)
         elif manifest.kind == "textgen":
             expected = (None, None)
             predictor = TextGenerator(model, CharVocabulary.from_dict(state), manifest)
@@ -364,7 +369,8 @@ def load_predictor(path: Path, *, expected_sha256: str | None = None, backend: s
                 raise ArtifactError(f"the manifest's side inputs {list(declared)} are not "
                                     f"{PREPROCESSING_FILE}'s {list(vocabulary.side_inputs)}")
             expected = _sentiment_inputs(model, vocabulary)
-            predictor = SentimentRNN(model, vocabulary, manifest, backend=backend)
+            predictor = SentimentRNN(model, vocabulary, manifest, backend=backend,
+                                     threads=threads)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{PREPROCESSING_FILE} does not fit a {manifest.kind}: {exc}"
                             ) from None
@@ -404,14 +410,14 @@ Predictor = Forecaster | SentimentRNN | TextGenerator
 
 
 def load_latest(store: ModelStore, name: str, *, kind: ModelKind, hint: str = "",
-                backend: str = "auto") -> Any:
+                backend: str = "auto", threads: int = 1) -> Any:
     """The ``LATEST`` version of ``name`` through :func:`load_predictor`; a
     :class:`StoreError` (with ``hint`` appended: how to make one) when the store has none, an
     :class:`ArtifactError` when it holds another kind of model."""
     version = store.latest(name)
     if version is None:
         raise StoreError(f"no {name} model in {store.root}{hint}")
-    predictor = load_predictor(store.path(name, version), backend=backend)
+    predictor = load_predictor(store.path(name, version), backend=backend, threads=threads)
     if predictor.kind != kind:
         raise ArtifactError(f"{name}/{version} is a {predictor.kind} model, not a {kind}")
     return predictor

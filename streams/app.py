@@ -77,7 +77,8 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
                           names={"forecaster": settings.forecaster_model,
                                  "sentiment": settings.sentiment_model},
                           max_event_bytes=settings.max_event_bytes,
-                          backend=settings.inference_backend, freeze_heap=True)
+                          backend=settings.inference_backend,
+                          threads=settings.inference_threads, freeze_heap=True)
     # One inference thread: batches of both agents run one at a time, off the event loop.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-inference")
     gate = Policy(min_events=settings.gate_min_events, max_events=settings.gate_max_events,

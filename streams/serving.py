@@ -70,11 +70,12 @@ def smoke_test(predictor: Predictor) -> None:
 
 
 def load_model(store: ModelStore, kind: ModelKind, name: str, version: str, *,
-               expected_sha256: str | None = None, backend: str = "auto") -> Predictor:
+               expected_sha256: str | None = None, backend: str = "auto", threads: int = 1
+               ) -> Predictor:
     """Load ``name/version`` from ``store`` with every check a swap makes (checksums, kind and
     name, a smoke inference); :class:`ArtifactError` says why a version cannot serve."""
     predictor = load_predictor(store.path(name, version), expected_sha256=expected_sha256,
-                               backend=backend)
+                               backend=backend, threads=threads)
     if predictor.manifest.name != name or predictor.kind != kind:
         raise ArtifactError(f"{name}/{version} holds a {predictor.kind} named "
                             f"{predictor.manifest.name!r}, not a {kind} named {name!r}")
@@ -91,8 +92,10 @@ class ModelManager:
     """
 
     def __init__(self, *, store: ModelStore, metrics: Metrics, names: Mapping[ModelKind, str],
-                 max_event_bytes: int, backend: str = "auto", freeze_heap: bool = False) -> None:
+                 max_event_bytes: int, backend: str = "auto", threads: int = 1,
+                 freeze_heap: bool = False) -> None:
         self.store = store
+        self.threads = threads
         self.freeze_heap = freeze_heap
         self.backend = backend
         self.metrics = metrics
@@ -250,7 +253,7 @@ class ModelManager:
     def _load(self, kind: ModelKind, name: str, version: str, *,
               expected_sha256: str | None) -> Predictor:
         return load_model(self.store, kind, name, version, expected_sha256=expected_sha256,
-                          backend=self.backend)
+                          backend=self.backend, threads=self.threads)
 
     def _install(self, kind: ModelKind, predictor: Predictor) -> None:
         old = self._serving[kind]

@@ -179,6 +179,9 @@ class Settings(EnvSettings):
     inference_backend: str = "auto"
     """How the models run: ``auto`` (ONNX Runtime, else NumPy, built from the Keras weights;
     ``tf-function`` for a model neither supports) or ``tf-function`` (always TensorFlow)."""
+    inference_threads: int = 2
+    """Threads of each ONNX Runtime call. The event loop waits for a batch's inference, so a
+    second thread uses a core that would idle; set 1 when a machine runs one worker per core."""
     symbol_cap: int = 50
     """Distinct symbols with their own metric series; more fold into symbol="other"."""
     max_event_bytes: int = 65_536
@@ -270,6 +273,8 @@ class Settings(EnvSettings):
         _require(self.state_cache >= 1, "TICKCAST_STATE_CACHE", self.state_cache, ">= 1")
         _require(self.state_store in {"memory", "rocksdb"}, "TICKCAST_STATE_STORE",
                  self.state_store, "memory or rocksdb")
+        _require(1 <= self.inference_threads <= 64, "TICKCAST_INFERENCE_THREADS",
+                 self.inference_threads, "1..64")
         _require(self.inference_backend in {"auto", "tf-function"},
                  "TICKCAST_INFERENCE_BACKEND", self.inference_backend, "auto or tf-function")
         _require(self.log_level.lower() in {"debug", "info", "warning", "error"},

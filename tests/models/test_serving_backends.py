@@ -1,5 +1,6 @@
 """The serving backends agree with Keras on the trained models' own data: the ONNX path that
-``auto`` picks, and the ``tf.function`` fallback, each within 1e-5 of ``model(x)``."""
+``auto`` picks (with one inference thread and with two), and the ``tf.function`` fallback,
+each within 1e-5 of ``model(x)``."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from tickcast.training.sentiment import SentimentResult, model_inputs
 TOLERANCE = 1e-5
 
 
-@pytest.mark.parametrize("backend", ["auto", "tf-function"])
+BACKENDS = [("auto", 1), ("auto", 2), ("tf-function", 1)]
+
+
+@pytest.mark.parametrize(("backend", "threads"), BACKENDS)
 def test_forecaster_backends_match_keras_on_the_gold_series(tiny_forecaster: PriceResult,
-                                                            backend: str) -> None:
-    predictor = load_predictor(tiny_forecaster.path, backend=backend)
+                                                            backend: str, threads: int) -> None:
+    predictor = load_predictor(tiny_forecaster.path, backend=backend, threads=threads)
     assert isinstance(predictor, Forecaster)
     assert predictor.backend == ("onnx" if backend == "auto" else "tf-function")
     closes = gold_closes()["close"].to_numpy(dtype=np.float64)
@@ -33,10 +37,10 @@ def test_forecaster_backends_match_keras_on_the_gold_series(tiny_forecaster: Pri
         assert np.max(np.abs(got - reference[:size])) <= TOLERANCE, size
 
 
-@pytest.mark.parametrize("backend", ["auto", "tf-function"])
+@pytest.mark.parametrize(("backend", "threads"), BACKENDS)
 def test_sentiment_backends_match_keras_on_every_sample_text(tiny_sentiment: SentimentResult,
-                                                             backend: str) -> None:
-    predictor = load_predictor(tiny_sentiment.path, backend=backend)
+                                                             backend: str, threads: int) -> None:
+    predictor = load_predictor(tiny_sentiment.path, backend=backend, threads=threads)
     assert isinstance(predictor, SentimentRNN)
     assert predictor.backend == ("onnx" if backend == "auto" else "tf-function")
     texts = list(sample_texts()["text"])
@@ -51,3 +55,8 @@ def test_sentiment_backends_match_keras_on_every_sample_text(tiny_sentiment: Sen
 def test_an_unknown_backend_is_refused(tiny_forecaster: PriceResult) -> None:
     with pytest.raises(ValueError, match="backend must be one of auto, tf-function"):
         load_predictor(tiny_forecaster.path, backend="xla")
+
+
+def test_inference_threads_below_one_are_refused(tiny_forecaster: PriceResult) -> None:
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        load_predictor(tiny_forecaster.path, threads=0)

@@ -41,6 +41,7 @@ def test_reads_typed_values_and_ignores_other_variables() -> None:
     ("TICKCAST_PRODUCER_LINGER_MS", "-1", "0..1000"),
     ("TICKCAST_STATE_DIR", " ", "directory path"),
     ("TICKCAST_STATE_STORE", "redis", "memory or rocksdb"),
+    ("TICKCAST_INFERENCE_THREADS", "0", "1..64"),
 ])
 def test_bad_values_are_explained(var: str, value: str, words: str) -> None:
     with pytest.raises(SettingsError) as info:

@@ -115,7 +115,8 @@ def _load(context: Context, kind: str, ref: Any, hint: str) -> Any:
         raise UsageError(f"{ref.name} has no LATEST version in {settings.model_dir} ({hint})")
     try:
         return load_model(store, kind, ref.name, version,  # type: ignore[arg-type]
-                          backend=settings.inference_backend)
+                          backend=settings.inference_backend,
+                          threads=settings.inference_threads)
     except ArtifactError as exc:
         raise UsageError(f"cannot backtest {ref.name}@{version}: {exc}") from None
 
