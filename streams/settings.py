@@ -179,9 +179,10 @@ class Settings(EnvSettings):
     inference_backend: str = "auto"
     """How the models run: ``auto`` (ONNX Runtime, else NumPy, built from the Keras weights;
     ``tf-function`` for a model neither supports) or ``tf-function`` (always TensorFlow)."""
-    inference_threads: int = 2
-    """Threads of each ONNX Runtime call. The event loop waits for a batch's inference, so a
-    second thread uses a core that would idle; set 1 when a machine runs one worker per core."""
+    inference_threads: int = 1
+    """ONNX Runtime threads per inference call. A worker's event loop keeps consuming while a
+    batch infers, so more threads pay where inference is the bottleneck: a worker that mostly
+    scores texts, or one with a core to itself beside the broker."""
     symbol_cap: int = 50
     """Distinct symbols with their own metric series; more fold into symbol="other"."""
     max_event_bytes: int = 65_536
