@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 
 from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
-from tickcast.streams.evaluation.rolling_auc import RollingAUC
+from tickcast.streams.evaluation.rolling_auc import mann_whitney_auc
 
 __all__ = ["EXACT_UP_TO", "REFRESH_EVERY_S", "REFRESH_PARTS", "Refresh", "RollingForecastErrors",
            "RollingLossPairs", "RowRing", "refresh_due"]
@@ -101,7 +101,10 @@ class RowRing:
 class RollingForecastErrors:
     """Over the last ``window_size`` scored forecasts: RMSE, MAE, MAPE (as a ratio) and MASE
     of the model and of persistence, the RMSE skill (``1 - model/naive``), the ROC AUC of the
-    predicted direction, and the Diebold–Mariano test of model against persistence.
+    predicted direction (the predicted move against whether the price went up, over the rows
+    where it moved), and the Diebold–Mariano test of model against persistence. Every
+    statistic is computed from the window's rows when :meth:`get` is called, so an update is
+    one row write.
 
     ``scale`` is the naive in-sample error of the window the forecast was made from
     (:func:`~tickcast.streams.evaluation.forecast_tests.naive_scale`); MASE and the DM test
@@ -111,7 +114,6 @@ class RollingForecastErrors:
 
     def __init__(self, window_size: int) -> None:
         self._rows = RowRing(window_size, 4)
-        self.direction = RollingAUC(window_size)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -128,8 +130,6 @@ class RollingForecastErrors:
                              f"actual={actual}")
         usable = scale is not None and math.isfinite(scale) and scale > 0
         self._rows.append((last, forecast, actual, scale if usable else math.nan))
-        if actual != last:  # a flat day has no direction to call
-            self.direction.update(forecast - last, int(actual > last))
 
     def get(self) -> dict[str, float]:
         if not self._rows:
@@ -148,7 +148,9 @@ class RollingForecastErrors:
             losses[name] = q**2
         out["skill"] = (1.0 - out["model_rmse"] / out["naive_rmse"]
                         if out["naive_rmse"] > 0 else math.nan)
-        auc = self.direction.get()
+        # The predicted move against the direction that came; a flat day has no direction.
+        called = actual != last
+        auc = mann_whitney_auc((forecast - last)[called], actual[called] > last[called])
         out["direction_auc"] = math.nan if auc is None else auc
         dm = diebold_mariano(losses["model"], losses["naive"])
         out["dm_stat"] = math.nan if dm is None else dm.stat

@@ -140,3 +140,30 @@ def test_refresh_is_due_after_every_row_below_5000_then_after_a_hundredth() -> N
     assert not refresh_due(5_000, 50_000, 0.9)
     assert refresh_due(500, 50_000, 1.0)
     assert refresh_due(1, 4_999, 0.0)  # a small one stays exact
+
+
+@pytest.mark.parametrize("window", [7, 60, 400])
+def test_direction_auc_is_sklearns_over_the_window_moves(window: int) -> None:
+    """The direction AUC of the last ``window`` scored forecasts: the predicted move against
+    whether the price went up, over the rows where it moved at all."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(window)
+    errors = RollingForecastErrors(window_size=window)
+    rows = []
+    price = 100.0
+    for _ in range(500):
+        # Rounded to cents, so flat days and tied predicted moves both happen.
+        actual = round(price + rng.choice([-1, 0, 1]) * rng.integers(0, 3) * 0.01, 2)
+        forecast = round(price + 0.3 * (actual - price) + rng.normal(0, 0.01), 2)
+        errors.update(last=price, forecast=forecast, actual=actual, scale=1.0)
+        rows.append((price, forecast, actual))
+        last, predicted, came = (np.array(c) for c in zip(*rows[-window:], strict=True))
+        moved = came != last
+        up = came[moved] > last[moved]
+        got = errors.get()["direction_auc"]
+        if up.all() or not up.any():
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(roc_auc_score(up, (predicted - last)[moved]), abs=1e-12)
+        price = actual

@@ -97,3 +97,25 @@ def test_rejects_invalid_input(score: float, label: int) -> None:
 def test_rejects_empty_window() -> None:
     with pytest.raises(ValueError, match="window_size"):
         RollingAUC(0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mann_whitney_auc_matches_sklearn_with_ties(seed: int) -> None:
+    from tickcast.streams.evaluation.rolling_auc import mann_whitney_auc
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    labels = (rng.random(n) < 0.3 + 0.4 * rng.random()).astype(int)
+    scores = np.round(rng.normal(0.3 * labels, 1.0), 1)  # rounded: ties are common
+    got = mann_whitney_auc(scores, labels)
+    if labels.min() == labels.max():
+        assert got is None
+    else:
+        assert got == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_mann_whitney_auc_is_none_without_both_classes() -> None:
+    from tickcast.streams.evaluation.rolling_auc import mann_whitney_auc
+
+    assert mann_whitney_auc(np.array([0.2, 0.5]), np.array([1, 1])) is None
+    assert mann_whitney_auc(np.array([]), np.array([])) is None
