@@ -182,9 +182,8 @@ def run_backtest(config: BenchConfig, target: Target, *, state: Path) -> dict[st
     from tickcast.streams.settings import Settings
 
     store = ModelStore(target.model_dir)
-    threads = Settings().inference_threads  # as `tickcast backtest` loads them
     models = [load_model(store, kind, name, store.latest(name) or "",  # type: ignore[arg-type]
-                         threads=threads)
+                         threads=target.inference_threads)
               for kind, name in (("forecaster", target.forecaster),
                                  ("sentiment", target.sentiment))]
     inputs = Inputs()
@@ -429,7 +428,8 @@ def run_pipeline(kind: str, target: Target, prefix: str, *, state: Path,
               "--sentiment", target.sentiment]
     if kind in QUIX_KINDS:
         argv = [sys.executable, "-m", "tickcast_bench.quix", QUIX_KINDS[kind], *common,
-                "--state-dir", str(scratch / "quix"), *variant]
+                "--state-dir", str(scratch / "quix"),
+                "--inference-threads", str(target.inference_threads), *variant]
     else:
         argv = [sys.executable, "-m", "tickcast_bench.pipelines", kind, *common,
                 "--datadir", str(scratch / "faust"), *variant]
@@ -694,6 +694,7 @@ def _measure(config: BenchConfig, target: Target, *, prefix: str, state: Path,
     expected = (counts["prices"] - config.symbols * (forecaster.window - 1)) + counts["texts"]
     results: dict[str, Any] = {"config": asdict(config), "machine": machine(),
                                "models": {"lstm": forecaster.version, "rnn": rnn.version},
+                               "inference_threads": target.inference_threads,
                                "input": counts, "expected_outputs": expected, "prefix": prefix}
     log("tickcast, 1 worker ...")
     results["tickcast"] = run_tickcast(target, prefix, expected, workers=1, state=state,

@@ -126,6 +126,9 @@ class Target:
     model_dir: Path
     forecaster: str = "gold-lstm"
     sentiment: str = "sentiment-rnn"
+    inference_threads: int = 1
+    """ONNX Runtime threads per call, for the workers and for every peer that runs the same
+    predictors (``TICKCAST_INFERENCE_THREADS`` of the bench's own settings)."""
     settings: tuple[tuple[str, str], ...] = ()
     """Extra ``TICKCAST_*`` settings of the workers (an experiment's), applied last."""
 
@@ -139,7 +142,8 @@ class Target:
             "TICKCAST_STATE_DIR": str(state), "TICKCAST_MODEL_DIR": str(self.model_dir),
             "TICKCAST_TOPIC_PARTITIONS": str(partitions), "TICKCAST_LOG_LEVEL": "warning",
             "TICKCAST_FORECASTER_MODEL": self.forecaster,
-            "TICKCAST_SENTIMENT_MODEL": self.sentiment, **dict(self.settings),
+            "TICKCAST_SENTIMENT_MODEL": self.sentiment,
+            "TICKCAST_INFERENCE_THREADS": str(self.inference_threads), **dict(self.settings),
         }, inherit_settings=False)
 
 

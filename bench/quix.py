@@ -413,21 +413,19 @@ def passthrough(config: RunConfig, progress: ThreadSafeProgress, *, send: Send =
 
 
 def pipeline(config: RunConfig, progress: ThreadSafeProgress, *, model_dir: Path,
-             forecaster_name: str, sentiment_name: str) -> Application:
-    """prices -> windows in state -> batched LSTM; texts -> VADER -> batched RNN."""
+             forecaster_name: str, sentiment_name: str, threads: int = 1) -> Application:
+    """prices -> windows in state -> batched LSTM; texts -> VADER -> batched RNN (``threads``:
+    ONNX Runtime threads per call, the workers' setting)."""
     from tickcast.models.predictors import load_latest
     from tickcast.models.registry import ModelStore
     from tickcast.streams.sentiment.scoring import VaderScorer
     from tickcast.streams.settings import Settings
 
     store = ModelStore(model_dir)
-    settings = Settings()  # the worker's inference threads, so both run the same calls
-    forecaster = load_latest(store, forecaster_name, kind="forecaster",
-                             threads=settings.inference_threads)
-    rnn = load_latest(store, sentiment_name, kind="sentiment",
-                      threads=settings.inference_threads)
+    forecaster = load_latest(store, forecaster_name, kind="forecaster", threads=threads)
+    rnn = load_latest(store, sentiment_name, kind="sentiment", threads=threads)
     vader = VaderScorer()
-    max_bytes = settings.max_event_bytes
+    max_bytes = Settings().max_event_bytes
 
     app = _application(config, on_message_processed=progress.first_event)
     producer = _producer(config)
@@ -481,6 +479,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--send", choices=["sink", "topic"], default="sink",
                         help="passthrough: a streaming sink counting acknowledged records "
                         "(default) or StreamingDataFrame.to_topic counting handed-over ones")
+    parser.add_argument("--inference-threads", type=int, default=1,
+                        help="ONNX Runtime threads per inference call (the workers' "
+                             "TICKCAST_INFERENCE_THREADS) [1]")
     parser.add_argument("--keep-internal-topics", action="store_true",
                         help="keep Quix's changelog topics of --group when stopping")
     return parser.parse_args(argv)
@@ -499,7 +500,8 @@ def main(argv: list[str] | None = None) -> None:
             app = passthrough(config, progress, send=args.send)
         else:
             app = pipeline(config, progress, model_dir=args.model_dir,
-                           forecaster_name=args.forecaster, sentiment_name=args.sentiment)
+                           forecaster_name=args.forecaster, sentiment_name=args.sentiment,
+                           threads=args.inference_threads)
         progress.start()
         app.run()  # until SIGTERM or SIGINT (Quix's handlers call app.stop())
     finally:

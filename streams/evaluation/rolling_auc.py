@@ -30,9 +30,9 @@ __all__ = ["RollingAUC", "mann_whitney_auc"]
 
 
 def mann_whitney_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """ROC AUC of ``scores`` against 0/1 ``labels`` in one pass over sorted arrays (ties count
-    one half; :class:`RollingAUC`'s statistic for a window recomputed whole); ``None`` while
-    one class is missing.
+    """ROC AUC of ``scores`` against 0/1 ``labels``: the negatives sorted, each positive placed
+    among them by binary search, O(n log n) (ties count one half; :class:`RollingAUC`'s
+    statistic for a window recomputed whole); ``None`` while one class is missing.
 
     >>> mann_whitney_auc(np.array([0.1, 0.9, 0.4, 0.35]), np.array([0, 1, 0, 1]))
     0.75

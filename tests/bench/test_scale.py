@@ -253,3 +253,12 @@ def test_the_state_footprint_is_measured_through_the_workers_code() -> None:
     # the memory store holds the JSON bytes the changelog carries, not Python lists
     assert footprint["changelog_kib"] <= footprint["store_kib"] < 2 * footprint["changelog_kib"]
     assert "in the memory store" in scale.scale_table({"state_footprint": footprint})
+
+
+def test_the_workers_get_the_runs_inference_threads_unless_an_experiment_sets_them() -> None:
+    target = Target(bootstrap="b:1", model_dir=Path("m"), inference_threads=2)
+    env = target.worker_environ(prefix="p-", app_id="a", partitions=2, port=1, state=Path("s"))
+    assert env["TICKCAST_INFERENCE_THREADS"] == "2"
+    chosen = scale._with(target, inference_threads="3")
+    assert chosen.worker_environ(prefix="p-", app_id="a", partitions=2, port=1,
+                                 state=Path("s"))["TICKCAST_INFERENCE_THREADS"] == "3"

@@ -248,3 +248,27 @@ def test_without_freeze_heap_the_collector_is_left_alone(store: ModelStore,
     models.load_latest()
     assert gc.get_freeze_count() == before
     assert gc.get_threshold() == thresholds
+
+
+def test_inference_threads_reach_onnx_runtime_for_champions_and_challengers(
+        store: ModelStore, tiny_forecaster: PriceResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickcast.models import predictors
+
+    asked: list[tuple[str, int]] = []
+    for name in ("onnx_forecaster", "onnx_sentiment"):
+        real = getattr(predictors, name)
+
+        def spy(model: object, *, threads: int = 1, _real: object = real,
+                _name: str = name) -> object:
+            asked.append((_name, threads))
+            return _real(model, threads=threads)  # type: ignore[operator]
+
+        monkeypatch.setattr(predictors, name, spy)
+    models = ModelManager(store=store, metrics=Metrics(), max_event_bytes=65_536, threads=2,
+                          names={"forecaster": "gold-lstm", "sentiment": "sentiment-rnn"})
+    models.load_latest()
+    assert sorted(asked) == [("onnx_forecaster", 2), ("onnx_sentiment", 2)]
+    update = second_version(store, tiny_forecaster, "v-rival", 5)
+    assert models.apply(replace(update, role="challenger")) == "shadowing"
+    assert asked[-1] == ("onnx_forecaster", 2)
+    assert models.forecaster_challenger().backend == "onnx"  # type: ignore[union-attr]

@@ -91,7 +91,8 @@ def _prepare(args: argparse.Namespace, context: Context) -> Any:
         raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
     ensure_models(settings)
     return Target(bootstrap=settings.kafka_bootstrap, model_dir=settings.model_dir.resolve(),
-                  forecaster=settings.forecaster_model, sentiment=settings.sentiment_model)
+                  forecaster=settings.forecaster_model, sentiment=settings.sentiment_model,
+                  inference_threads=settings.inference_threads)
 
 
 def _on_broker(context: Context, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
