@@ -198,9 +198,8 @@ class SentimentRNN:
         self.buckets = _length_buckets(vocabulary.max_len)
         if not self.side_inputs:
             # Any sequence length: a batch is cut to the tokens its texts have (score_ids).
-            call, self.backend = _serving_call(
-                model, (("onnx", functools.partial(onnx_sentiment, threads=threads)),
-                        ("numpy", numpy_sentiment)), [None, None], "int32", backend)
+            call, self.backend = _serving_call(model, _sentiment_paths(threads), [None, None],
+                                               "int32", backend)
             self._call = lambda ids, side: call(ids)
             return
         self._call, self.backend = _side_input_call(model, backend, threads)
@@ -294,6 +293,12 @@ def text_encoder(model: Any) -> Any:
                          name="text_encoder")
 
 
+def _sentiment_paths(threads: int) -> tuple[tuple[str, Any], ...]:
+    """The fast paths a sentiment model's text part may run on, in order of preference."""
+    return (("onnx", functools.partial(onnx_sentiment, threads=threads)),
+            ("numpy", numpy_sentiment))
+
+
 def _side_input_call(model: Any, backend: str, threads: int = 1) -> tuple[Any, str]:
     """``(call(ids, side) -> P(positive), backend)`` for a model with side inputs: with
     ``auto``, its text part (``token_ids`` -> ``text_features``) on the first fast path that
@@ -305,9 +310,8 @@ def _side_input_call(model: Any, backend: str, threads: int = 1) -> tuple[Any, s
         try:
             encoder = text_encoder(model)
             head = numpy_head(model, [encoder.outputs[0], side_input])
-            call, name = _serving_call(
-                encoder, (("onnx", functools.partial(onnx_sentiment, threads=threads)),
-                          ("numpy", numpy_sentiment)), [None, None], "int32", "auto")
+            call, name = _serving_call(encoder, _sentiment_paths(threads), [None, None],
+                                       "int32", "auto")
             if name != "tf-function":
                 return (lambda ids, side: head(call(ids), side)), name
         except UnsupportedModelError:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from tickcast.streams.evaluation.rolling_auc import mann_whitney_auc
+
 __all__ = [
     "Confusion",
     "confusion",
@@ -32,16 +34,12 @@ def _binary(labels: np.ndarray) -> np.ndarray:
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """P(score of a random positive > score of a random negative), ties one half."""
-    y = _binary(labels)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    if n_pos == 0 or n_neg == 0:
+    """P(score of a random positive > score of a random negative), ties one half (the
+    workers' :func:`~tickcast.streams.evaluation.rolling_auc.mann_whitney_auc`)."""
+    auc = mann_whitney_auc(scores, _binary(labels))
+    if auc is None:
         raise ValueError("ROC AUC needs both classes")
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # ties share their mean rank
-    ranks = average_rank[inverse]
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return auc
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray
