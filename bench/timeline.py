@@ -154,7 +154,9 @@ def _exact(values: Sequence[float]) -> dict[str, float | None]:
 def timeline(latencies: Sequence[tuple[float, float]], samples: Sequence[tuple[float, Samples]],
              *, t0: float, seconds: int, acks: Sequence[tuple[float, float]] = (),
              pauses: Sequence[tuple[float, float]] = ()) -> list[dict[str, Any]]:
-    """One row per second ``0 .. seconds - 1`` of a run that started at ``t0`` (``time.time()``).
+    """One row per second ``0 .. seconds - 1`` of a run that started at ``t0`` (``time.time()``),
+    and more if ticks were sent later than planned (a sender that fell behind): no forecast is
+    left out of the rows.
 
     ``latencies``: ``(sent, latency_ms)`` per forecast, ``sent`` its tick's send time in
     ``time.time()`` seconds. ``samples``: :class:`Sampler` scrapes; the interval between two
@@ -178,8 +180,9 @@ def timeline(latencies: Sequence[tuple[float, float]], samples: Sequence[tuple[f
             stages[second] = _merge(stages.get(second), stage_deltas(a, b))
             rebalances[second] += (b.total("tickcast_rebalances_total")
                                    - a.total("tickcast_rebalances_total"))
+    last_sent = max((*by_second, *ack_by_second), default=-1)
     rows = []
-    for second in range(seconds):
+    for second in range(max(seconds, last_sent + 1)):
         values = np.asarray(by_second.get(second, []))
         row: dict[str, Any] = {"second": second, "forecasts": len(values)}
         if len(values):

@@ -83,3 +83,12 @@ def test_broker_pauses_are_read_from_a_jvm_gc_log(tmp_path: Path) -> None:
     assert pauses[0][0] == pytest.approx(end - 0.007539)
     assert broker_pauses(log, since=end) == [(pytest.approx(1796163003.082 - 0.002444), 2.444)]
     assert broker_pauses(tmp_path / "missing.log", since=0.0) == []
+
+
+def test_ticks_sent_after_the_planned_seconds_get_rows_of_their_own() -> None:
+    from tickcast_bench.timeline import timeline
+
+    rows = timeline([(100.2, 5.0), (101.5, 6.0), (102.3, 7.0)], [], t0=100.0, seconds=2)
+    assert [row["second"] for row in rows] == [0, 1, 2]
+    assert [row["forecasts"] for row in rows] == [1, 1, 1]
+    assert [row["second"] for row in timeline([(100.2, 5.0)], [], t0=100.0, seconds=2)] == [0, 1]

@@ -112,7 +112,11 @@ def test_latency_probe_reports_percentiles_and_deletes_its_topics(
     assert "0 rebalance(s) after ready" in line
     assert worst.strip().startswith("worst second ")
     (run,) = json.loads(out.read_text())["runs"]
-    assert [row["second"] for row in run["timeline"]] == [0, 1]
+    # Two seconds planned; a sender that falls behind on a busy machine adds rows, never drops
+    # a forecast.
+    seconds = [row["second"] for row in run["timeline"]]
+    assert seconds == list(range(len(seconds)))
+    assert len(seconds) >= 2
     assert sum(row["forecasts"] for row in run["timeline"]) == 110
     assert run["timeline"][1]["stages"]["produce_ack"]["n"] > 0
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
