@@ -42,6 +42,10 @@ class Service:
     models: ModelManager
     sentiment: SentimentProcessor
     prices: PriceProcessor
+    executors: dict[str, ThreadPoolExecutor]
+    """The threads off the event loop, by what runs there: ``prices`` (each batch's
+    inference), ``texts`` (each batch's scoring) and ``models`` (loading and checking a new
+    version)."""
 
 
 def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
@@ -79,8 +83,11 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
                           max_event_bytes=settings.max_event_bytes,
                           backend=settings.inference_backend,
                           threads=settings.inference_threads, freeze_heap=True)
-    # One inference thread: batches of both agents run one at a time, off the event loop.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-inference")
+    # A thread per agent, so a batch of ticks never waits behind a batch of texts (whose
+    # scoring is mostly VADER's Python), and one for loading models, so a swap's checks hold up
+    # neither. Each agent still runs one batch at a time.
+    executors = {name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tickcast-{name}")
+                 for name in ("prices", "texts", "models")}
     gate = Policy(min_events=settings.gate_min_events, max_events=settings.gate_max_events,
                   alpha=settings.gate_alpha)
     sentiment = SentimentProcessor(
@@ -98,14 +105,15 @@ def build_app(settings: Settings, *, metrics: Metrics | None = None) -> Service:
                             eval_window=settings.forecast_window, symbol_cap=settings.symbol_cap,
                             baseline_window=settings.interval_baseline_window,
                             tracking_rate=settings.interval_tracking_rate, gate=gate)
-    register_sentiment_agent(app, settings=settings, processor=sentiment, executor=executor)
+    register_sentiment_agent(app, settings=settings, processor=sentiment,
+                             executor=executors["texts"])
     register_price_agent(app, settings=settings, processor=prices, models=models,
-                         executor=executor)
-    follow_model_updates(app, settings=settings, models=models, executor=executor)
+                         executor=executors["prices"])
+    follow_model_updates(app, settings=settings, models=models, executor=executors["models"])
     export_assignment(app, settings=settings, metrics=metrics)
     export_lag(app, settings=settings, metrics=metrics)
     export_commits(app, metrics=metrics)
     export_loop_lag(app, metrics=metrics)
     export_readiness(app, metrics=metrics)
     return Service(settings=settings, app=app, metrics=metrics, models=models,
-                   sentiment=sentiment, prices=prices)
+                   sentiment=sentiment, prices=prices, executors=executors)

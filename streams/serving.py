@@ -275,8 +275,9 @@ class ModelManager:
 def follow_model_updates(app: faust.App, *, settings: Settings, models: ModelManager,
                          executor: Executor) -> None:
     """Apply every ``model-updates`` event (the whole compacted topic, from the start) with a
-    group-less consumer of this worker's own: a broadcast. Loading runs on ``executor``, the
-    inference thread, so a swap lands between two batches."""
+    group-less consumer of this worker's own: a broadcast. Loading and checking run on
+    ``executor``, off the event loop and off the agents' threads; the swap itself is one
+    reference, which each agent reads once per batch, so it lands between two batches."""
 
     @app.task
     async def follow() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from tickcast.streams.app import build_app
 from tickcast.streams.settings import Settings
@@ -32,3 +33,29 @@ def test_a_quiet_worker_keeps_the_root_logger_quiet() -> None:
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+
+
+def test_a_batch_of_ticks_does_not_wait_behind_a_batch_of_texts() -> None:
+    # Each agent infers on a thread of its own and model loads on a third: a texts batch
+    # (mostly VADER's Python) that is still running leaves the prices thread free.
+    service = build_app(Settings.from_env({}))
+    executors = service.executors
+    assert set(executors) == {"prices", "texts", "models"}
+    assert len({id(e) for e in executors.values()}) == 3
+    busy = threading.Event()
+    release = threading.Event()
+
+    def texts_batch() -> None:
+        busy.set()
+        release.wait(timeout=60)
+
+    try:
+        held = executors["texts"].submit(texts_batch)
+        assert busy.wait(timeout=10)
+        assert executors["prices"].submit(lambda: "forecast").result(timeout=10) == "forecast"
+        assert executors["models"].submit(lambda: "loaded").result(timeout=10) == "loaded"
+        assert not held.done()
+    finally:
+        release.set()
+        for executor in executors.values():
+            executor.shutdown(wait=True)
