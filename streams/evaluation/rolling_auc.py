@@ -2,9 +2,8 @@
 
 AUC equals the Mann-Whitney statistic: the probability that a random positive scores above a
 random negative, ties counting one half. That is what ``sklearn.metrics.roc_auc_score``
-computes, so the two agree on any window (tests check it). Each update costs O(log n): scores
-live in two sorted lists and the statistic is kept incrementally, as a doubled integer so that
-ties (halves) accumulate without rounding.
+computes, so the two agree on any window (tests check it). The statistic is counted as a
+doubled integer, so ties (halves) add up without rounding.
 
 >>> auc = RollingAUC(window_size=4)
 >>> for score, label in [(0.1, 0), (0.9, 1), (0.4, 0), (0.35, 1)]:
@@ -24,15 +23,14 @@ import math
 from collections import deque
 
 import numpy as np
-from sortedcontainers import SortedList
 
 __all__ = ["RollingAUC", "mann_whitney_auc"]
 
 
 def mann_whitney_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """ROC AUC of ``scores`` against 0/1 ``labels``: the negatives sorted, each positive placed
-    among them by binary search, O(n log n) (ties count one half; :class:`RollingAUC`'s
-    statistic for a window recomputed whole); ``None`` while one class is missing.
+    among them by binary search, O(n log n) (ties count one half); ``None`` while one class is
+    missing.
 
     >>> mann_whitney_auc(np.array([0.1, 0.9, 0.4, 0.35]), np.array([0, 1, 0, 1]))
     0.75
@@ -51,8 +49,11 @@ def mann_whitney_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 class RollingAUC:
     """ROC AUC of the last ``window_size`` ``(score, label)`` pairs.
 
-    ``get()`` returns ``None`` while the window holds only one class (AUC is undefined there);
-    the Prometheus exporter shows that as NaN.
+    An update appends to the window (O(1)); :meth:`get` computes the statistic over the whole
+    window (:func:`mann_whitney_auc`, O(n log n)) and keeps it until the next change. Callers
+    read once per batch, so this costs a sort per batch instead of two sorted-list updates per
+    labelled text. ``get()`` returns ``None`` while the window holds only one class (AUC is
+    undefined there); the Prometheus exporter shows that as NaN.
     """
 
     def __init__(self, window_size: int) -> None:
@@ -60,28 +61,21 @@ class RollingAUC:
             raise ValueError(f"window_size must be >= 1, got {window_size}")
         self.window_size = window_size
         self._window: deque[tuple[float, int]] = deque()
-        self._pos: SortedList = SortedList()
-        self._neg: SortedList = SortedList()
-        self._twice_u = 0  # 2 * (pairs ranked right + half the ties)
+        self._positives = 0
+        self.updates = 0
+        """Changes ever made to the window (a version of its content)."""
+        self._cached: tuple[int, float | None] = (0, None)
 
     def __len__(self) -> int:
         return len(self._window)
 
     @property
     def positives(self) -> int:
-        return len(self._pos)
+        return self._positives
 
     @property
     def negatives(self) -> int:
-        return len(self._neg)
-
-    def _pairs_won(self, score: float, label: int) -> int:
-        """Twice the U contribution of ``(score, label)`` against the other class."""
-        if label:
-            lo, hi = self._neg.bisect_left(score), self._neg.bisect_right(score)
-            return 2 * lo + (hi - lo)
-        lo, hi = self._pos.bisect_left(score), self._pos.bisect_right(score)
-        return 2 * (len(self._pos) - hi) + (hi - lo)
+        return len(self._window) - self._positives
 
     def update(self, score: float, label: int) -> None:
         """Add one labelled score (``label`` 1 positive, 0 negative); evicts the oldest."""
@@ -89,21 +83,30 @@ class RollingAUC:
             raise ValueError(f"score must be finite, got {score!r}")
         if label not in (0, 1):
             raise ValueError(f"label must be 0 or 1, got {label!r}")
-        self._twice_u += self._pairs_won(score, label)
-        (self._pos if label else self._neg).add(score)
-        self._window.append((score, label))
+        self._window.append((float(score), int(label)))
+        self._positives += label
         if len(self._window) > self.window_size:
-            self.revert(*self._window.popleft(), _from_window=False)
+            self._positives -= self._window.popleft()[1]
+        self.updates += 1
 
-    def revert(self, score: float, label: int, *, _from_window: bool = True) -> None:
-        """Remove one previously added pair (the oldest, when called by ``update``)."""
-        if _from_window:
-            self._window.remove((score, label))
-        (self._pos if label else self._neg).remove(score)
-        self._twice_u -= self._pairs_won(score, label)
+    def revert(self, score: float, label: int) -> None:
+        """Remove one previously added pair (its newest occurrence)."""
+        pair = (float(score), int(label))
+        for i in range(len(self._window) - 1, -1, -1):
+            if self._window[i] == pair:
+                del self._window[i]
+                self._positives -= pair[1]
+                self.updates += 1
+                return
+        raise ValueError(f"{pair} is not in the window")
 
     def get(self) -> float | None:
-        pairs = len(self._pos) * len(self._neg)
-        if pairs == 0:
-            return None
-        return self._twice_u / (2 * pairs)
+        at, value = self._cached
+        if at != self.updates:
+            if self._positives and self._positives < len(self._window):
+                pairs = np.array(self._window, dtype=np.float64)
+                value = mann_whitney_auc(pairs[:, 0], pairs[:, 1])
+            else:
+                value = None
+            self._cached = (self.updates, value)
+        return value

@@ -17,7 +17,8 @@ import numpy as np
 
 from tickcast.models.preprocessing import VADER_SIDE_INPUTS
 from tickcast.streams.deadletters import dead_letter
-from tickcast.streams.evaluation import PairedAUC, RollingAgreement
+from tickcast.streams.evaluation import PairedAUC, RollingAgreement, RollingAUC
+from tickcast.streams.evaluation.forecast_error import Refresh
 from tickcast.streams.events import (
     EventError,
     LabelEvent,
@@ -73,6 +74,10 @@ class SentimentProcessor:
         """Challenger vs champion RNN on the same labelled texts; restarts with the
         challenger."""
         self._expired_exported = 0
+        self.monotonic: Callable[[], float] = time.monotonic
+        """Elapsed time, for how often large windows are recomputed (``refresh_due``)."""
+        self._auc_exported: dict[str, tuple[RollingAUC, Refresh, float | None]] = {}
+        """Model -> (its window, when its AUC was last computed, that AUC)."""
         self._outcomes: Counter[str] = Counter()
         """Label outcomes of the batch being processed (exported once per batch)."""
         metrics.register_model("vader", vader.version)
@@ -316,8 +321,9 @@ class SentimentProcessor:
         current = self._challenger_key() if self.challenger_version else None
         for model in [k for k in self.join.aucs if k.startswith("challenger:") and k != current]:
             del self.join.aucs[model]  # a challenger no longer in shadow
+            self._auc_exported.pop(model, None)
         rival = self.join.aucs.get(current) if current else None
-        rival_auc = rival.get() if rival is not None else None
+        rival_auc = self._auc(current, rival) if current and rival is not None else None
         m.auc.labels(model="challenger").set(math.nan if rival_auc is None else rival_auc)
         comparison = self.challenger_paired.get() if current else None
         for bound, attr in (("estimate", "diff"), ("low", "low"), ("high", "high")):
@@ -327,13 +333,27 @@ class SentimentProcessor:
                                                     else 0)
         m.export_verdict("rnn", self.verdict() if current else None)
 
+    def _auc(self, model: str, auc: RollingAUC) -> float | None:
+        """``auc``'s value, computed again once due
+        (:func:`~tickcast.streams.evaluation.forecast_error.refresh_due`: after every batch
+        that changed a window of the default size)."""
+        of, refresh, value = self._auc_exported.get(model, (None, None, None))
+        if of is not auc or refresh is None:
+            refresh = Refresh(self.monotonic)  # a new window: computed at once
+            refresh.due(auc.updates, len(auc), always=True)
+            value = auc.get()
+        elif refresh.due(auc.updates, len(auc)):
+            value = auc.get()
+        self._auc_exported[model] = (auc, refresh, value)
+        return value
+
     def _export_state(self) -> None:
         m = self.metrics
         self._export_challenger()
         for model, auc in self.join.aucs.items():
             if model.startswith("challenger:"):
                 continue
-            value = auc.get()
+            value = self._auc(model, auc)
             m.auc.labels(model=model).set(math.nan if value is None else value)
             m.auc_window.labels(model=model, label="1").set(auc.positives)
             m.auc_window.labels(model=model, label="0").set(auc.negatives)

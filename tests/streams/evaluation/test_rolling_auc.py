@@ -88,6 +88,25 @@ def test_revert_undoes_update() -> None:
     assert auc.get() == before
 
 
+def test_revert_of_a_pair_not_in_the_window_is_refused() -> None:
+    auc = RollingAUC(3)
+    auc.update(0.5, 1)
+    with pytest.raises(ValueError, match="not in the window"):
+        auc.revert(0.5, 0)
+    assert (auc.positives, auc.negatives) == (1, 0)
+
+
+def test_get_is_computed_again_only_after_a_change() -> None:
+    auc = RollingAUC(4)
+    for score, label in [(0.1, 0), (0.9, 1)]:
+        auc.update(score, label)
+    assert auc.get() == 1.0
+    auc._window[0] = (0.95, 0)  # behind its back: a cached value does not see it
+    assert auc.get() == 1.0
+    auc.update(0.5, 1)  # a change: the whole window is read again
+    assert auc.get() == pytest.approx(0.0)
+
+
 @pytest.mark.parametrize(("score", "label"), [(math.nan, 1), (math.inf, 0), (0.5, 2)])
 def test_rejects_invalid_input(score: float, label: int) -> None:
     with pytest.raises(ValueError, match="must be"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -317,3 +318,51 @@ def test_side_inputs_are_the_same_in_training_and_in_the_worker() -> None:
     assert np.array_equal(side, served[:, [VADER_SIDE_INPUTS.index("vader_compound"),
                                            VADER_SIDE_INPUTS.index("vader_neg")]])
     assert np.array_equal(ids, vocabulary.encode_batch(texts))
+
+
+def test_a_large_auc_window_is_exported_once_due_and_then_exactly(vader: VaderScorer) -> None:
+    """A window of EXACT_UP_TO rows or more is computed again once 1/REFRESH_PARTS of it is new
+    and a second has passed (its cost per text stays flat); what it exports is then sklearn's
+    AUC of the whole window."""
+    from sklearn.metrics import roc_auc_score
+
+    from tickcast.streams.evaluation.forecast_error import (
+        EXACT_UP_TO,
+        REFRESH_EVERY_S,
+        REFRESH_PARTS,
+    )
+
+    size = EXACT_UP_TO
+    metrics = Metrics()
+    processor = SentimentProcessor(vader=vader, join=LabelJoin(window_size=size,
+                                                               pending_max=2 * size),
+                                   metrics=metrics, max_event_bytes=2048)
+    texts = ["great wonderful", "awful terrible", "not good", "love it", "okay", "meh bad"]
+    rng = random.Random(0)
+    sent: list[tuple[str, int]] = []
+
+    def feed(count: int) -> None:
+        start = len(sent)
+        batch = []
+        for i in range(start, start + count):
+            text, label = rng.choice(texts), int(rng.random() < 0.5)
+            sent.append((text, label))
+            batch.append(msg("texts", i, {"id": f"t{i}", "ts": 1, "text": text,
+                                          "label": label}))
+        processor.process(batch)
+
+    def exact() -> float:
+        window = sent[-size:]
+        scores = [vader.scores_batch([t])[0][3] for t, _ in window]
+        return float(roc_auc_score([y for _, y in window], scores))
+
+    clock = [0.0]
+    processor.monotonic = lambda: clock[0]
+    feed(size)  # a full window: the first export is computed at once
+    first = sample(metrics, "tickcast_sentiment_auc", model="vader")
+    assert first == pytest.approx(exact())
+    feed(size // 2)  # half the window is new, but no time has passed: not due
+    assert sample(metrics, "tickcast_sentiment_auc", model="vader") == first != exact()
+    clock[0] += REFRESH_EVERY_S
+    feed(size // REFRESH_PARTS)  # due: the window as it is now
+    assert sample(metrics, "tickcast_sentiment_auc", model="vader") == pytest.approx(exact())
