@@ -393,8 +393,8 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SentimentScore(_Output):
+@dataclass(slots=True, kw_only=True)  # one per event, serialized at once: not frozen
+class SentimentScore(_Output):  # (a frozen dataclass's __init__ costs twice as much)
     """A value on ``sentiment``: every model's score of one text, side by side."""
 
     _omit_if_none: ClassVar[tuple[str, ...]] = ("symbol", "label", "challenger_version",
@@ -416,8 +416,8 @@ class SentimentScore(_Output):
     challenger_score: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Forecast(_Output):
+@dataclass(slots=True, kw_only=True)  # one per event, serialized at once: not frozen
+class Forecast(_Output):  # (a frozen dataclass's __init__ costs twice as much)
     """A value on ``forecasts``: the next price of ``symbol`` ``horizon`` ticks after ``ts``."""
 
     _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "processed_at", "latency_ms",

@@ -69,9 +69,10 @@ class Refresh:
 
 
 class RowRing:
-    """The last ``size`` rows of ``width`` floats, in a preallocated array: appending is a row
-    write, and reading the window is a view (no per-read conversion of Python tuples, which
-    cost more than the statistics once per batch)."""
+    """The last ``size`` rows of ``width`` floats, in a preallocated array. Appended rows wait
+    in a list and are written in one slice assignment when the window is next read (once per
+    batch), not one array write per row; reading the window is a view (no per-read conversion
+    of Python tuples, which cost more than the statistics once per batch)."""
 
     def __init__(self, size: int, width: int) -> None:
         if size < 1:
@@ -79,20 +80,37 @@ class RowRing:
         self._data = np.empty((size, width), dtype=np.float64)
         self._next = 0
         self._count = 0
+        self._waiting: list[tuple[float, ...]] = []
         self.appended = 0
         """Rows ever appended (a version of the window's content)."""
 
     def __len__(self) -> int:
-        return self._count
+        return min(self._count + len(self._waiting), len(self._data))
 
     def append(self, row: tuple[float, ...]) -> None:
-        self._data[self._next] = row
-        self._next = (self._next + 1) % len(self._data)
-        self._count = min(self._count + 1, len(self._data))
+        self._waiting.append(row)
         self.appended += 1
+        if len(self._waiting) >= len(self._data):
+            self._flush()  # a backlog never holds more than a window
+
+    def _flush(self) -> None:
+        if not self._waiting:
+            return
+        size = len(self._data)
+        rows = np.array(self._waiting[-size:], dtype=np.float64)
+        self._waiting.clear()
+        if rows.ndim != 2 or rows.shape[1] != self._data.shape[1]:
+            raise ValueError(f"rows of {self._data.shape[1]} values expected, got an array of "
+                             f"shape {rows.shape}")
+        first = min(len(rows), size - self._next)  # up to the end of the array, then wrap
+        self._data[self._next:self._next + first] = rows[:first]
+        self._data[:len(rows) - first] = rows[first:]
+        self._next = (self._next + len(rows)) % size
+        self._count = min(self._count + len(rows), size)
 
     def rows(self) -> np.ndarray:
         """The rows held, oldest first (a view while the ring has not wrapped)."""
+        self._flush()
         if self._count < len(self._data):
             return self._data[:self._count]
         return np.roll(self._data, -self._next, axis=0)

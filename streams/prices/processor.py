@@ -313,13 +313,14 @@ class PriceProcessor:
         # Intervals as flat [lower_80, upper_80, lower_95, upper_95] per job.
         n = len(plan.jobs)
         bounds = plan.bounds.reshape(n, -1).tolist() if plan.bounds is not None else None
+        usable = _usable(plan.bounds).tolist() if plan.bounds is not None else None
         units = plan.units.tolist() if plan.units is not None else None
         baseline = plan.baseline.reshape(n, -1).tolist() if plan.baseline is not None else None
         shadowed = 0
         made: dict[int, dict[str, Any]] = {}
         latencies: list[float] = []
         newest: dict[str, tuple[float, float]] = {}  # symbol -> (price, forecast) for gauges
-        failed = 0
+        failed = scored = 0
         for i, (job, value, scale, rival) in enumerate(zip(plan.jobs, forecasts, scales, shadow,
                                                            strict=True)):
             tick, last, forecast = job.tick, float(job.window[-1]), float(value)
@@ -329,7 +330,7 @@ class PriceProcessor:
                     "scoring_failed", f"the forecaster returned {value} for this window")))
                 failed += 1
                 continue
-            if interval is not None and not _usable(interval):
+            if usable is not None and not usable[i]:
                 out.append(self._reject(job.msg, EventError(
                     "scoring_failed", f"the forecaster returned the intervals {interval} for "
                     "this window")))
@@ -340,8 +341,8 @@ class PriceProcessor:
             state = plan.states[tick.symbol]
             if job.new:
                 previous = job.previous
-                self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
-                            else previous, state)
+                scored += self._score(tick, made.get(id(previous)) if isinstance(previous, Job)
+                                      else previous, state)
             if interval is not None and units is not None:
                 theta = self._theta(state, version)
                 if theta is not None:
@@ -371,6 +372,8 @@ class PriceProcessor:
                 latencies.append(max(latency, 0) / 1000)
             newest[tick.symbol] = (tick.price, forecast)
             out.append(OutMessage("forecasts", tick.symbol.encode(), record.to_bytes()))
+        if scored:
+            m.forecasts_scored.inc(scored)
         m.latency.labels(topic="forecasts").observe_many(latencies)
         self._export_symbols(newest)
         # One outcome per input: a valid tick whose forecast failed is a dead letter only.
@@ -396,15 +399,14 @@ class PriceProcessor:
 
     # -- scoring ----------------------------------------------------------------------------
     def _score(self, tick: PriceTick, pending: dict[str, Any] | None,
-               state: SymbolState | None = None) -> None:
+               state: SymbolState | None = None) -> bool:
         """The forecast made at the previous tick meets the price it predicted (and moves the
-        symbol's interval tracking)."""
+        symbol's interval tracking); whether there was one."""
         if pending is None:
-            return
+            return False
         scale = pending.get("scale")  # absent from states written by older versions
         self.errors.update(last=float(pending["last"]), forecast=float(pending["forecast"]),
                            actual=tick.price, scale=float(scale) if scale else None)
-        self.metrics.forecasts_scored.inc()
         interval = pending.get("bounds")
         if interval is not None:
             self.intervals.update(last=float(pending["last"]), actual=tick.price,
@@ -424,6 +426,7 @@ class PriceProcessor:
                 ((float(pending["forecast"]) - actual) / scale) ** 2)
         if self.on_scored is not None:
             self.on_scored(tick, pending)
+        return True
 
     def _theta(self, state: SymbolState, version: str) -> list[float] | None:
         """The symbol's tracking offsets for ``version``'s intervals: none while tracking is
@@ -535,10 +538,13 @@ class PriceProcessor:
         return OutMessage("dead-letters", msg.topic.encode(), value)
 
 
-def _usable(interval: list[float]) -> bool:
-    """Finite, positive bounds with lower <= upper at every level (``interval`` is flat)."""
-    return all(math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi
-               for lo, hi in zip(interval[::2], interval[1::2], strict=True))
+def _usable(bounds: np.ndarray) -> np.ndarray:
+    """Per job, whether its ``(levels, 2)`` bounds are finite and positive with lower <= upper
+    at every level."""
+    lo, hi = bounds[..., 0], bounds[..., 1]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (lo <= hi)
+    return ok.all(axis=-1)
 
 
 def _replay_end(state: SymbolState, tick: PriceTick) -> int | None:

@@ -60,6 +60,8 @@ class SentimentProcessor:
         """Called with a text's id, scores and label when they meet (a backtest records them)."""
         self.rnn = rnn
         self.scorers: list[TextScorer] = [vader]
+        self._rnn_version: str | None = None
+        """The version of the RNN scoring the batch being processed."""
         self.join = join
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
@@ -88,6 +90,7 @@ class SentimentProcessor:
         started = time.perf_counter()
         rnn = self.rnn()
         self.scorers = [self.vader] if rnn is None else [self.vader, rnn]
+        self._rnn_version = None if rnn is None else rnn.version
         rival = self.challenger() if rnn is not None else None
         if (rival.version if rival is not None else None) != self.challenger_version:
             self._restart_challenger(rival.version if rival is not None else None)
@@ -266,7 +269,6 @@ class SentimentProcessor:
 
     # -- outputs and evaluation -------------------------------------------------------------
     def _sentiment(self, text: TextEvent, scores: dict[str, float]) -> OutMessage:
-        versions = {s.name: s.version for s in self.scorers}
         rival = scores.get(self._challenger_key()) if self.challenger_version else None
         compound = round(scores["vader"] * 2.0 - 1.0, 4)  # VADER rounds to 4 decimals
         agree = None
@@ -282,7 +284,7 @@ class SentimentProcessor:
             vader_score=scores["vader"],
             vader_version=self.vader.version,
             rnn_score=scores.get("rnn"),
-            rnn_version=versions.get("rnn"),
+            rnn_version=self._rnn_version,
             scored_at=int(self.clock() * 1000),
             symbol=text.symbol,
             label=text.label,

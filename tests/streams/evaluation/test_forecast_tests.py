@@ -126,6 +126,32 @@ def test_the_row_ring_holds_the_last_rows_in_order() -> None:
         RowRing(0, 2)
 
 
+@pytest.mark.parametrize("between_reads", [1, 2, 3, 5, 7, 12])
+def test_the_row_ring_is_the_same_however_many_rows_arrive_between_reads(
+        between_reads: int) -> None:
+    from collections import deque
+
+    from tickcast.streams.evaluation.forecast_error import RowRing
+
+    ring, reference = RowRing(5, 2), deque(maxlen=5)
+    for i in range(40):
+        ring.append((float(i), float(-i)))
+        reference.append((i, -i))
+        assert len(ring) == len(reference)
+        if i % between_reads == 0:
+            assert np.array_equal(ring.rows(), np.asarray(reference, dtype=float)), i
+    assert ring.appended == 40
+
+
+def test_the_row_ring_refuses_rows_of_another_width() -> None:
+    from tickcast.streams.evaluation.forecast_error import RowRing
+
+    ring = RowRing(5, 2)
+    ring.append((1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match="rows of 2 values"):
+        ring.rows()
+
+
 def test_refresh_is_due_after_every_row_below_5000_then_after_a_hundredth() -> None:
     from tickcast.streams.evaluation.forecast_error import refresh_due
 

@@ -205,3 +205,16 @@ def test_a_symbols_pending_forecast_and_tracking_hold_nothing_the_collector_walk
     gc.collect()
     assert not gc.is_tracked(state.pending)
     assert not gc.is_tracked(state.track)
+
+
+@pytest.mark.parametrize(("level_95", "usable"), [
+    ((90.0, 110.0), True), ((95.0, 95.0), True), ((math.nan, 110.0), False),
+    ((90.0, math.inf), False), ((0.0, 110.0), False), ((-1.0, 110.0), False),
+    ((111.0, 110.0), False)])
+def test_bounds_are_usable_only_when_finite_positive_and_ordered_at_every_level(
+        level_95: tuple[float, float], usable: bool) -> None:
+    from tickcast.streams.prices.processor import _usable
+
+    good = [[95.0, 105.0], [90.0, 110.0]]
+    bounds = np.array([good, [good[0], list(level_95)], good])
+    assert _usable(bounds).tolist() == [True, usable, True]
