@@ -378,14 +378,16 @@ class _Output:
     __slots__ = ()
     _omit_if_none: tuple[str, ...] = ()
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, *, checked: bool = False) -> bytes:
+        """The record's JSON; ``checked``: the caller has checked that every float in it is
+        finite, so the walk through the values that :func:`encode` makes is skipped."""
         omit = self._omit_if_none
         values = {}
         for name in _field_names(type(self)):
             value = getattr(self, name)
             if value is not None or name not in omit:
                 values[name] = value
-        return encode(values)
+        return orjson.dumps(values) if checked else encode(values)
 
 
 @functools.cache

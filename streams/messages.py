@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["InMessage", "OutMessage", "Record", "in_message"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per input event: not frozen (a frozen __init__ costs twice as much)
 class InMessage:
     topic: str
     """Logical topic (``texts``), without the deployment's prefix."""

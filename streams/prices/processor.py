@@ -371,7 +371,10 @@ class PriceProcessor:
             if latency is not None:
                 latencies.append(max(latency, 0) / 1000)
             newest[tick.symbol] = (tick.price, forecast)
-            out.append(OutMessage("forecasts", tick.symbol.encode(), record.to_bytes()))
+            # Finite throughout: the tick's price (decoded), the forecast, the challenger's
+            # (both checked above) and the intervals (usable).
+            out.append(OutMessage("forecasts", tick.symbol.encode(),
+                                  record.to_bytes(checked=True)))
         if scored:
             m.forecasts_scored.inc(scored)
         m.latency.labels(topic="forecasts").observe_many(latencies)

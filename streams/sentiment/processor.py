@@ -295,7 +295,8 @@ class SentimentProcessor:
         outcome = self.join.on_scored(text.id, scores, text.label, on_match=self._on_match)
         if outcome in ("matched", "duplicate"):
             self._outcomes[outcome] += 1
-        return OutMessage("sentiment", text.id.encode(), record.to_bytes())
+        # Finite throughout: every score passed _checked (a probability in [0, 1]).
+        return OutMessage("sentiment", text.id.encode(), record.to_bytes(checked=True))
 
     def _on_label(self, label: LabelEvent) -> None:
         outcome = self.join.on_label(label.id, label.label, on_match=self._on_match)

@@ -171,3 +171,14 @@ def test_output_records_refuse_non_finite_numbers_anywhere(value: float) -> None
             encode(nested)
     assert encode({"a": 1.5, "b": [1, 2.0], "c": {"d": None}, "e": "ü"}) == (
         '{"a":1.5,"b":[1,2.0],"c":{"d":null},"e":"ü"}'.encode())
+
+
+def test_a_record_checked_by_its_caller_encodes_the_same_without_the_walk() -> None:
+    from tickcast.streams.events import Forecast, SentimentScore
+
+    forecast = Forecast(symbol="XAU", ts=1, last_price=10.0, forecast=10.5, horizon=1,
+                        model_version="v1", lower_80=9.0, upper_80=11.0)
+    score = SentimentScore(id="t1", ts=1, vader_compound=0.5, vader_score=0.75,
+                           vader_version="3.3.2", rnn_score=0.9, rnn_version="v1", scored_at=2)
+    for record in (forecast, score):
+        assert record.to_bytes(checked=True) == record.to_bytes()
