@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
 from tickcast.streams.evaluation.forecast_tests import DMResult, diebold_mariano
 from tickcast.streams.evaluation.rolling_auc import mann_whitney_auc
 
-__all__ = ["EXACT_UP_TO", "REFRESH_EVERY_S", "REFRESH_PARTS", "Refresh", "RollingForecastErrors",
-           "RollingLossPairs", "RowRing", "refresh_due"]
+__all__ = ["EXACT_UP_TO", "REFRESH_EVERY_S", "REFRESH_PARTS", "Exports", "Refresh",
+           "RollingForecastErrors", "RollingLossPairs", "RowRing", "refresh_due"]
 
 
 REFRESH_PARTS: Final = 100
@@ -66,6 +66,29 @@ class Refresh:
             return False
         self._updates, self._at = updates, now
         return True
+
+
+class Exports:
+    """When each named whole-window statistic was last computed for export: a statistic is
+    computed again once :func:`refresh_due` says so, and at once when the name is given a new
+    object (a window that started again)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[object, Refresh]] = {}
+
+    def due(self, name: str, stats: Any, clock: Callable[[], float]) -> bool:
+        """Whether to compute ``stats`` (``.updates``: rows ever added; ``len``: rows held)
+        again; a ``True`` marks it computed now. ``clock`` times a new object's refreshes."""
+        of, refresh = self._last.get(name, (None, None))
+        if of is stats and refresh is not None:
+            return refresh.due(stats.updates, len(stats))
+        refresh = Refresh(clock)  # a new object: exported at once
+        refresh.due(stats.updates, len(stats), always=True)
+        self._last[name] = (stats, refresh)
+        return True
+
+    def forget(self, name: str) -> None:
+        self._last.pop(name, None)
 
 
 class RowRing:

@@ -32,7 +32,7 @@ from tickcast.models.predictors import Forecaster
 from tickcast.models.preprocessing import SERVED_LEVELS
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation.forecast_error import (
-    Refresh,
+    Exports,
     RollingForecastErrors,
     RollingLossPairs,
 )
@@ -182,8 +182,8 @@ class PriceProcessor:
         """Step of the intervals' online tracking per outcome (0: served as the model made
         them)."""
         self.intervals = RollingIntervals(eval_window)
-        self._exported: dict[str, tuple[object, Refresh]] = {}
-        """Statistics exported -> (the object exported, when it was last computed)."""
+        self._exports = Exports()
+        """When each exported statistic was last computed."""
 
     # -- 1. plan --------------------------------------------------------------------------
     def plan(self, batch: Sequence[InMessage], load: Callable[[str, int], SymbolState],
@@ -477,13 +477,7 @@ class PriceProcessor:
     def _due(self, name: str, stats: RollingForecastErrors | RollingIntervals) -> bool:
         """Whether ``stats`` changed enough since it was last exported to compute it again
         (:func:`~tickcast.streams.evaluation.forecast_error.refresh_due`)."""
-        of, refresh = self._exported.get(name, (None, None))
-        if of is stats and refresh is not None:
-            return refresh.due(stats.updates, len(stats))
-        refresh = Refresh(self.monotonic)  # a new object: exported at once
-        refresh.due(stats.updates, len(stats), always=True)
-        self._exported[name] = (stats, refresh)
-        return True
+        return self._exports.due(name, stats, self.monotonic)
 
     def _export_errors(self) -> None:
         if not self._due("errors", self.errors):

@@ -17,8 +17,8 @@ import numpy as np
 
 from tickcast.models.preprocessing import VADER_SIDE_INPUTS
 from tickcast.streams.deadletters import dead_letter
-from tickcast.streams.evaluation import PairedAUC, RollingAgreement, RollingAUC
-from tickcast.streams.evaluation.forecast_error import Refresh
+from tickcast.streams.evaluation import PairedAUC, RollingAgreement
+from tickcast.streams.evaluation.forecast_error import Exports
 from tickcast.streams.events import (
     EventError,
     LabelEvent,
@@ -60,8 +60,6 @@ class SentimentProcessor:
         """Called with a text's id, scores and label when they meet (a backtest records them)."""
         self.rnn = rnn
         self.scorers: list[TextScorer] = [vader]
-        self._rnn_version: str | None = None
-        """The version of the RNN scoring the batch being processed."""
         self.join = join
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
@@ -78,8 +76,8 @@ class SentimentProcessor:
         self._expired_exported = 0
         self.monotonic: Callable[[], float] = time.monotonic
         """Elapsed time, for how often large windows are recomputed (``refresh_due``)."""
-        self._auc_exported: dict[str, tuple[RollingAUC, Refresh, float | None]] = {}
-        """Model -> (its window, when its AUC was last computed, that AUC)."""
+        self._exports = Exports()
+        """When each model's AUC was last computed."""
         self._outcomes: Counter[str] = Counter()
         """Label outcomes of the batch being processed (exported once per batch)."""
         metrics.register_model("vader", vader.version)
@@ -90,7 +88,7 @@ class SentimentProcessor:
         started = time.perf_counter()
         rnn = self.rnn()
         self.scorers = [self.vader] if rnn is None else [self.vader, rnn]
-        self._rnn_version = None if rnn is None else rnn.version
+        rnn_version = None if rnn is None else rnn.version
         rival = self.challenger() if rnn is not None else None
         if (rival.version if rival is not None else None) != self.challenger_version:
             self._restart_challenger(rival.version if rival is not None else None)
@@ -104,7 +102,8 @@ class SentimentProcessor:
             if isinstance(text_scores, EventError):
                 decoded[i] = self._reject(batch[i], text_scores)
             else:
-                decoded[i] = self._sentiment(text, text_scores)  # type: ignore[assignment]
+                decoded[i] = self._sentiment(  # type: ignore[assignment]
+                    text, text_scores, rnn_version)
         for item in decoded:
             if isinstance(item, LabelEvent):
                 self._on_label(item)
@@ -268,7 +267,8 @@ class SentimentProcessor:
         return singles
 
     # -- outputs and evaluation -------------------------------------------------------------
-    def _sentiment(self, text: TextEvent, scores: dict[str, float]) -> OutMessage:
+    def _sentiment(self, text: TextEvent, scores: dict[str, float],
+                   rnn_version: str | None) -> OutMessage:
         rival = scores.get(self._challenger_key()) if self.challenger_version else None
         compound = round(scores["vader"] * 2.0 - 1.0, 4)  # VADER rounds to 4 decimals
         agree = None
@@ -284,7 +284,7 @@ class SentimentProcessor:
             vader_score=scores["vader"],
             vader_version=self.vader.version,
             rnn_score=scores.get("rnn"),
-            rnn_version=self._rnn_version,
+            rnn_version=rnn_version,
             scored_at=int(self.clock() * 1000),
             symbol=text.symbol,
             label=text.label,
@@ -324,10 +324,13 @@ class SentimentProcessor:
         current = self._challenger_key() if self.challenger_version else None
         for model in [k for k in self.join.aucs if k.startswith("challenger:") and k != current]:
             del self.join.aucs[model]  # a challenger no longer in shadow
-            self._auc_exported.pop(model, None)
+            self._exports.forget(model)
         rival = self.join.aucs.get(current) if current else None
-        rival_auc = self._auc(current, rival) if current and rival is not None else None
-        m.auc.labels(model="challenger").set(math.nan if rival_auc is None else rival_auc)
+        if current is None or rival is None:
+            m.auc.labels(model="challenger").set(math.nan)
+        elif self._exports.due(current, rival, self.monotonic):
+            rival_auc = rival.get()
+            m.auc.labels(model="challenger").set(math.nan if rival_auc is None else rival_auc)
         comparison = self.challenger_paired.get() if current else None
         for bound, attr in (("estimate", "diff"), ("low", "low"), ("high", "high")):
             m.challenger_auc_diff.labels(bound=bound).set(
@@ -336,28 +339,15 @@ class SentimentProcessor:
                                                     else 0)
         m.export_verdict("rnn", self.verdict() if current else None)
 
-    def _auc(self, model: str, auc: RollingAUC) -> float | None:
-        """``auc``'s value, computed again once due
-        (:func:`~tickcast.streams.evaluation.forecast_error.refresh_due`: after every batch
-        that changed a window of the default size)."""
-        of, refresh, value = self._auc_exported.get(model, (None, None, None))
-        if of is not auc or refresh is None:
-            refresh = Refresh(self.monotonic)  # a new window: computed at once
-            refresh.due(auc.updates, len(auc), always=True)
-            value = auc.get()
-        elif refresh.due(auc.updates, len(auc)):
-            value = auc.get()
-        self._auc_exported[model] = (auc, refresh, value)
-        return value
-
     def _export_state(self) -> None:
         m = self.metrics
         self._export_challenger()
         for model, auc in self.join.aucs.items():
             if model.startswith("challenger:"):
                 continue
-            value = self._auc(model, auc)
-            m.auc.labels(model=model).set(math.nan if value is None else value)
+            if self._exports.due(model, auc, self.monotonic):
+                value = auc.get()
+                m.auc.labels(model=model).set(math.nan if value is None else value)
             m.auc_window.labels(model=model, label="1").set(auc.positives)
             m.auc_window.labels(model=model, label="0").set(auc.negatives)
         agreement, kappa = self.agreement.agreement(), self.agreement.kappa()
