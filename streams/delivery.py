@@ -76,6 +76,13 @@ async def produce(producer: Any, records: Iterable[Record],
     partition. A record keyed ``k`` lands where ``send`` would put it (the default murmur2
     partitioner on the same partition list). A record larger than a batch goes alone in one,
     as with ``send``.
+
+    The partitions' batches are handed over concurrently, so that all of them reach the
+    producer's queue before its sender next drains it and travel in one produce request.
+    ``send_batch`` waits while its partition still holds an undrained batch (the previous
+    request to the broker is in flight); handed over one after another, the first such wait
+    let the sender go with the batches queued so far and split the call into several small
+    requests, each costing the broker and the worker a round of request handling.
     """
     if placement is None:
         placement = Placement()
@@ -88,18 +95,35 @@ async def produce(producer: Any, records: Iterable[Record],
                 every = partitions[topic] = await placement.partitions(producer, topic)
             partition = placement.place(topic, key, every)
         groups.setdefault((topic, partition), []).append((key, value))
-    futures: list[asyncio.Future[Any]] = []
+    sends = []
     for (topic, partition), items in groups.items():
         batch = producer.create_batch()
+        batches = [batch]
         for key, value in items:
             if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
+                batches.append(batch)
                 # The first record of a batch is always taken, whatever its size.
                 batch.append(key=key, value=value, timestamp=None)
-        if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        sends.append(_send_in_order(producer, topic, partition, batches))
+    if len(sends) == 1:
+        return await sends[0]
+    # Every partition's hand-over settles before an error is raised, so none is left
+    # running unobserved behind a failure.
+    settled = await asyncio.gather(*sends, return_exceptions=True)
+    futures: list[asyncio.Future[Any]] = []
+    for outcome in settled:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        futures.extend(outcome)
     return futures
+
+
+async def _send_in_order(producer: Any, topic: str, partition: int, batches: list[Any]
+                         ) -> list[asyncio.Future[Any]]:
+    """A partition's batches to the producer one after another, keeping their order."""
+    return [await producer.send_batch(batch, topic, partition=partition)
+            for batch in batches if batch.record_count()]
 
 
 class Sinks:

@@ -1,13 +1,16 @@
-"""InFlight: acks only after delivery, strictly in batch order, with a bounded backlog."""
+"""InFlight: acks only after delivery, strictly in batch order, with a bounded backlog;
+``produce``: a call's partitions handed to the producer together."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
-from tickcast.streams.delivery import InFlight, Placement
+from tickcast.streams.delivery import InFlight, Placement, produce
 
 
 class FakeStream:
@@ -177,3 +180,75 @@ def test_placement_remembers_keys_and_forgets_them_when_partitions_change() -> N
     nine = list(range(9))
     assert asyncio.run(placed()) == [reference(k, nine, nine) for k in keys]
     assert any(reference(k, six, six) != reference(k, nine, nine) for k in keys)
+
+
+class _Batch:
+    def __init__(self, room: int) -> None:
+        self.records: list[bytes | None] = []
+        self.room = room
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: None) -> object:
+        if len(self.records) >= self.room:
+            return None  # full, as aiokafka's BatchBuilder says it
+        self.records.append(value)
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class _QueueingProducer:
+    """``send_batch`` as aiokafka's: a partition whose earlier batch is still queued waits
+    until the sender drains it (here, until ``drain`` is set)."""
+
+    def __init__(self, *, queued: set[int], fail: set[int] = frozenset(), room: int = 100
+                 ) -> None:
+        self.queued, self.fail, self.room = queued, fail, room
+        self.drain = asyncio.Event()
+        self.handed: list[tuple[int, list[bytes | None]]] = []
+
+    def create_batch(self) -> _Batch:
+        return _Batch(self.room)
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int
+                         ) -> asyncio.Future[Any]:
+        if partition in self.queued:
+            await self.drain.wait()
+        if partition in self.fail:
+            raise KafkaTimeoutError()
+        self.handed.append((partition, batch.records))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(partition)
+        return future
+
+
+def test_a_partition_waiting_for_its_queue_holds_up_no_other_partition() -> None:
+    """All of a call's partitions reach the queue before the sender drains it (one produce
+    request), whichever partition still has a batch queued; a partition's batches keep their
+    order."""
+    async def scenario() -> tuple[list[int], list[tuple[int, list[bytes | None]]]]:
+        producer = _QueueingProducer(queued={1}, room=2)
+        records = [("t", p, None, b"%d-%d" % (p, i)) for i in range(3) for p in range(4)]
+        call = asyncio.ensure_future(produce(producer, records))
+        await asyncio.sleep(0)  # one turn of the loop, as a sender waiting for data gets
+        await asyncio.sleep(0)
+        before_drain = [p for p, _ in producer.handed]
+        producer.drain.set()
+        futures = await call
+        assert sorted(await asyncio.gather(*futures)) == [0, 0, 1, 1, 2, 2, 3, 3]
+        return before_drain, producer.handed
+
+    before_drain, handed = asyncio.run(scenario())
+    assert sorted(before_drain) == [0, 0, 2, 2, 3, 3]
+    assert [records for p, records in handed if p == 1] == [[b"1-0", b"1-1"], [b"1-2"]]
+
+
+def test_a_failed_hand_over_is_raised_once_every_partition_has_settled() -> None:
+    async def scenario() -> _QueueingProducer:
+        producer = _QueueingProducer(queued={0}, fail={0})
+        producer.drain.set()
+        with pytest.raises(KafkaTimeoutError):
+            await produce(producer, [("t", p, None, b"v") for p in range(3)])
+        return producer
+
+    assert sorted(p for p, _ in asyncio.run(scenario()).handed) == [1, 2]
