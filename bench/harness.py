@@ -403,10 +403,12 @@ def run_tickcast(target: Target, prefix: str, expected: int, *, workers: int, st
                 raise BenchError(f"{done:.0f}/{expected} outputs after {timeout:.0f}s; see "
                                  f"{group.logs}")
             time.sleep(0.2)
-            done = group.outputs()
-            if first is None and 0 < done < expected:
-                # The clock starts at the first poll that sees outputs, with what they were
-                # then, as a peer's starts once its first batch is through (Progress).
+            counts = group.outputs_by_worker()
+            done = sum(counts)
+            if first is None and min(counts) > 0 and done < expected:
+                # The clock starts at the first poll that sees outputs from every worker, with
+                # what they were then, as a peer's starts once its first batch is through
+                # (Progress): no worker's start-up is counted, whichever is last to start.
                 first, first_count = time.monotonic(), done
                 machine0, cpu0 = machine_ticks(), group.cpu_seconds()
         end = time.monotonic()

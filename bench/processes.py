@@ -194,12 +194,16 @@ class Workers:
 
     def outputs(self) -> float:
         """Forecasts and sentiment records produced so far, all workers."""
-        total = 0.0
+        return sum(self.outputs_by_worker())
+
+    def outputs_by_worker(self) -> list[float]:
+        """Forecasts and sentiment records produced so far by each worker, in start order."""
+        counts = []
         for url in self.urls:
             samples = scrape(url)  # once per worker and poll
-            total += sum(samples.total("tickcast_events_out_total", topic=topic)
-                         for topic in ("forecasts", "sentiment"))
-        return total
+            counts.append(sum(samples.total("tickcast_events_out_total", topic=topic)
+                              for topic in ("forecasts", "sentiment")))
+        return counts
 
     def cpu_seconds(self) -> float:
         return sum(proc_stats(c.pid)[0] for c in self.children)
