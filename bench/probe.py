@@ -6,6 +6,11 @@ reports outputs/s and the worker's CPU (cores) over a fixed span. Unlike ``tickc
 leaves start-up and the tail of the backlog out, so two versions of the code compare on the
 steady state. ``--prefix`` reuses a backlog produced earlier.
 
+``--workers N`` runs a group of N workers instead of one; the warm-up starts once every worker
+is producing. ``--broker-requests`` also reports, from the local broker, its produce, fetch and
+offset-commit requests per 1,000 outputs over the span and its CPU per output
+(:mod:`tickcast_bench.brokerstats`).
+
 ``--passthrough`` runs the bench's Faust passthrough (no model) on the backlog instead of a
 worker; ``--app``, ``--take`` and ``--send`` pick its variant (see
 :mod:`tickcast_bench.pipelines`).
@@ -30,6 +35,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from tickcast_bench import brokerstats
 from tickcast_bench.harness import (
     BenchConfig,
     Target,
@@ -60,8 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--texts", type=int, default=0, help="labelled texts in the backlog")
     parser.add_argument("--prefix", help="reuse the backlog on topics with this prefix")
     parser.add_argument("--warmup", type=float, default=10.0,
-                        help="seconds between the worker being ready (partitions assigned) "
-                        "and measuring")
+                        help="seconds between every worker producing outputs (its start-up "
+                        "over) and measuring")
     parser.add_argument("--seconds", type=float,
                         help="seconds measured (default 15; 60 with --latency)")
     parser.add_argument("--state", type=Path, default=Path(".tickcast/probe"))
@@ -82,6 +88,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--passthrough", action="store_true",
                         help="run the bench's Faust passthrough on the backlog instead of a "
                         "worker")
+    parser.add_argument("--workers", type=int, default=1, choices=range(1, 9), metavar="N",
+                        help="throughput: workers in the group (default 1); each worker's "
+                        "outputs count from when every worker is producing")
+    parser.add_argument("--broker-requests", action="store_true",
+                        help="throughput, on the local broker: its produce, fetch and "
+                        "offset-commit requests per 1,000 outputs over the span, and its CPU "
+                        "per output (read over JMX with java)")
     add_variant_arguments(parser, "--passthrough")
     return parser.parse_args(argv)
 
@@ -127,22 +140,55 @@ def _throughput(target: Target, args: argparse.Namespace) -> int:
     args.state.mkdir(parents=True, exist_ok=True)
     if args.passthrough:
         return _passthrough(target, prefix, args.ticks + args.texts if produced else None, args)
+    broker_pid = _local_broker_pid(target) if args.broker_requests else None
     app_id = f"{prefix}probe-{uuid.uuid4().hex[:4]}"
-    with Workers(1, target, log_dir=args.state, name=app_id, prefix=prefix, app_id=app_id,
-                 partitions=PARTITIONS) as worker:
+    with Workers(args.workers, target, log_dir=args.state, name=app_id, prefix=prefix,
+                 app_id=app_id, partitions=PARTITIONS) as worker:
         worker.wait_ready()
+        _until_every_worker_produces(worker)
         time.sleep(args.warmup)
+        broker_before = brokerstats.sample(broker_pid) if broker_pid else None
         before, cpu_before, started = worker.outputs(), worker.cpu_seconds(), time.monotonic()
         time.sleep(args.seconds)
         after, cpu_after = worker.outputs(), worker.cpu_seconds()
         span = time.monotonic() - started
+        broker_after = brokerstats.sample(broker_pid) if broker_pid else None
+    if after <= before:
+        raise BenchError(f"no outputs over the {span:.0f} s span: the backlog ran out (produce "
+                         "a larger one) or the workers are stuck; see " + worker.logs)
+    workers = f"{args.workers} workers' " if args.workers > 1 else "worker "
     print(f"backlog {prefix}: {(after - before) / span:,.0f} outputs/s over {span:.0f} s, "
-          f"worker CPU {(cpu_after - cpu_before) / span:.2f} cores, {after:,.0f} outputs in "
-          "all")
+          f"{workers}CPU {(cpu_after - cpu_before) / span:.2f} cores, "
+          f"{(cpu_after - cpu_before) / (after - before) * 1e6:.1f} µs per output, "
+          f"{after:,.0f} outputs in all")
+    if broker_before and broker_after:
+        rates = brokerstats.per_thousand(broker_before, broker_after, after - before)
+        shown = ", ".join(f"{name} {rates.get(name, 0.0):.2f}" for name in brokerstats.SHOWN)
+        print(f"broker requests per 1,000 outputs: {shown}; broker CPU "
+              f"{rates['cpu_us']:.1f} µs per output")
     if produced and after >= 0.9 * (args.ticks + args.texts):
         print("warning: the backlog ran out during the span; produce a larger one",
               file=sys.stderr)
     return 0
+
+
+def _until_every_worker_produces(group: Workers, timeout: float = 120.0) -> None:
+    """Until each worker of ``group`` has produced outputs (its start-up is over)."""
+    deadline = time.monotonic() + timeout
+    while min(group.outputs_by_worker()) <= 0:
+        if time.monotonic() > deadline:
+            raise BenchError(f"a worker produced nothing in {timeout:.0f}s; see {group.logs}")
+        time.sleep(0.2)
+
+
+def _local_broker_pid(target: Target) -> int:
+    """The pid of the local broker (``tickcast kafka up``), which must be the target."""
+    broker = local_broker()
+    pid = broker.status().pid
+    if broker.bootstrap != target.bootstrap or pid is None:
+        raise BenchError(f"--broker-requests reads the local broker ({broker.bootstrap}, "
+                         f"`tickcast kafka up`); the target is {target.bootstrap}")
+    return pid
 
 
 def _passthrough(target: Target, prefix: str, expected: int | None,
