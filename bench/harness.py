@@ -58,6 +58,7 @@ __all__ = [
     "delete_topics",
     "expected_outputs",
     "local_broker",
+    "local_broker_at",
     "local_gc_log",
     "machine",
     "point_only_store",
@@ -618,10 +619,16 @@ def local_broker() -> LocalKafka:
                                     state_dir=Settings.from_env().state_dir)
 
 
+def local_broker_at(bootstrap: str) -> LocalKafka | None:
+    """The local broker if it is the one at ``bootstrap``."""
+    broker = local_broker()
+    return broker if broker.bootstrap == bootstrap else None
+
+
 def local_gc_log(bootstrap: str) -> Path | None:
     """The GC log of the local broker if it is the one at ``bootstrap``."""
-    broker = local_broker()
-    return broker.gc_log_path if broker.bootstrap == bootstrap else None
+    broker = local_broker_at(bootstrap)
+    return broker.gc_log_path if broker else None
 
 
 # -- the run --------------------------------------------------------------------------------------

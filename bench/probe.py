@@ -42,6 +42,7 @@ from tickcast_bench.harness import (
     challenger_store,
     delete_topics,
     local_broker,
+    local_broker_at,
     local_gc_log,
     produce_input,
     run_latency,
@@ -145,7 +146,7 @@ def _throughput(target: Target, args: argparse.Namespace) -> int:
     with Workers(args.workers, target, log_dir=args.state, name=app_id, prefix=prefix,
                  app_id=app_id, partitions=PARTITIONS) as worker:
         worker.wait_ready()
-        _until_every_worker_produces(worker)
+        worker.wait_producing()
         time.sleep(args.warmup)
         broker_before = brokerstats.sample(broker_pid) if broker_pid else None
         before, cpu_before, started = worker.outputs(), worker.cpu_seconds(), time.monotonic()
@@ -172,22 +173,13 @@ def _throughput(target: Target, args: argparse.Namespace) -> int:
     return 0
 
 
-def _until_every_worker_produces(group: Workers, timeout: float = 120.0) -> None:
-    """Until each worker of ``group`` has produced outputs (its start-up is over)."""
-    deadline = time.monotonic() + timeout
-    while min(group.outputs_by_worker()) <= 0:
-        if time.monotonic() > deadline:
-            raise BenchError(f"a worker produced nothing in {timeout:.0f}s; see {group.logs}")
-        time.sleep(0.2)
-
-
 def _local_broker_pid(target: Target) -> int:
     """The pid of the local broker (``tickcast kafka up``), which must be the target."""
-    broker = local_broker()
-    pid = broker.status().pid
-    if broker.bootstrap != target.bootstrap or pid is None:
-        raise BenchError(f"--broker-requests reads the local broker ({broker.bootstrap}, "
-                         f"`tickcast kafka up`); the target is {target.bootstrap}")
+    broker = local_broker_at(target.bootstrap)
+    pid = broker.status().pid if broker else None
+    if pid is None:
+        raise BenchError(f"--broker-requests reads the local broker (`tickcast kafka up`); "
+                         f"none runs at {target.bootstrap}")
     return pid
 
 

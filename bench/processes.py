@@ -180,6 +180,15 @@ class Workers:
                 raise BenchError(f"tickcast worker did not become ready; see {self.logs}")
             time.sleep(0.05)
 
+    def wait_producing(self, *, timeout: float = 120.0) -> None:
+        """Until every worker has produced outputs (its start-up is over)."""
+        deadline = time.monotonic() + timeout
+        while min(self.outputs_by_worker()) <= 0:
+            if time.monotonic() > deadline or any(c.exited() for c in self.children):
+                raise BenchError(f"a worker exited or produced nothing in {timeout:.0f}s; see "
+                                 f"{self.logs}")
+            time.sleep(0.2)
+
     def ready(self) -> bool:
         assigned = 0.0
         for url in self.urls:

@@ -122,8 +122,7 @@ async def produce(producer: Any, records: Iterable[Record],
 async def _send_in_order(producer: Any, topic: str, partition: int, batches: list[Any]
                          ) -> list[asyncio.Future[Any]]:
     """A partition's batches to the producer one after another, keeping their order."""
-    return [await producer.send_batch(batch, topic, partition=partition)
-            for batch in batches if batch.record_count()]
+    return [await producer.send_batch(batch, topic, partition=partition) for batch in batches]
 
 
 class Sinks:
