@@ -24,7 +24,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from tickcast.streams.faust_internals import aiokafka_producer
 from tickcast.streams.messages import OutMessage, Record
 
-__all__ = ["MAX_BATCHES", "PLACED_MAX", "InFlight", "Placement", "Sinks", "produce"]
+__all__ = ["MAX_BATCHES", "PLACED_MAX", "InFlight", "Placement", "Sinks", "produce", "retrieve"]
 
 _PARTITIONER: Final = DefaultPartitioner()
 MAX_BATCHES: Final = 64
@@ -197,7 +197,7 @@ class InFlight:
         task = asyncio.ensure_future(self._settle(events, deliveries, previous,
                                                   time.perf_counter(), on_delivered))
         # Later batches fail with the first failure; one raise is enough, not a log per task.
-        task.add_done_callback(_mark_retrieved)
+        task.add_done_callback(retrieve)
         self._tasks.append((task, len(events)))
         self._events += len(events)
         while self._tasks and (self._full() or self._tasks[0][0].done()):
@@ -228,6 +228,8 @@ class InFlight:
             await self.stream.ack(event)
 
 
-def _mark_retrieved(task: asyncio.Future[None]) -> None:
-    if not task.cancelled():
-        task.exception()
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome as seen (a done callback): a failure raised elsewhere, or one
+    that stopped the agent, is not logged again as never retrieved."""
+    if not future.cancelled():
+        future.exception()

@@ -89,7 +89,7 @@ from tickcast.streams.messages import Record
 
 __all__ = ["FETCH_MAX_WAIT_MS", "ChangelogTable", "DeliverWithoutTasks", "KeepFetchedOnResume",
            "SeekWithFlowStopped", "ShortFetchWait", "TickcastApp", "aiokafka_producer",
-           "batches", "committed_offsets", "state_table"]
+           "batches", "committed_offsets", "queued", "state_table"]
 
 
 # -- the app and its consumer -----------------------------------------------------------------
@@ -442,6 +442,11 @@ async def batches(stream: faust.StreamT, *, size: int, within: float
             events.append(value)
         if events:
             yield events
+
+
+def queued(stream: faust.StreamT) -> bool:
+    """Whether events wait in ``stream``'s queue (what :func:`batches` takes next)."""
+    return not stream.channel.queue.empty()
 
 
 # -- private state read by tickcast -------------------------------------------------------------
