@@ -9,14 +9,16 @@ thread so the event loop keeps Kafka heartbeats and fetches going.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 import faust
 
 from tickcast.streams.delivery import InFlight, Sinks
-from tickcast.streams.faust_internals import batches
-from tickcast.streams.messages import in_message
+from tickcast.streams.faust_internals import batches, queued
+from tickcast.streams.messages import OutMessage, in_message
+from tickcast.streams.pipelining import OneAhead
 from tickcast.streams.sentiment.processor import SentimentProcessor
 from tickcast.streams.settings import Settings
 
@@ -41,12 +43,23 @@ def register_sentiment_agent(app: faust.App, *, settings: Settings,
         inflight = InFlight(
             stream, limit=settings.batches_in_flight, batch_size=settings.batch_size,
             observe=processor.metrics.delivery_seconds.labels(agent="sentiment").observe)
-        async for events in batches(stream, size=settings.batch_size, within=within):
-            batch = [in_message(e, prefix_len=prefix_len) for e in events]
-            processor.metrics.observe_queue_wait("sentiment", [m.timestamp_ms for m in batch])
-            outputs = await loop.run_in_executor(executor, processor.process, batch)
+
+        async def complete(events: Sequence[Any], outputs: list[OutMessage]) -> None:
             deliveries = await sinks.send(outputs)
             await inflight.add(events, deliveries)  # acked once delivered, in batch order
+
+        ahead: OneAhead[list[OutMessage]] = OneAhead(
+            process=lambda batch: loop.run_in_executor(executor, processor.process, batch),
+            complete=complete, queued=lambda: queued(stream))
+        try:
+            async for events in batches(stream, size=settings.batch_size, within=within):
+                batch = [in_message(e, prefix_len=prefix_len) for e in events]
+                processor.metrics.observe_queue_wait("sentiment",
+                                                     [m.timestamp_ms for m in batch])
+                await ahead.batch(events, batch)
+            await ahead.flush()
+        finally:
+            ahead.abandon()
         await inflight.drain()
 
     return sentiment
