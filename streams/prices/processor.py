@@ -1,7 +1,7 @@
 """One batch of ``prices`` in, ``forecasts`` and ``dead-letters`` out, in three steps.
 
-1. :meth:`PriceProcessor.plan` (event loop): decode (:meth:`PriceProcessor.decode`), apply
-   the tick rule to each symbol's history, and collect the windows that need a forecast.
+1. :meth:`PriceProcessor.plan` (event loop): decode, apply the tick rule to each symbol's
+   history, and collect the windows that need a forecast.
 2. :meth:`PriceProcessor.infer` (a worker thread): one batched inference for all of them.
 3. :meth:`PriceProcessor.finish` (event loop): score the previous forecast of each symbol
    against the tick that just arrived, build the forecast records, remember the new forecasts.
@@ -13,12 +13,6 @@ at-least-once delivery never loses a forecast (consumers de-duplicate on ``symbo
 other tick at or before the newest ``ts`` — out of order, or a conflicting price for a seen
 ``ts`` — goes to ``dead-letters`` as ``out_of_order``. The first ``W - 1`` ticks of a symbol
 only warm its window up.
-
-**Lanes.** A decoded batch can be split into parts by symbol (:meth:`Decoded.lanes`), each
-planned, inferred and finished on its own. A symbol always falls in the same lane, so as long
-as each lane's parts are planned and finished in batch order, the tick rule sees every
-symbol's ticks in order whatever the other lanes do; the worker plans and finishes one lane
-on the loop while the other's part is inferred in the thread.
 """
 
 from __future__ import annotations
@@ -26,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -62,8 +55,8 @@ from tickcast.streams.gate import DMEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
-__all__ = ["REPLAY_ROOM", "Decoded", "Plan", "PriceProcessor", "SymbolState", "history_keep",
-           "history_keep_for", "lane"]
+__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState", "history_keep",
+           "history_keep_for"]
 
 log = logging.getLogger(__name__)
 
@@ -133,40 +126,6 @@ class Job:
 
 
 @dataclass(slots=True)
-class Decoded:
-    """A batch decoded (or a part of one: :meth:`split`)."""
-
-    started: float
-    """When the batch's processing started (``time.perf_counter``)."""
-    ticks: list[tuple[InMessage, PriceTick]] = field(default_factory=list)
-    """The valid ticks, in batch order."""
-    dead: list[OutMessage] = field(default_factory=list)
-    """The dead letters of the messages that did not decode."""
-    size: int = 0
-    """Messages of the batch this part accounts for in ``tickcast_batch_size`` (the first
-    part takes the whole batch, the others none)."""
-    last: bool = True
-    """Whether this is the batch's last part (it observes ``tickcast_batch_seconds``)."""
-
-    def lanes(self, count: int) -> list[Decoded]:
-        """The batch in ``count`` parts, one per lane: a symbol always goes to the same lane
-        (:func:`lane`), every tick of it in batch order. Lanes without ticks give empty
-        parts; the first part takes the dead letters and the batch's size."""
-        groups: list[list[tuple[InMessage, PriceTick]]] = [[] for _ in range(count)]
-        for item in self.ticks:
-            groups[lane(item[1].symbol, count)].append(item)
-        out = [Decoded(self.started, group, last=False) for group in groups]
-        out[0].dead, out[0].size = self.dead, self.size
-        out[-1].last = True
-        return out
-
-
-def lane(symbol: str, count: int) -> int:
-    """The lane of ``symbol`` among ``count``: the same in every batch and every process."""
-    return zlib.crc32(symbol.encode()) % count
-
-
-@dataclass(slots=True)
 class Plan:
     started: float
     jobs: list[Job] = field(default_factory=list)
@@ -177,9 +136,7 @@ class Plan:
     challenger: Forecaster | None = None
     last_job: dict[str, Job] = field(default_factory=dict)
     size: int = 0
-    """Messages of the batch counted in ``tickcast_batch_size`` (see :attr:`Decoded.size`)."""
-    last: bool = True
-    """Whether this plan finishes its batch (see :attr:`Decoded.last`)."""
+    """Messages in the batch."""
     ok: int = 0
     """Valid ticks (metrics are counted per batch, not per tick)."""
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -229,31 +186,21 @@ class PriceProcessor:
         """When each exported statistic was last computed."""
 
     # -- 1. plan --------------------------------------------------------------------------
-    def decode(self, batch: Sequence[InMessage]) -> Decoded:
-        """Decode ``batch``: its valid ticks, and a dead letter for every other message."""
-        decoded = Decoded(started=time.perf_counter(), size=len(batch))
-        for msg in batch:
-            try:
-                tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
-            except EventError as exc:
-                decoded.dead.append(self._reject(msg, exc))
-                continue
-            decoded.ticks.append((msg, tick))
-        return decoded
-
-    def plan(self, batch: Sequence[InMessage] | Decoded, load: Callable[[str, int], SymbolState],
+    def plan(self, batch: Sequence[InMessage], load: Callable[[str, int], SymbolState],
              forecaster: Forecaster | None, challenger: Forecaster | None = None) -> Plan:
-        """The plan of ``batch`` (messages, or a batch or part already decoded)."""
-        decoded = batch if isinstance(batch, Decoded) else self.decode(batch)
-        plan = Plan(started=decoded.started, forecaster=forecaster, size=decoded.size,
-                    last=decoded.last, dead=list(decoded.dead),
+        plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch),
                     challenger=challenger if forecaster is not None else None)
         window = forecaster.window if forecaster is not None else None
         keep = history_keep_for(forecaster, challenger)
         # With intervals, each job also takes the baseline's history: its last B + 1 closes.
         span = (self.baseline_window + 1
                 if forecaster is not None and forecaster.intervals else None)
-        for msg, tick in decoded.ticks:
+        for msg in batch:
+            try:
+                tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
+            except EventError as exc:
+                plan.dead.append(self._reject(msg, exc))
+                continue
             state = plan.states.get(tick.symbol)
             if state is None:
                 state = plan.states[tick.symbol] = load(tick.symbol, msg.partition)
@@ -441,20 +388,16 @@ class PriceProcessor:
             m.ticks.labels(outcome=outcome).inc(n)
         m.events_out.labels(topic="forecasts").inc(
             sum(1 for o in out if o.topic == "forecasts"))
-        if plan.last:  # whole-window statistics: once a batch, not once a part
-            self._export_errors()
-            self._export_intervals()
+        self._export_errors()
+        self._export_intervals()
         if challenger is not None:
             m.challenger_outputs.labels(model="lstm", outcome="scored").inc(shadowed)
             missed = sum(1 for job in plan.jobs if job.shadow is not None) - shadowed
             if missed:
                 m.challenger_outputs.labels(model="lstm", outcome="failed").inc(missed)
-            if plan.last:
-                self._export_challenger()
-        if plan.size:
-            m.batch_size.labels(agent="prices").observe(plan.size)
-        if plan.last:
-            m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
+            self._export_challenger()
+        m.batch_size.labels(agent="prices").observe(plan.size)
+        m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
         return out
 
     # -- scoring ----------------------------------------------------------------------------
