@@ -3,7 +3,8 @@
 Values are consumed as raw bytes: decoding and validation happen in
 :class:`~tickcast.streams.sentiment.processor.SentimentProcessor`, so a malformed event becomes
 a dead letter instead of an exception inside Faust's deserializer. Scoring runs in a worker
-thread so the event loop keeps Kafka heartbeats and fetches going.
+thread so the event loop keeps Kafka heartbeats and fetches going, one batch ahead of the
+loop's sends under load (:class:`~tickcast.streams.pipelining.OneAhead`).
 """
 
 from __future__ import annotations

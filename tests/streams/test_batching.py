@@ -12,7 +12,7 @@ import faust
 import pytest
 from faust.types.tuples import ConsumerMessage
 
-from tickcast.streams.faust_internals import batches
+from tickcast.streams.faust_internals import batches, queued
 
 _offsets = itertools.count()
 
@@ -156,3 +156,17 @@ async def test_a_stopping_stream_ends_the_batches_without_tracking_taken_events(
 async def test_size_must_be_positive(app: faust.App) -> None:
     with pytest.raises(ValueError, match="size must be >= 1"):
         await _next(batches(_stream(app), size=0, within=0.0))
+
+
+@with_app
+async def test_queued_says_whether_the_next_batch_is_already_waiting(app: faust.App) -> None:
+    """``queued`` reads the same queue ``batches`` takes from (Faust's stream channel)."""
+    stream = _stream(app)
+    it = batches(stream, size=2, within=0.0).__aiter__()
+    assert not queued(stream)
+    await _put(stream, *[_event(app, b"x") for _ in range(3)])
+    assert queued(stream)
+    assert len(await _next(it)) == 2
+    assert queued(stream)  # one event left
+    assert len(await _next(it)) == 1
+    assert not queued(stream)
