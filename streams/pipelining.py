@@ -51,12 +51,7 @@ class OneAhead(Generic[T]):
         if held is None:
             return
         events, result = held
-        try:
-            value = await result
-        except BaseException:
-            result.add_done_callback(retrieve)
-            raise
-        await self.complete(events, value)
+        await self.complete(events, await result)  # awaiting it retrieves a failure
 
     def abandon(self) -> None:
         """Drop the batch held back (the agent stops on an error: it is not acknowledged, so
