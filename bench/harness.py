@@ -418,7 +418,8 @@ def run_tickcast(target: Target, prefix: str, expected: int, *, workers: int, st
     if first is None:  # everything came out before a poll saw any: a tiny input
         first, first_count = ready, 0.0
     cpu = sum(s[0] for s in stats)
-    return {"workers": workers, "events": expected - first_count, "seconds": end - first,
+    return {"workers": workers, "outputs": done, "events": expected - first_count,
+            "seconds": end - first,
             "events_per_s": (expected - first_count) / (end - first), "ready_s": ready_s,
             "first_output_s": first - ready,
             "events_per_s_from_ready": expected / (end - ready),
