@@ -56,7 +56,7 @@ from tickcast.models.preprocessing import (
 from tickcast.models.registry import ModelStore, StoreError
 from tickcast.models.textgen import TextGenerator
 
-__all__ = ["BACKENDS", "Forecaster", "Prediction", "Predictor", "SentimentRNN",
+__all__ = ["BACKENDS", "Forecaster", "Prediction", "Predictor", "Prepared", "SentimentRNN",
            "load_keras_model", "load_latest", "load_predictor", "text_encoder"]
 
 BACKENDS: Final = ("auto", "tf-function")
@@ -126,6 +126,18 @@ class Prediction:
     bounds in it: :func:`tickcast.streams.evaluation.intervals.widen`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Windows of closes made ready for the model call (:meth:`Forecaster.prepare`)."""
+
+    windows: np.ndarray
+    """``(n, W)`` closes, float64."""
+    units: np.ndarray
+    """``(n,)``: each window's volatility unit."""
+    features: np.ndarray
+    """``(n, W, 1)`` float32: the model's inputs."""
+
+
 class Forecaster:
     """Windows of closes -> next-close forecasts (and intervals, if the model has a head)."""
 
@@ -150,25 +162,46 @@ class Forecaster:
             [None, scaler.window, 1], "float32", backend)
 
     def predict_outputs(self, features: np.ndarray) -> np.ndarray:
-        """Model inputs -> its ``(n, 1 + Q)`` outputs (``(n, 1)`` without a head)."""
+        """Model inputs -> its ``(n, 1 + Q)`` outputs (``(n, 1)`` without a head). On the ONNX
+        path this is one call that releases the GIL for all of its work."""
         return np.asarray(self._call(features)).reshape(len(features), self.scaler.outputs)
 
-    def predict(self, windows: np.ndarray) -> Prediction:
-        """``(n, W)`` closes -> forecasts of the next close, with intervals if the model has
-        them: one model call for both."""
+    def prepare(self, windows: np.ndarray) -> Prepared:
+        """``(n, W)`` closes -> what the model call takes and :meth:`complete` needs.
+
+        :meth:`predict` is ``complete(prepared, predict_outputs(prepared.features))``. A
+        caller that runs the model call on a thread of its own runs these two steps (small
+        numpy calls, each needing the GIL) on its own thread: the model thread then takes the
+        GIL only to start and to return, instead of waiting for it between every step while
+        the other thread is busy."""
         windows = np.asarray(windows, dtype=np.float64)
         if windows.ndim != 2 or windows.shape[1] != self.window:
             raise ValueError(f"windows must have shape (n, {self.window}), got {windows.shape}")
         if len(windows) == 0:
+            return Prepared(windows, np.zeros(0), np.zeros((0, self.window, 1), np.float32))
+        units = self.scaler.units(windows)
+        return Prepared(windows, units, self.scaler.inputs(windows, units))
+
+    def complete(self, prepared: Prepared, outputs: np.ndarray) -> Prediction:
+        """The model's outputs for ``prepared.features`` -> forecasts of the next close, with
+        intervals if the model has them."""
+        windows, units = prepared.windows, prepared.units
+        if len(windows) == 0:
             return Prediction(np.zeros(0), np.zeros((0, len(SERVED_LEVELS), 2))
                               if self.intervals else None, np.zeros(0))
-        units = self.scaler.units(windows)
-        outputs = self.predict_outputs(self.scaler.inputs(windows, units))
         prices = self.scaler.prices(windows, outputs, units)
         if not self.intervals:
             return Prediction(prices)
         return Prediction(prices, self.scaler.bounds(windows, outputs, SERVED_LEVELS, units),
                           units)
+
+    def predict(self, windows: np.ndarray) -> Prediction:
+        """``(n, W)`` closes -> forecasts of the next close, with intervals if the model has
+        them: one model call for both."""
+        prepared = self.prepare(windows)
+        if len(prepared.windows) == 0:
+            return self.complete(prepared, np.zeros((0, self.scaler.outputs)))
+        return self.complete(prepared, self.predict_outputs(prepared.features))
 
     def predict_prices(self, windows: np.ndarray) -> np.ndarray:
         """``(n, W)`` closes -> ``(n,)`` forecasts of the next close."""

@@ -109,9 +109,32 @@ def biased_forecaster(store_root, source, *, bias: float, created_at: int | None
     return manifest
 
 
-class PointForecaster:
-    """Mixin for test forecasters that define ``predict_prices``: the processor's ``predict``
-    contract, without intervals."""
+class Predicting:
+    """Mixin for test forecasters that define ``predict``: the price processor's three steps
+    on top of it. The model call (``predict_outputs``, on the inference thread) is ``predict``
+    itself, so a test forecaster that fails, fails there, as a real model call would."""
+
+    def predict(self, windows):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def prepare(self, windows):
+        import numpy as np
+
+        from tickcast.models.predictors import Prepared
+
+        w = np.asarray(windows, dtype=np.float64)
+        return Prepared(w, np.zeros(len(w)), w)
+
+    def predict_outputs(self, features):
+        return self.predict(features)
+
+    def complete(self, prepared, outputs):
+        return outputs
+
+
+class PointForecaster(Predicting):
+    """Mixin for test forecasters that define ``predict_prices``: the processor's contract,
+    without intervals."""
 
     intervals = False
 

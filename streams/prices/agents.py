@@ -11,9 +11,15 @@ from typing import Any, Final
 import faust
 
 from tickcast.streams.delivery import InFlight, Sinks
-from tickcast.streams.faust_internals import batches, state_table
+from tickcast.streams.faust_internals import batches, queued, state_table
 from tickcast.streams.messages import Record, in_message
-from tickcast.streams.prices.processor import PriceProcessor, SymbolState, history_keep_for
+from tickcast.streams.prices.pipeline import LanePipeline
+from tickcast.streams.prices.processor import (
+    Plan,
+    PriceProcessor,
+    SymbolState,
+    history_keep_for,
+)
 from tickcast.streams.prices.state import load_state, state_writes
 from tickcast.streams.serving import ModelManager
 from tickcast.streams.settings import Settings
@@ -68,35 +74,48 @@ def register_price_agent(app: faust.App, *, settings: Settings, processor: Price
             processor.metrics.state_loads.inc()
         return state
 
+    async def send(plan: Plan, values: Any) -> list[asyncio.Future[Any]]:
+        """Finish ``plan``; send its outputs and the changelog writes of its symbols' states
+        (their delivery futures)."""
+        outputs = processor.finish(plan, processor.complete(plan, values))
+        history = keep()
+        # Each symbol's state changes are logged to the partition its ticks arrive on, in the
+        # batch's own produce calls: the input is acked only once its state is logged.
+        changelog: list[Record] = [
+            table.write(key, value, partition=plan.partitions[symbol], checked=True)
+            for symbol, state in plan.states.items()
+            for key, value in state_writes(symbol, state, keep=history)]
+        metrics = processor.metrics
+        metrics.state_cached.set(len(cache))
+        metrics.state_changelog_records.inc(len(changelog))
+        metrics.state_changelog_bytes.inc(sum(len(k) + (len(v) if v is not None else 0)
+                                              for _, _, k, v in changelog))
+        return await sinks.send(outputs, changelog)
+
     @app.agent(source, name="tickcast.prices")
     async def forecasts(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
         inflight = InFlight(
             stream, limit=settings.batches_in_flight, batch_size=settings.batch_size,
             observe=processor.metrics.delivery_seconds.labels(agent="prices").observe)
-        async for events in batches(stream, size=settings.batch_size, within=within):
-            batch = [in_message(e, prefix_len=prefix_len) for e in events]
-            processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])
-            plan = processor.plan(batch, load, models.forecaster(),
-                                  models.forecaster_challenger())
-            values = await loop.run_in_executor(executor, processor.infer, plan)
-            outputs = processor.finish(plan, values)
-            history = keep()
-            # Each symbol's state changes are logged to the partition its ticks arrive on, in
-            # the batch's own produce call: the input is acked only once its state is logged.
-            changelog: list[Record] = [
-                table.write(key, value, partition=plan.partitions[symbol], checked=True)
-                for symbol, state in plan.states.items()
-                for key, value in state_writes(symbol, state, keep=history)]
-            metrics = processor.metrics
-            metrics.state_cached.set(len(cache))
-            metrics.state_changelog_records.inc(len(changelog))
-            metrics.state_changelog_bytes.inc(sum(len(k) + (len(v) if v is not None else 0)
-                                                  for _, _, k, v in changelog))
-            deliveries = await sinks.send(outputs, changelog)
+
+        async def track(events: Any, deliveries: list[asyncio.Future[Any]]) -> None:
             # Acked once delivered, in batch order; a RocksDB store takes the batch's state
             # writes only then.
             await inflight.add(events, deliveries, on_delivered=table.staged())
+
+        pipeline = LanePipeline(
+            processor, load=load, send=send, track=track, queued=lambda: queued(stream),
+            infer=lambda plan: loop.run_in_executor(executor, processor.run, plan))
+        try:
+            async for events in batches(stream, size=settings.batch_size, within=within):
+                batch = [in_message(e, prefix_len=prefix_len) for e in events]
+                processor.metrics.observe_queue_wait("prices", [m.timestamp_ms for m in batch])
+                await pipeline.batch(events, batch, models.forecaster(),
+                                     models.forecaster_challenger())
+            await pipeline.flush()
+        finally:
+            pipeline.abandon()
         await inflight.drain()
 
     return forecasts

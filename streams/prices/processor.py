@@ -1,10 +1,14 @@
 """One batch of ``prices`` in, ``forecasts`` and ``dead-letters`` out, in three steps.
 
-1. :meth:`PriceProcessor.plan` (event loop): decode, apply the tick rule to each symbol's
-   history, and collect the windows that need a forecast.
-2. :meth:`PriceProcessor.infer` (a worker thread): one batched inference for all of them.
-3. :meth:`PriceProcessor.finish` (event loop): score the previous forecast of each symbol
-   against the tick that just arrived, build the forecast records, remember the new forecasts.
+1. :meth:`PriceProcessor.plan` (event loop): decode (:meth:`PriceProcessor.decode`), apply
+   the tick rule to each symbol's history, and collect the windows that need a forecast,
+   made ready for the model.
+2. :meth:`PriceProcessor.run` (the inference thread): the batched model calls for all of
+   them, and nothing else (they release the GIL; everything around them needs it).
+3. :meth:`PriceProcessor.complete`, then :meth:`PriceProcessor.finish` (event loop): the
+   forecasts and their intervals from the model's outputs; score the previous forecast of
+   each symbol against the tick that just arrived, build the forecast records, remember the
+   new forecasts. (:meth:`PriceProcessor.infer` is steps 2 and 3a in one call.)
 
 **The tick rule.** Per symbol, a tick newer than the newest seen extends the history. A tick
 equal to one already in the history (same ``ts`` and ``price``, e.g. redelivered after a
@@ -13,6 +17,12 @@ at-least-once delivery never loses a forecast (consumers de-duplicate on ``symbo
 other tick at or before the newest ``ts`` — out of order, or a conflicting price for a seen
 ``ts`` — goes to ``dead-letters`` as ``out_of_order``. The first ``W - 1`` ticks of a symbol
 only warm its window up.
+
+**Lanes.** A decoded batch can be split into parts by symbol (:meth:`Decoded.lanes`), each
+planned, inferred and finished on its own. A symbol always falls in the same lane, so as long
+as each lane's parts are planned and finished in batch order, the tick rule sees every
+symbol's ticks in order whatever the other lanes do; the worker plans and finishes one lane
+on the loop while the other's part is inferred in the thread.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,7 +39,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from tickcast.models.predictors import Forecaster
+from tickcast.models.predictors import Forecaster, Prepared
 from tickcast.models.preprocessing import SERVED_LEVELS
 from tickcast.streams.deadletters import dead_letter
 from tickcast.streams.evaluation.forecast_error import (
@@ -55,8 +66,8 @@ from tickcast.streams.gate import DMEvidence, Policy, Verdict, decide
 from tickcast.streams.messages import InMessage, OutMessage
 from tickcast.streams.metrics import Metrics
 
-__all__ = ["REPLAY_ROOM", "Plan", "PriceProcessor", "SymbolState", "history_keep",
-           "history_keep_for"]
+__all__ = ["REPLAY_ROOM", "Decoded", "Plan", "PriceProcessor", "SymbolState", "history_keep",
+           "history_keep_for", "lane"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +137,40 @@ class Job:
 
 
 @dataclass(slots=True)
+class Decoded:
+    """A batch decoded (or a part of one: :meth:`split`)."""
+
+    started: float
+    """When the batch's processing started (``time.perf_counter``)."""
+    ticks: list[tuple[InMessage, PriceTick]] = field(default_factory=list)
+    """The valid ticks, in batch order."""
+    dead: list[OutMessage] = field(default_factory=list)
+    """The dead letters of the messages that did not decode."""
+    size: int = 0
+    """Messages of the batch this part accounts for in ``tickcast_batch_size`` (the first
+    part takes the whole batch, the others none)."""
+    last: bool = True
+    """Whether this is the batch's last part (it observes ``tickcast_batch_seconds``)."""
+
+    def lanes(self, count: int) -> list[Decoded]:
+        """The batch in ``count`` parts, one per lane: a symbol always goes to the same lane
+        (:func:`lane`), every tick of it in batch order. Lanes without ticks give empty
+        parts; the first part takes the dead letters and the batch's size."""
+        groups: list[list[tuple[InMessage, PriceTick]]] = [[] for _ in range(count)]
+        for item in self.ticks:
+            groups[lane(item[1].symbol, count)].append(item)
+        out = [Decoded(self.started, group, last=False) for group in groups]
+        out[0].dead, out[0].size = self.dead, self.size
+        out[-1].last = True
+        return out
+
+
+def lane(symbol: str, count: int) -> int:
+    """The lane of ``symbol`` among ``count``: the same in every batch and every process."""
+    return zlib.crc32(symbol.encode()) % count
+
+
+@dataclass(slots=True)
 class Plan:
     started: float
     jobs: list[Job] = field(default_factory=list)
@@ -136,7 +181,9 @@ class Plan:
     challenger: Forecaster | None = None
     last_job: dict[str, Job] = field(default_factory=dict)
     size: int = 0
-    """Messages in the batch."""
+    """Messages of the batch counted in ``tickcast_batch_size`` (see :attr:`Decoded.size`)."""
+    last: bool = True
+    """Whether this plan finishes its batch (see :attr:`Decoded.last`)."""
     ok: int = 0
     """Valid ticks (metrics are counted per batch, not per tick)."""
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -151,6 +198,14 @@ class Plan:
     """Per job, the window's volatility unit (with ``bounds``)."""
     baseline: np.ndarray | None = None
     """Per job, the baseline's intervals (NaN where the history is too short for them)."""
+    prepared: Prepared | None = None
+    """The jobs' windows made ready for the forecaster's model call (``None``: no jobs)."""
+    shadow_index: list[int] = field(default_factory=list)
+    """The jobs the challenger has a window for."""
+    shadow_prepared: Prepared | None = None
+    """Their windows made ready for the challenger's model call."""
+    shadow_outputs: np.ndarray | None = None
+    """The challenger's model outputs (``None``: none, or its call failed)."""
 
 
 class PriceProcessor:
@@ -186,27 +241,55 @@ class PriceProcessor:
         """When each exported statistic was last computed."""
 
     # -- 1. plan --------------------------------------------------------------------------
-    def plan(self, batch: Sequence[InMessage], load: Callable[[str, int], SymbolState],
+    def decode(self, batch: Sequence[InMessage]) -> Decoded:
+        """Decode ``batch``: its valid ticks, and a dead letter for every other message."""
+        decoded = Decoded(started=time.perf_counter(), size=len(batch))
+        for msg in batch:
+            try:
+                tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
+            except EventError as exc:
+                decoded.dead.append(self._reject(msg, exc))
+                continue
+            decoded.ticks.append((msg, tick))
+        return decoded
+
+    def plan(self, batch: Sequence[InMessage] | Decoded, load: Callable[[str, int], SymbolState],
              forecaster: Forecaster | None, challenger: Forecaster | None = None) -> Plan:
-        plan = Plan(started=time.perf_counter(), forecaster=forecaster, size=len(batch),
+        """The plan of ``batch`` (messages, or a batch or part already decoded)."""
+        decoded = batch if isinstance(batch, Decoded) else self.decode(batch)
+        plan = Plan(started=decoded.started, forecaster=forecaster, size=decoded.size,
+                    last=decoded.last, dead=list(decoded.dead),
                     challenger=challenger if forecaster is not None else None)
         window = forecaster.window if forecaster is not None else None
         keep = history_keep_for(forecaster, challenger)
         # With intervals, each job also takes the baseline's history: its last B + 1 closes.
         span = (self.baseline_window + 1
                 if forecaster is not None and forecaster.intervals else None)
-        for msg in batch:
-            try:
-                tick = decode_price(msg.value, max_bytes=self.max_event_bytes)
-            except EventError as exc:
-                plan.dead.append(self._reject(msg, exc))
-                continue
+        for msg, tick in decoded.ticks:
             state = plan.states.get(tick.symbol)
             if state is None:
                 state = plan.states[tick.symbol] = load(tick.symbol, msg.partition)
             plan.partitions[tick.symbol] = msg.partition
             self._plan_tick(plan, msg, tick, state, window, keep, span)
+        self._prepare(plan)
         return plan
+
+    def _prepare(self, plan: Plan) -> None:
+        """The jobs' windows made ready for the model calls (see :meth:`run`)."""
+        if not plan.jobs or plan.forecaster is None:
+            return
+        plan.prepared = plan.forecaster.prepare(np.stack([job.window for job in plan.jobs]))
+        if plan.challenger is None:
+            return
+        plan.shadow_index = [i for i, job in enumerate(plan.jobs) if job.shadow is not None]
+        if not plan.shadow_index:
+            return
+        try:
+            plan.shadow_prepared = plan.challenger.prepare(
+                np.stack([plan.jobs[i].shadow for i in plan.shadow_index]))
+        except Exception:  # a failure costs the challenger this batch and nothing else
+            log.exception("the challenger %s failed on a batch of %d", plan.challenger.version,
+                          len(plan.shadow_index))
 
     def _plan_tick(self, plan: Plan, msg: InMessage, tick: PriceTick, state: SymbolState,
                    window: int | None, keep: int, span: int | None) -> None:
@@ -248,23 +331,53 @@ class PriceProcessor:
         if new:
             plan.last_job[tick.symbol] = job
 
-    # -- 2. infer (worker thread) -----------------------------------------------------------
-    def infer(self, plan: Plan) -> np.ndarray:
-        if not plan.jobs or plan.forecaster is None:
-            return np.zeros(0)
-        windows = np.stack([job.window for job in plan.jobs])
+    # -- 2. run (the inference thread) ------------------------------------------------------
+    def run(self, plan: Plan) -> np.ndarray:
+        """The plan's model calls, and nothing else: the champion's outputs (the challenger's
+        go to ``plan.shadow_outputs``). On the ONNX path each call releases the GIL for all of
+        its work, so the thread that makes them holds the GIL only to start and to return;
+        everything around them is numpy on the loop (:meth:`plan`, :meth:`complete`), where a
+        thread waiting for the GIL between small steps would otherwise slow the batch."""
+        prepared = plan.prepared
+        if prepared is None or plan.forecaster is None:
+            return np.zeros((0, 1))
         started = time.perf_counter()
-        prediction = plan.forecaster.predict(windows)
+        outputs = plan.forecaster.predict_outputs(prepared.features)
         self.metrics.inference_seconds.labels(model="lstm").observe(time.perf_counter() - started)
-        forecasts, plan.bounds, plan.units = prediction.prices, prediction.bounds, prediction.units
+        if plan.challenger is not None and plan.shadow_prepared is not None:
+            started = time.perf_counter()
+            try:
+                plan.shadow_outputs = plan.challenger.predict_outputs(
+                    plan.shadow_prepared.features)
+            except Exception:  # a failure costs the challenger this batch and nothing else
+                log.exception("the challenger %s failed on a batch of %d",
+                              plan.challenger.version, len(plan.shadow_index))
+            self.metrics.inference_seconds.labels(model="lstm_challenger").observe(
+                time.perf_counter() - started)
+        return outputs
+
+    # -- 3a. complete (event loop) ----------------------------------------------------------
+    def complete(self, plan: Plan, outputs: np.ndarray) -> np.ndarray:
+        """The models' outputs -> the forecasts (and the plan's intervals, baseline, MASE
+        scales and the challenger's forecasts)."""
+        if plan.prepared is None or plan.forecaster is None:
+            return np.zeros(0)
+        prediction = plan.forecaster.complete(plan.prepared, outputs)
+        plan.bounds, plan.units = prediction.bounds, prediction.units
         if plan.bounds is not None:
             plan.baseline = self._baseline(plan)
+        windows = plan.prepared.windows
         # MASE's scale: the naive one-step error within each window (0 for a flat one).
         plan.scales = (np.abs(np.diff(windows, axis=1)).mean(axis=1) if windows.shape[1] > 1
                        else np.zeros(len(windows)))
         if plan.challenger is not None:
-            plan.shadow = self._infer_challenger(plan)
-        return forecasts
+            plan.shadow = self._challenger_forecasts(plan)
+        return prediction.prices
+
+    def infer(self, plan: Plan) -> np.ndarray:
+        """:meth:`run` and :meth:`complete` in one call, for callers without an inference
+        thread (the backtest, tests)."""
+        return self.complete(plan, self.run(plan))
 
     def _baseline(self, plan: Plan) -> np.ndarray:
         """The baseline's intervals per job, from the closes it has (rows of one length are
@@ -279,27 +392,22 @@ class PriceProcessor:
                                                    dtype=np.float64), SERVED_LEVELS)
         return out
 
-    def _infer_challenger(self, plan: Plan) -> np.ndarray | None:
-        """The challenger's forecasts for the jobs it has a window for; a failure costs the
-        challenger this batch and nothing else."""
+    def _challenger_forecasts(self, plan: Plan) -> np.ndarray:
+        """Per job, the challenger's forecast (NaN where it has no window, or failed)."""
         assert plan.challenger is not None
         shadow = np.full(len(plan.jobs), np.nan)
-        index = [i for i, job in enumerate(plan.jobs) if job.shadow is not None]
-        if not index:
+        if plan.shadow_prepared is None or plan.shadow_outputs is None:
             return shadow
-        started = time.perf_counter()
         try:
-            values = plan.challenger.predict_prices(np.stack([plan.jobs[i].shadow
-                                                              for i in index]))
-            shadow[index] = np.asarray(values, dtype=np.float64).reshape(len(index))
+            values = plan.challenger.complete(plan.shadow_prepared, plan.shadow_outputs).prices
+            shadow[plan.shadow_index] = np.asarray(values, dtype=np.float64).reshape(
+                len(plan.shadow_index))
         except Exception:
             log.exception("the challenger %s failed on a batch of %d", plan.challenger.version,
-                          len(index))
-        self.metrics.inference_seconds.labels(model="lstm_challenger").observe(
-            time.perf_counter() - started)
+                          len(plan.shadow_index))
         return shadow
 
-    # -- 3. finish ------------------------------------------------------------------------
+    # -- 3b. finish ------------------------------------------------------------------------
     def finish(self, plan: Plan, forecasts: np.ndarray) -> list[OutMessage]:
         out = list(plan.dead)
         m, outcomes = self.metrics, plan.outcomes
@@ -388,16 +496,20 @@ class PriceProcessor:
             m.ticks.labels(outcome=outcome).inc(n)
         m.events_out.labels(topic="forecasts").inc(
             sum(1 for o in out if o.topic == "forecasts"))
-        self._export_errors()
-        self._export_intervals()
+        if plan.last:  # whole-window statistics: once a batch, not once a part
+            self._export_errors()
+            self._export_intervals()
         if challenger is not None:
             m.challenger_outputs.labels(model="lstm", outcome="scored").inc(shadowed)
             missed = sum(1 for job in plan.jobs if job.shadow is not None) - shadowed
             if missed:
                 m.challenger_outputs.labels(model="lstm", outcome="failed").inc(missed)
-            self._export_challenger()
-        m.batch_size.labels(agent="prices").observe(plan.size)
-        m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
+            if plan.last:
+                self._export_challenger()
+        if plan.size:
+            m.batch_size.labels(agent="prices").observe(plan.size)
+        if plan.last:
+            m.batch_seconds.labels(agent="prices").observe(time.perf_counter() - plan.started)
         return out
 
     # -- scoring ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.helpers import Predicting
 from tests.streams.prices.test_processor import Harness, tick
 from tickcast.models.predictors import Prediction
 from tickcast.models.preprocessing import SERVED_LEVELS
@@ -17,7 +18,7 @@ from tickcast.streams.evaluation.intervals import empirical_bounds, interval_sco
 UNIT = 0.01
 
 
-class BandForecaster:
+class BandForecaster(Predicting):
     """+0.1 % with fixed relative bands (2 % and 5 % wide): every number checkable by hand.
     ``broken`` windows (ending at that price) get NaN bounds."""
 
