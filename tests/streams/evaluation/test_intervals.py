@@ -13,6 +13,7 @@ from tickcast.streams.evaluation.intervals import (
     RollingIntervals,
     empirical_bounds,
     interval_score,
+    sorted_quantiles,
     track,
     tracked,
     widen,
@@ -51,6 +52,19 @@ def test_empirical_bounds_are_the_quantiles_of_each_rows_returns() -> None:
                                                         row[-1] * math.exp(hi)])
     with pytest.raises(ValueError, match="at least"):
         empirical_bounds(history[:, :10], (0.8,))
+
+
+def test_sorted_quantiles_are_numpys_to_the_last_bit() -> None:
+    """Every row length the baseline can see (its window is 20..768 returns) and every tail
+    it serves, plus ties and the extremes: the same floats as ``np.quantile`` (fails if numpy
+    changes its default method's arithmetic)."""
+    rng = np.random.default_rng(3)
+    q = np.array([0.0, 0.025, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.975, 1.0])
+    for m in range(2, 800):
+        rows = rng.normal(0, 0.01, (3, m))
+        rows[0] = rows[0].round(3)  # ties
+        got = sorted_quantiles(np.sort(rows, axis=1), q)
+        assert np.array_equal(got, np.quantile(rows, q, axis=1).T), m
 
 
 def test_rolling_intervals_equal_numpy_over_the_last_rows() -> None:
