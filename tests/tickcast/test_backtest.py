@@ -65,8 +65,11 @@ def test_twice_on_the_shipped_data_gives_identical_files(
 
 
 def test_live_metrics_in_the_series_are_the_processors(
-        env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The series holds the rolling gauges the worker would export, sampled every N events."""
+        env, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The series holds the rolling gauges the worker would export, sampled every N events
+    (at the end of the batch that crosses each multiple: batches of 128 here)."""
+    monkeypatch.setenv("TICKCAST_BATCH_SIZE", "128")
     prices = _prices_jsonl(tmp_path / "p.jsonl", _gold_rows(700))
     code, _, _ = _run(["--prices", str(prices), "--every", "256", "--out",
                        str(tmp_path / "o")], capsys)
