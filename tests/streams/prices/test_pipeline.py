@@ -74,7 +74,8 @@ def feed() -> list[list[InMessage]]:
 
 
 class Lanes:
-    """The pipeline over the processor, with inference in a thread and a dict as the table;
+    """The pipeline over the processor as the agent wires it (the model calls in a thread,
+    everything else on the loop) with a dict as the table;
     ``queued`` is always true, so every split batch is held back for the next one."""
 
     def __init__(self, forecaster: Any, *, split_min: int = 64) -> None:
@@ -85,7 +86,7 @@ class Lanes:
         h = self.h
 
         async def send(plan: Plan, values: np.ndarray) -> list[asyncio.Future[Any]]:
-            out = h.processor.finish(plan, values)
+            out = h.processor.finish(plan, h.processor.complete(plan, values))
             self.outputs += [(o.topic, json.loads(o.value)) for o in out]
             for symbol, state in plan.states.items():
                 for key, value in state_writes(symbol, state, keep=self.keep):
@@ -104,7 +105,7 @@ class Lanes:
         self.pipeline = LanePipeline(
             h.processor, load=lambda s, _p: load_state(s, h.states.get, keep=self.keep),
             infer=lambda plan: asyncio.get_running_loop().run_in_executor(
-                None, h.processor.infer, plan),
+                None, h.processor.run, plan),
             send=send, track=track, queued=lambda: True, split_min=split_min)
 
     def run(self, batches: list[list[InMessage]]) -> None:
@@ -201,3 +202,45 @@ def test_a_failed_inference_stops_the_pipeline_and_acknowledges_nothing_more() -
     tracked = [offsets for offsets, _ in lanes.tracked]
     assert tracked == [[m.offset for m in b] for b in feed()[:len(tracked)]]
     assert len(tracked) < 3
+
+
+def test_the_inference_thread_makes_only_the_model_calls() -> None:
+    """The thread holds the GIL only around the model calls: preparing the inputs and turning
+    the outputs into forecasts, for the champion and the challenger alike, run on the loop's
+    thread (a thread doing numpy between the calls waits for the GIL between every step)."""
+    import threading
+
+    calls: list[tuple[str, str, bool]] = []
+
+    class Spy(BandForecaster):
+        def __init__(self, name: str) -> None:
+            super().__init__(window=5)
+            self.name = name
+
+        def prepare(self, windows: np.ndarray) -> Any:
+            calls.append((self.name, "prepare", threading.current_thread() is main))
+            return super().prepare(windows)
+
+        def predict_outputs(self, features: Any) -> Any:
+            calls.append((self.name, "predict_outputs", threading.current_thread() is main))
+            return super().predict_outputs(features)
+
+        def complete(self, prepared: Any, outputs: Any) -> Any:
+            calls.append((self.name, "complete", threading.current_thread() is main))
+            return super().complete(prepared, outputs)
+
+    main = threading.current_thread()
+    champion, challenger = Spy("champion"), Spy("challenger")
+    lanes = Lanes(champion)
+
+    async def run() -> None:
+        for batch in feed()[:6]:
+            await lanes.pipeline.batch(batch, batch, champion, challenger)
+        await lanes.pipeline.flush()
+
+    asyncio.run(run())
+    seen = {(name, method) for name, method, _ in calls}
+    assert seen == {(n, m) for n in ("champion", "challenger")
+                    for m in ("prepare", "predict_outputs", "complete")}
+    for name, method, on_main in calls:
+        assert on_main == (method != "predict_outputs"), (name, method)
