@@ -54,10 +54,10 @@ class _Held:
 class LanePipeline:
     """Plans, infers and finishes the prices agent's batches in two lanes.
 
-    ``infer`` runs :meth:`PriceProcessor.infer` off the loop (a future); ``send`` finishes a
-    plan and sends its outputs and state writes (their delivery futures); ``track`` takes a
-    whole batch's events and deliveries, in batch order; ``queued`` says whether more events
-    are waiting."""
+    ``infer`` runs the plan's model calls off the loop (:meth:`PriceProcessor.run`, a
+    future); ``send`` completes and finishes a plan and sends its outputs and state writes
+    (their delivery futures); ``track`` takes a whole batch's events and deliveries, in batch
+    order; ``queued`` says whether more events are waiting."""
 
     def __init__(self, processor: PriceProcessor, *,
                  load: Callable[[str, int], SymbolState],

@@ -189,7 +189,8 @@ class Plan:
     outcomes: Counter[str] = field(default_factory=Counter)
     """Valid ticks by outcome (``tickcast_ticks_total``)."""
     scales: np.ndarray | None = None
-    """Per job, the naive in-sample error of its window (set by :meth:`PriceProcessor.infer`)."""
+    """Per job, the naive in-sample error of its window (set by
+    :meth:`PriceProcessor.complete`)."""
     shadow: np.ndarray | None = None
     """Per job, the challenger's forecast (NaN where it made none)."""
     bounds: np.ndarray | None = None
