@@ -106,11 +106,7 @@ class LanePipeline:
         held, self._held = self._held, None
         if held is None:
             return
-        try:
-            values = await held.values
-        except BaseException:
-            held.values.add_done_callback(retrieve)
-            raise
+        values = await held.values  # awaiting it retrieves a failure
         deliveries = held.deliveries + await self.send(held.plan, values)
         await self.track(held.events, deliveries)
 

@@ -138,7 +138,7 @@ class Job:
 
 @dataclass(slots=True)
 class Decoded:
-    """A batch decoded (or a part of one: :meth:`split`)."""
+    """A batch decoded (or a part of one: :meth:`lanes`)."""
 
     started: float
     """When the batch's processing started (``time.perf_counter``)."""
