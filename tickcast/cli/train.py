@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
     train.add_argument("--name", help="model name (default " + " / ".join(DEFAULT_NAMES.values())
                        + ")")
     train.add_argument("--epochs", type=positive_int,
-                       help="maximum epochs (early stopping may end sooner)")
+                       help="maximum epochs (early stopping may end sooner); sentiment with "
+                       "word vectors: of the phase with the embedding frozen")
     train.add_argument("--quick", action="store_true",
                        help="small model on little data (sentiment, textgen: the shipped "
                        "1,200-text sample, offline): a pipeline check in seconds, not a useful "
