@@ -72,23 +72,11 @@ def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
     """
     k = keras()
     inputs = k.Input(shape=(max_len,), dtype="int32", name="token_ids")
-    if embeddings is not None:
-        if embeddings.shape[0] != vocab_size:
-            raise ValueError(f"embeddings have {embeddings.shape[0]} rows for {vocab_size} tokens")
-        embedding = k.layers.Embedding(vocab_size, embeddings.shape[1], mask_zero=True,
-                                       trainable=False, name="embedding")
-        embedding.build((None, max_len))
-        embedding.set_weights([embeddings.astype("float32")])
-    else:
-        embedding = k.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")
-    x = embedding(inputs)
+    x = (_frozen_embedding(embeddings, "embedding", vocab_size, max_len)
+         if embeddings is not None else
+         k.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding"))(inputs)
     if lexicon is not None:
-        if lexicon.shape[0] != vocab_size:
-            raise ValueError(f"lexicon has {lexicon.shape[0]} rows for {vocab_size} tokens")
-        prior = k.layers.Embedding(vocab_size, lexicon.shape[1], mask_zero=True,
-                                   trainable=False, name="lexicon")
-        prior.build((None, max_len))
-        prior.set_weights([lexicon.astype("float32")])
+        prior = _frozen_embedding(lexicon, "lexicon", vocab_size, max_len)
         x = k.layers.Concatenate(name="embedding_and_lexicon")([x, prior(inputs)])
     x = k.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
     x = k.layers.Bidirectional(k.layers.LSTM(units), name="bilstm")(x)
@@ -102,6 +90,17 @@ def build_sentiment_rnn(*, vocab_size: int, max_len: int, embed_dim: int = 64,
     outputs = k.layers.Dense(1, activation="sigmoid", name="p_positive")(x)
     model = k.Model(model_inputs if side_inputs else inputs, outputs, name="sentiment_rnn")
     return compile_sentiment_rnn(model, learning_rate)
+
+
+def _frozen_embedding(table: np.ndarray, name: str, vocab_size: int, max_len: int) -> Any:
+    """An ``Embedding`` layer holding ``table`` (one row per token id), not trainable."""
+    if table.shape[0] != vocab_size:
+        raise ValueError(f"{name} has {table.shape[0]} rows for {vocab_size} tokens")
+    layer = keras().layers.Embedding(vocab_size, table.shape[1], mask_zero=True,
+                                     trainable=False, name=name)
+    layer.build((None, max_len))
+    layer.set_weights([table.astype("float32")])
+    return layer
 
 
 def compile_sentiment_rnn(model: Any, learning_rate: float) -> Any:

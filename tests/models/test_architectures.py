@@ -27,5 +27,5 @@ def test_given_embeddings_start_the_embedding_frozen_until_it_is_made_trainable(
 
 
 def test_embeddings_for_another_vocabulary_are_refused() -> None:
-    with pytest.raises(ValueError, match="embeddings have 7 rows for 12 tokens"):
+    with pytest.raises(ValueError, match="embedding has 7 rows for 12 tokens"):
         build_sentiment_rnn(vocab_size=12, max_len=6, embeddings=np.zeros((7, 5)))
