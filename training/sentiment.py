@@ -321,7 +321,7 @@ def _training_text(training: dict[str, Any]) -> str:
         return (f"Embedding learned from the training texts; {training['epochs']} epochs "
                 "(early stopping on validation AUC, best epoch kept).")
     tuned = training["fine_tune_epochs"]
-    then = (f"{tuned} with it trained too (kept: validation AUC rose)." if tuned else
+    then = (f"{tuned} with it trained too (best kept: validation AUC rose)." if tuned else
             "fine-tuning not kept (validation AUC did not rise).")
     return (f"Embedding started from pre-trained word vectors ({vectors['source']}, "
             f"{vectors['dim']}-d; {vectors['tokens_found']:,} of the vocabulary's "
