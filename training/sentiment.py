@@ -21,6 +21,7 @@ trained on), the same comparison is made on them.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -192,14 +193,18 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
 
     first = fit(config.epochs)
     tuned: list[float] = []
+    fine_tune = "off"
     if table is not None and config.fine_tune_epochs:
         frozen = model.get_weights()
-        model.get_layer("embedding").trainable = True
+        embedding = model.get_layer("embedding")
+        embedding.trainable = True
         compile_sentiment_rnn(model, config.fine_tune_learning_rate)
         tuned = fit(config.fine_tune_epochs)
-        if max(tuned) <= max(first):  # fine-tuning did not help: keep the frozen phase's best
+        fine_tune = "kept" if _best(tuned) > _best(first) else "discarded"
+        if fine_tune == "discarded":  # back to the frozen phase's best, as it was trained
             model.set_weights(frozen)
-            tuned = []
+            embedding.trainable = False
+            compile_sentiment_rnn(model, config.learning_rate)
 
     def scored(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.copy()
@@ -229,11 +234,12 @@ def train_sentiment(frame: pd.DataFrame, *, store_dir: Path, name: str = "sentim
         "word_vectors": None if word_vectors is None else {
             "source": word_vectors.source, "dim": word_vectors.dim, "tokens_found": found,
             "tokens": len(vocab.tokens)},
-        "epochs": len(first), "fine_tune_epochs": len(tuned)}
+        "epochs": len(first), "val_auc": _best(first), "fine_tune": fine_tune,
+        "fine_tune_epochs": len(tuned), "fine_tune_val_auc": _best(tuned) if tuned else None}
     metrics["epochs_run"] = float(len(first))
     metrics["vocab_size"] = float(vocab.size)
     if word_vectors is not None:
-        metrics["fine_tune_epochs_run"] = float(len(tuned))
+        metrics["fine_tune_epochs_run"] = float(len(tuned) if fine_tune == "kept" else 0)
         metrics["word_vector_coverage"] = found / max(len(vocab.tokens), 1)
 
     def write_files(folder: Path) -> None:
@@ -315,14 +321,26 @@ def _evaluate(test: pd.DataFrame, threshold: float) -> dict[str, dict[str, float
     return out
 
 
+def _best(aucs: list[float]) -> float:
+    """The best finite validation AUC of a phase (``-inf`` if it had none: a phase that
+    diverged to NaN never wins)."""
+    return max((v for v in aucs if math.isfinite(v)), default=-math.inf)
+
+
 def _training_text(training: dict[str, Any]) -> str:
     vectors = training["word_vectors"]
     if vectors is None:
         return (f"Embedding learned from the training texts; {training['epochs']} epochs "
                 "(early stopping on validation AUC, best epoch kept).")
-    tuned = training["fine_tune_epochs"]
-    then = (f"{tuned} with it trained too (best kept: validation AUC rose)." if tuned else
-            "fine-tuning not kept (validation AUC did not rise).")
+    status = training["fine_tune"]
+    if status == "off":
+        then = "no fine-tuning (turned off)."
+    elif status == "kept":
+        then = (f"{training['fine_tune_epochs']} with it trained too (best kept: validation "
+                f"AUC {training['val_auc']:.4f} -> {training['fine_tune_val_auc']:.4f}).")
+    else:
+        then = (f"fine-tuning not kept (validation AUC {training['fine_tune_val_auc']:.4f}, "
+                f"not above {training['val_auc']:.4f}).")
     return (f"Embedding started from pre-trained word vectors ({vectors['source']}, "
             f"{vectors['dim']}-d; {vectors['tokens_found']:,} of the vocabulary's "
             f"{vectors['tokens']:,} tokens have one). {training['epochs']} epochs with it "

@@ -271,3 +271,25 @@ def test_train_textgen_csv_needs_only_a_text_column(
     texts.write_text("body\nhello\n")
     assert main(["train", "textgen", "--csv", str(texts), "--quick"]) == 2
     assert "no column text; need text" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], True), (["--no-word-vectors"], False)])
+def test_no_word_vectors_reaches_the_training_request(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: object, flags: list[str],
+        expected: bool) -> None:
+    from tickcast.training import jobs
+
+    seen: list[jobs.TrainRequest] = []
+
+    class Stop(Exception):
+        pass
+
+    def train(request: jobs.TrainRequest, **kwargs: object) -> None:
+        seen.append(request)
+        raise Stop
+
+    monkeypatch.setattr(jobs, "train", train)
+    monkeypatch.setenv("TICKCAST_MODEL_DIR", str(tmp_path))
+    with pytest.raises(Stop):
+        main(["train", "sentiment", "--quiet", *flags])
+    assert [r.word_vectors for r in seen] == [expected]

